@@ -1,0 +1,391 @@
+//! The only module that knows how dilly values look as bytes.
+//!
+//! Values (captured state, arguments, results, whole [`Func`](crate::Func)s) are encoded
+//! with bincode 2 in serde mode, standard configuration (little endian, variable-length
+//! integers). Everything goes through the private [`Format`] trait, so moving to
+//! another format (postcard, wincode) is a change to this file alone. The layout is
+//! described in `docs/wire-format.md` and pinned by the golden files in `tests/golden/`.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::symbol::{Fingerprint, SymbolId};
+
+/// The wire-format version this build writes and reads: the first byte of
+/// [`to_bytes`] output and of every [`CallFrame`].
+pub const VERSION: u8 = 1;
+
+/// Upper bounds applied to untrusted input before anything is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest length field (state, arguments, whole input) accepted, in bytes.
+    pub max_len: usize,
+}
+
+impl Limits {
+    /// 64 MiB: large enough for ordinary task payloads, small enough that a hostile
+    /// length cannot exhaust memory.
+    pub const DEFAULT: Limits = Limits { max_len: 64 << 20 };
+
+    /// Limits with the given maximum length.
+    pub const fn max_len(max_len: usize) -> Limits {
+        Limits { max_len }
+    }
+
+    fn check(&self, what: &'static str, len: u64) -> Result<usize> {
+        match usize::try_from(len) {
+            Ok(len) if len <= self.max_len => Ok(len),
+            _ => Err(Error::TooLarge {
+                what,
+                len,
+                limit: self.max_len,
+            }),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// A byte format for serde values. One implementation is in use at a time; it is the
+/// single place to change when the format changes.
+trait Format {
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String>;
+    /// Decodes one value from the front of `bytes`, returning it and the bytes used.
+    fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), DecodeFailure>;
+}
+
+enum DecodeFailure {
+    UnexpectedEnd { needed: usize },
+    Other(String),
+}
+
+struct Bincode2;
+
+/// The hard ceiling bincode itself enforces on one decode. Frames are checked against
+/// the caller's [`Limits`] before they reach bincode.
+const BINCODE_LIMIT: usize = 1 << 30;
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<BINCODE_LIMIT>()
+}
+
+impl Format for Bincode2 {
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+        bincode::serde::encode_into_std_write(value, out, bincode_config())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), DecodeFailure> {
+        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| match e {
+            bincode::error::DecodeError::UnexpectedEnd { additional } => {
+                DecodeFailure::UnexpectedEnd { needed: additional }
+            }
+            other => DecodeFailure::Other(other.to_string()),
+        })
+    }
+}
+
+type Current = Bincode2;
+
+/// Encodes `value` (no version byte). `what` names the value in errors.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(value, what, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the encoding of `value` to `out` (no version byte).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    what: &'static str,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    Current::encode_into(value, out).map_err(|detail| Error::Encode { what, detail })
+}
+
+thread_local! {
+    /// The typed error behind the last failure of a dilly `Deserialize` impl on this
+    /// thread. serde can only carry a message through a format's error type; the
+    /// decoders here hand the typed error back instead.
+    static STASHED: std::cell::RefCell<Option<Error>> = const { std::cell::RefCell::new(None) };
+}
+
+pub(crate) fn stash_error(err: Error) {
+    STASHED.with(|s| *s.borrow_mut() = Some(err));
+}
+
+fn take_stashed() -> Option<Error> {
+    STASHED.with(|s| s.borrow_mut().take())
+}
+
+/// Decodes exactly one value from all of `bytes` (no version byte).
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
+    take_stashed();
+    let (value, used) =
+        Current::decode_prefix::<T>(bytes).map_err(|failure| match (take_stashed(), failure) {
+            (Some(typed), _) => typed,
+            (None, DecodeFailure::UnexpectedEnd { needed }) => Error::Truncated {
+                what,
+                needed: bytes.len() + needed,
+                available: bytes.len(),
+            },
+            (None, DecodeFailure::Other(detail)) => Error::Malformed { what, detail },
+        })?;
+    if used != bytes.len() {
+        return Err(Error::Malformed {
+            what,
+            detail: format!("{} unexpected bytes after the value", bytes.len() - used),
+        });
+    }
+    Ok(value)
+}
+
+/// Encodes any serde value — a [`Func`](crate::Func), a `Box<dyn Object>`, or a
+/// struct holding them — as dilly's binary format: one version byte, then bincode 2.
+///
+/// ```
+/// let bytes = dilly::to_bytes(&vec![1u32, 2, 3])?;
+/// assert_eq!(bytes, [dilly::VERSION, 3, 1, 2, 3]);
+/// # Ok::<(), dilly::Error>(())
+/// ```
+pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = vec![VERSION];
+    encode_into(value, "value", &mut out)?;
+    Ok(out)
+}
+
+/// Decodes bytes written by [`to_bytes`], with the [default limits](Limits::DEFAULT).
+///
+/// Never panics: truncated, oversized, malformed or hostile input is an [`Error`].
+pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    from_bytes_with_limits(bytes, Limits::DEFAULT)
+}
+
+/// Decodes bytes written by [`to_bytes`], refusing input longer than `limits.max_len`.
+pub fn from_bytes_with_limits<T: DeserializeOwned>(bytes: &[u8], limits: Limits) -> Result<T> {
+    limits.check("input", bytes.len() as u64)?;
+    let body = check_version(bytes)?;
+    decode(body, "value")
+}
+
+fn check_version(bytes: &[u8]) -> Result<&[u8]> {
+    match bytes.split_first() {
+        None => Err(Error::Truncated {
+            what: "version byte",
+            needed: 1,
+            available: 0,
+        }),
+        Some((&VERSION, rest)) => Ok(rest),
+        Some((&found, _)) => Err(Error::UnsupportedVersion {
+            found,
+            supported: VERSION,
+        }),
+    }
+}
+
+/// One call as it travels to a worker: which function, its captured state, and the
+/// encoded arguments.
+///
+/// Layout (all integers little endian, fixed width):
+///
+/// | bytes | field |
+/// |---|---|
+/// | 1 | [`VERSION`] |
+/// | 8 | [`SymbolId`] |
+/// | 8 | [`Fingerprint`] |
+/// | 4 | state length *s* |
+/// | *s* | captured state (codec-encoded) |
+/// | 4 | arguments length *a* |
+/// | *a* | arguments tuple (codec-encoded) |
+///
+/// Decoding borrows from the input and checks every length against [`Limits`] before
+/// looking at the bytes it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallFrame<'a> {
+    /// The function to call.
+    pub id: SymbolId,
+    /// The sender's signature fingerprint of that function.
+    pub fingerprint: Fingerprint,
+    /// The function's captured state.
+    pub state: &'a [u8],
+    /// The encoded argument tuple.
+    pub args: &'a [u8],
+}
+
+impl<'a> CallFrame<'a> {
+    /// The frame's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(25 + self.state.len() + self.args.len());
+        out.push(VERSION);
+        out.extend_from_slice(&self.id.to_raw().to_le_bytes());
+        out.extend_from_slice(&self.fingerprint.to_raw().to_le_bytes());
+        for (what, part) in [("state", self.state), ("arguments", self.args)] {
+            let len = u32::try_from(part.len()).map_err(|_| Error::Encode {
+                what,
+                detail: format!("{} bytes do not fit a frame's 32-bit length", part.len()),
+            })?;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        Ok(out)
+    }
+
+    /// Reads a frame, borrowing state and arguments from `bytes`.
+    pub fn decode(bytes: &'a [u8], limits: Limits) -> Result<CallFrame<'a>> {
+        limits.check("frame", bytes.len() as u64)?;
+        let mut reader = Reader {
+            rest: check_version(bytes)?,
+        };
+        let id = SymbolId::from_raw(u64::from_le_bytes(reader.array("symbol id")?));
+        let fingerprint = Fingerprint::from_raw(u64::from_le_bytes(reader.array("fingerprint")?));
+        let state = reader.sized("state", limits)?;
+        let args = reader.sized("arguments", limits)?;
+        if !reader.rest.is_empty() {
+            return Err(Error::Malformed {
+                what: "call frame",
+                detail: format!("{} unexpected bytes after the arguments", reader.rest.len()),
+            });
+        }
+        Ok(CallFrame {
+            id,
+            fingerprint,
+            state,
+            args,
+        })
+    }
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, what: &'static str, n: usize) -> Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(Error::Truncated {
+                what,
+                needed: n,
+                available: self.rest.len(),
+            });
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(what, N)?);
+        Ok(out)
+    }
+
+    fn sized(&mut self, what: &'static str, limits: Limits) -> Result<&'a [u8]> {
+        let len = u32::from_le_bytes(self.array(what)?);
+        let len = limits.check(what, u64::from(len))?;
+        self.take(what, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_a_value() {
+        let bytes = to_bytes(&("hi".to_string(), 7u64)).unwrap();
+        assert_eq!(bytes[0], VERSION);
+        let back: (String, u64) = from_bytes(&bytes).unwrap();
+        assert_eq!(back, ("hi".to_string(), 7));
+    }
+
+    #[test]
+    fn empty_input_is_truncated() {
+        assert!(matches!(
+            from_bytes::<u8>(&[]),
+            Err(Error::Truncated { needed: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        assert_eq!(
+            from_bytes::<u8>(&[9, 1]),
+            Err(Error::UnsupportedVersion {
+                found: 9,
+                supported: VERSION
+            })
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_malformed() {
+        assert!(matches!(
+            from_bytes::<u8>(&[VERSION, 1, 2]),
+            Err(Error::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn cut_string_is_truncated() {
+        let mut bytes = to_bytes("hello").unwrap();
+        bytes.truncate(4);
+        assert!(matches!(
+            from_bytes::<String>(&bytes),
+            Err(Error::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_decoding() {
+        let bytes = to_bytes(&vec![0u8; 100]).unwrap();
+        assert!(matches!(
+            from_bytes_with_limits::<Vec<u8>>(&bytes, Limits::max_len(50)),
+            Err(Error::TooLarge { limit: 50, .. })
+        ));
+    }
+
+    #[test]
+    fn frame_round_trips_and_borrows() {
+        let frame = CallFrame {
+            id: SymbolId::of("a::b"),
+            fingerprint: Fingerprint::of("fn()"),
+            state: &[1, 2],
+            args: &[3],
+        };
+        let bytes = frame.encode().unwrap();
+        assert_eq!(bytes.len(), 1 + 8 + 8 + 4 + 2 + 4 + 1);
+        assert_eq!(CallFrame::decode(&bytes, Limits::DEFAULT).unwrap(), frame);
+    }
+
+    #[test]
+    fn frame_length_over_limit_is_refused_without_reading() {
+        let mut bytes = vec![VERSION];
+        bytes.extend_from_slice(&[0; 16]);
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        let err = CallFrame::decode(&bytes, Limits::DEFAULT).unwrap_err();
+        assert!(
+            matches!(err, Error::TooLarge { what: "state", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_frame_is_an_error() {
+        let frame = CallFrame {
+            id: SymbolId::of("a::b"),
+            fingerprint: Fingerprint::of("fn()"),
+            state: &[1, 2, 3],
+            args: &[4, 5],
+        };
+        let bytes = frame.encode().unwrap();
+        for cut in 0..bytes.len() {
+            assert!(CallFrame::decode(&bytes[..cut], Limits::DEFAULT).is_err());
+        }
+    }
+}

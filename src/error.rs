@@ -1,0 +1,164 @@
+//! The one error type of the `dilly` crate.
+
+use crate::symbol::{Fingerprint, SymbolId};
+
+/// Everything that can go wrong while registering, encoding, decoding or calling a
+/// dilly value. Bad input never panics: it comes back as one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The receiver has no registry entry for the ID. Usually the sender runs a
+    /// different program or a newer build.
+    #[error(
+        "unknown symbol {id}{}: this program has no function or type registered under that ID; \
+         run the same build on both sides, and check that the crate defining it is linked \
+         (reference it from the binary, e.g. `use that_crate as _;`)",
+        name.as_ref().map(|n| format!(" (`{n}`)")).unwrap_or_default()
+    )]
+    UnknownSymbol {
+        /// The ID that was received.
+        id: SymbolId,
+        /// The canonical name, when the sender wrote one (readable formats do).
+        name: Option<String>,
+    },
+
+    /// Two registered items hash to the same ID.
+    #[error(
+        "duplicate symbol {id}: `{first}` and `{second}` are both registered under it; \
+         give one of them its own name with `#[dilly::func(name = \"...\")]`"
+    )]
+    DuplicateSymbol {
+        /// The contested ID.
+        id: SymbolId,
+        /// One of the two names.
+        first: &'static str,
+        /// The other name.
+        second: &'static str,
+    },
+
+    /// The receiver's registered item has a different signature than the sender's:
+    /// the two sides run different versions of the code.
+    #[error(
+        "signature mismatch for `{name}`: this build has `{expected}` (fingerprint {expected_fingerprint}) \
+         but the sender's fingerprint is {found}; the two processes run different versions — rebuild and deploy one build"
+    )]
+    SignatureMismatch {
+        /// The item's canonical name.
+        name: &'static str,
+        /// The receiver's signature text.
+        expected: &'static str,
+        /// The receiver's fingerprint.
+        expected_fingerprint: Fingerprint,
+        /// The fingerprint the sender wrote.
+        found: Fingerprint,
+    },
+
+    /// A value was decoded as `Func<Args, R>` with type parameters that do not match
+    /// the registered function.
+    #[error(
+        "type mismatch for `{name}`: it is registered as `{registered}` but was used as `{requested}`; \
+         change the `Func<..>` type parameters to match the function"
+    )]
+    TypeMismatch {
+        /// The item's canonical name.
+        name: &'static str,
+        /// The registered argument and return types.
+        registered: String,
+        /// The argument and return types asked for.
+        requested: String,
+    },
+
+    /// The ID names a registered item of another kind (a type where a function was
+    /// expected, or the reverse).
+    #[error("`{name}` is a registered {found}, not a {expected}")]
+    WrongKind {
+        /// The item's canonical name.
+        name: &'static str,
+        /// What the caller needed.
+        expected: &'static str,
+        /// What the registry holds.
+        found: &'static str,
+    },
+
+    /// The input ended before the value did.
+    #[error(
+        "truncated input: {what} needs {needed} bytes but only {available} are left; the bytes were cut short in transit"
+    )]
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+
+    /// A length in the input exceeds the configured limit; nothing was allocated.
+    #[error(
+        "{what} of {len} bytes exceeds the limit of {limit} bytes; raise it with `Limits::max_len` if the input is trusted"
+    )]
+    TooLarge {
+        /// What the length described.
+        what: &'static str,
+        /// The claimed length.
+        len: u64,
+        /// The limit in force.
+        limit: usize,
+    },
+
+    /// The input is from an unknown wire-format version.
+    #[error(
+        "unsupported wire format version {found} (this build reads version {supported}); upgrade the receiver"
+    )]
+    UnsupportedVersion {
+        /// Version byte found.
+        found: u8,
+        /// Version this build reads.
+        supported: u8,
+    },
+
+    /// The bytes do not decode as the expected value.
+    #[error("malformed {what}: {detail}")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's explanation.
+        detail: String,
+    },
+
+    /// A value could not be encoded (for example a map with non-string keys in JSON,
+    /// or a `Serialize` impl that returned an error).
+    #[error("cannot encode {what}: {detail}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's explanation.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// True when the error means the two sides run different builds (unknown symbol,
+    /// signature mismatch): redeploying one build fixes it, retrying does not.
+    pub fn is_version_skew(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownSymbol { .. } | Error::SignatureMismatch { .. }
+        )
+    }
+
+    /// True when the input bytes were bad (truncated, oversized, malformed, unknown
+    /// version): the sender or the channel is at fault.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::Truncated { .. }
+                | Error::TooLarge { .. }
+                | Error::UnsupportedVersion { .. }
+                | Error::Malformed { .. }
+        )
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

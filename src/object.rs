@@ -1,0 +1,224 @@
+//! Type-erased user values: `Box<dyn Object>` and task objects.
+
+use std::any::Any;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeStruct, SerializeTuple};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Result;
+use crate::func::{Func, de_error};
+use crate::registry::{self, Entry, Kind, Ops};
+use crate::symbol::SymbolId;
+
+/// A value of a `#[derive(Dilly)]` type, usable behind `Box<dyn Object>`: it
+/// serializes with its type's registered name and deserializes, in any process that
+/// registers the type, back into that type.
+///
+/// Implemented only by `#[derive(Dilly)]`.
+///
+/// ```
+/// use dilly::Object;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, dilly::Dilly, Debug, PartialEq)]
+/// struct Point { x: i32, y: i32 }
+///
+/// let value: Box<dyn Object> = Box::new(Point { x: 1, y: 2 });
+/// let bytes = dilly::to_bytes(&value)?;
+/// let back: Box<dyn Object> = dilly::from_bytes(&bytes)?;
+/// assert_eq!(back.downcast_ref::<Point>(), Some(&Point { x: 1, y: 2 }));
+/// # Ok::<(), dilly::Error>(())
+/// ```
+pub trait Object: erased_serde::Serialize + Any + Send + Sync {
+    /// The registry entry of this value's type.
+    #[doc(hidden)]
+    fn __dilly_entry(&self) -> &'static Entry;
+}
+
+impl dyn Object {
+    /// The registered name of the value's type, e.g. `my_app::Point`.
+    pub fn type_name(&self) -> &'static str {
+        self.__dilly_entry().name()
+    }
+
+    /// True if the value is a `T`.
+    pub fn is<T: Object>(&self) -> bool {
+        (self as &dyn Any).is::<T>()
+    }
+
+    /// The value as a `T`, if it is one.
+    pub fn downcast_ref<T: Object>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref()
+    }
+
+    /// The value as a mutable `T`, if it is one.
+    pub fn downcast_mut<T: Object>(&mut self) -> Option<&mut T> {
+        (self as &mut dyn Any).downcast_mut()
+    }
+
+    /// The boxed value as a `Box<T>`, or the box back when it is not a `T`.
+    pub fn downcast<T: Object>(self: Box<Self>) -> Result<Box<T>, Box<dyn Object>> {
+        if self.is::<T>() {
+            let any: Box<dyn Any> = self;
+            match any.downcast::<T>() {
+                Ok(value) => Ok(value),
+                Err(_) => unreachable!("`is` and `downcast` disagree"),
+            }
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Debug for dyn Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Object({})", self.type_name())
+    }
+}
+
+impl Serialize for dyn Object {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let entry = self.__dilly_entry();
+        let value: &dyn erased_serde::Serialize = self;
+        if serializer.is_human_readable() {
+            let mut s = serializer.serialize_struct("Object", 2)?;
+            s.serialize_field("type", entry.name())?;
+            s.serialize_field("value", value)?;
+            s.end()
+        } else {
+            let mut t = serializer.serialize_tuple(2)?;
+            t.serialize_element(&entry.id().to_raw().to_le_bytes())?;
+            t.serialize_element(value)?;
+            t.end()
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Box<dyn Object> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_struct("Object", &["type", "value"], ObjectVisitor)
+        } else {
+            deserializer.deserialize_tuple(2, ObjectVisitor)
+        }
+    }
+}
+
+struct ObjectVisitor;
+
+fn type_entry(entry: &'static Entry) -> Result<&'static Entry> {
+    match entry.ops() {
+        Ops::Object { .. } => Ok(entry),
+        Ops::Func { .. } => Err(entry.wrong_kind(Kind::Type.describe())),
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Box<dyn Object>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a dilly object: (type id, value)")
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let id: [u8; 8] = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, &"2 fields"))?;
+        let entry = registry::lookup(SymbolId::from_raw(u64::from_le_bytes(id)))
+            .and_then(type_entry)
+            .map_err(de_error)?;
+        seq.next_element_seed(ObjectSeed(entry))?
+            .ok_or_else(|| de::Error::invalid_length(1, &"2 fields"))
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut entry = None;
+        let mut value = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "type" => {
+                    let name: String = map.next_value()?;
+                    entry = Some(
+                        registry::lookup_name(&name)
+                            .and_then(type_entry)
+                            .map_err(de_error)?,
+                    );
+                }
+                "value" => {
+                    let Some(entry) = entry else {
+                        return Err(de::Error::custom(
+                            "dilly: the `type` field must come before `value`",
+                        ));
+                    };
+                    value = Some(map.next_value_seed(ObjectSeed(entry))?);
+                }
+                other => return Err(de::Error::unknown_field(other, &["type", "value"])),
+            }
+        }
+        value.ok_or_else(|| de::Error::missing_field("value"))
+    }
+}
+
+struct ObjectSeed(&'static Entry);
+
+impl<'de> DeserializeSeed<'de> for ObjectSeed {
+    type Value = Box<dyn Object>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let Ops::Object { deserialize } = self.0.ops() else {
+            return Err(de_error(self.0.wrong_kind("type")));
+        };
+        let mut erased = <dyn erased_serde::Deserializer>::erase(deserializer);
+        deserialize(&mut erased).map_err(de::Error::custom)
+    }
+}
+
+/// A value that is itself a function: a struct whose fields are the captured state
+/// and whose [`call`](Task::call) is the code. `#[derive(Dilly)]` with
+/// `#[dilly(task)]` registers the call, and [`Func::from_task`] makes the sendable
+/// value.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, dilly::Dilly)]
+/// #[dilly(task)]
+/// struct Scale { factor: u64 }
+///
+/// impl dilly::Task for Scale {
+///     type Args = (u64,);
+///     type Output = u64;
+///     fn call(&self, (x,): (u64,)) -> u64 { x * self.factor }
+/// }
+///
+/// let f = dilly::Func::from_task(Scale { factor: 3 });
+/// let g: dilly::Func<(u64,), u64> = dilly::from_bytes(&dilly::to_bytes(&f)?)?;
+/// assert_eq!(g.call((14,)), 42);
+/// # Ok::<(), dilly::Error>(())
+/// ```
+pub trait Task: Object {
+    /// The argument tuple.
+    type Args;
+    /// The result.
+    type Output;
+    /// Runs the task.
+    fn call(&self, args: Self::Args) -> Self::Output;
+}
+
+impl<A: 'static, R: 'static> Func<A, R> {
+    /// The sendable function value of a task object.
+    ///
+    /// # Panics
+    ///
+    /// If the task's `Serialize` impl fails.
+    pub fn from_task<T>(task: T) -> Func<A, R>
+    where
+        T: Task<Args = A, Output = R> + crate::private::RegisteredTask + Serialize,
+        A: serde::de::DeserializeOwned,
+        R: Serialize,
+    {
+        crate::private::shared_value(T::__dilly_task_entry(), task, |t: &T, args: A| t.call(args))
+    }
+}

@@ -1,0 +1,428 @@
+//! The link-time registry: every `#[dilly::func]`, `#[dilly::methods]`, `closure!` and
+//! `#[derive(Dilly)]` item is a static [`Entry`], collected at link time (by `linkme`,
+//! or by `inventory` with the `inventory` feature) and indexed by [`SymbolId`] on first
+//! use.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use crate::error::{Error, Result};
+use crate::func::ErasedFunc;
+use crate::object::Object;
+use crate::symbol::{Fingerprint, SymbolId};
+
+/// What kind of item a registry entry describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A free or nested function (`#[dilly::func]`), or an associated function.
+    Function,
+    /// A method with a receiver (`#[dilly::methods]`), called through `bind!`.
+    Method,
+    /// The body of a `closure!`.
+    Closure,
+    /// A user type (`#[derive(Dilly)]`) whose values travel as `Box<dyn Object>`.
+    Type,
+    /// The call of a task object (`#[derive(Dilly)] #[dilly(task)]`).
+    Task,
+}
+
+impl Kind {
+    /// A lowercase noun for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Function => "function",
+            Kind::Method => "method",
+            Kind::Closure => "closure",
+            Kind::Type => "type",
+            Kind::Task => "task",
+        }
+    }
+
+    fn is_callable(self) -> bool {
+        !matches!(self, Kind::Type)
+    }
+}
+
+/// Builds a callable from a function entry's encoded state.
+pub(crate) type PrepareFn = fn(&[u8]) -> Result<Arc<dyn ErasedFunc>>;
+/// Decodes encoded state into something that serializes it readably.
+pub(crate) type StateToReadableFn = fn(&[u8]) -> Result<Box<dyn erased_serde::Serialize>>;
+/// Reads state from a readable format and encodes it.
+pub(crate) type StateFromReadableFn =
+    fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Vec<u8>, erased_serde::Error>;
+/// Reads a type-erased object from any format.
+pub(crate) type ObjectFromFn =
+    fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Box<dyn Object>, erased_serde::Error>;
+
+#[derive(Clone, Copy)]
+pub(crate) enum Ops {
+    Func {
+        prepare: PrepareFn,
+        state_to_readable: StateToReadableFn,
+        state_from_readable: StateFromReadableFn,
+    },
+    Object {
+        deserialize: ObjectFromFn,
+    },
+}
+
+/// One registered item. Entries are `static`s emitted by the macros; user code reads
+/// them through [`lookup`], [`entries`] and the accessors below.
+pub struct Entry {
+    name: &'static str,
+    signature: &'static str,
+    kind: Kind,
+    id: SymbolId,
+    fingerprint: Fingerprint,
+    ops: Ops,
+}
+
+impl Entry {
+    pub(crate) const fn new(
+        name: &'static str,
+        signature: &'static str,
+        kind: Kind,
+        ops: Ops,
+    ) -> Entry {
+        Entry {
+            name,
+            signature,
+            kind,
+            id: SymbolId::of(name),
+            fingerprint: Fingerprint::of(signature),
+            ops,
+        }
+    }
+
+    /// The canonical name, e.g. `my_app::Transformer::process_data`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The stable ID: [`SymbolId::of`] the name.
+    pub fn id(&self) -> SymbolId {
+        self.id
+    }
+
+    /// The signature as written, e.g. `fn(&Transformer, u64, u64) -> u64`.
+    pub fn signature(&self) -> &'static str {
+        self.signature
+    }
+
+    /// [`Fingerprint::of`] the signature.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// What kind of item this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn ops(&self) -> Ops {
+        self.ops
+    }
+
+    /// Checks that the sender's `fingerprint` matches this build's signature.
+    pub fn check_fingerprint(&self, fingerprint: Fingerprint) -> Result<()> {
+        if fingerprint == self.fingerprint {
+            Ok(())
+        } else {
+            Err(Error::SignatureMismatch {
+                name: self.name,
+                expected: self.signature,
+                expected_fingerprint: self.fingerprint,
+                found: fingerprint,
+            })
+        }
+    }
+
+    /// Decodes `state` and returns the function ready to be called with encoded
+    /// arguments. This is what a worker does once per function it is sent.
+    pub fn prepare(&self, state: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
+        match self.ops {
+            Ops::Func { prepare, .. } => prepare(state),
+            Ops::Object { .. } => Err(self.wrong_kind("function")),
+        }
+    }
+
+    pub(crate) fn wrong_kind(&self, expected: &'static str) -> Error {
+        Error::WrongKind {
+            name: self.name,
+            expected,
+            found: self.kind.describe(),
+        }
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("signature", &self.signature)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+#[cfg(not(feature = "inventory"))]
+mod collect {
+    use super::Entry;
+
+    /// Every registered entry, gathered by the linker.
+    #[linkme::distributed_slice]
+    pub static REGISTRY: [&'static Entry];
+
+    pub(super) fn all() -> impl Iterator<Item = &'static Entry> {
+        REGISTRY.iter().copied()
+    }
+}
+
+#[cfg(feature = "inventory")]
+mod collect {
+    use super::Entry;
+
+    /// A registered entry, submitted to `inventory`.
+    pub struct Registration(pub &'static Entry);
+
+    inventory::collect!(Registration);
+
+    pub(super) fn all() -> impl Iterator<Item = &'static Entry> {
+        inventory::iter::<Registration>.into_iter().map(|r| r.0)
+    }
+}
+
+#[cfg(not(feature = "inventory"))]
+#[doc(hidden)]
+pub use collect::REGISTRY;
+#[cfg(feature = "inventory")]
+#[doc(hidden)]
+pub use collect::Registration;
+
+/// Two entries whose names hash to the same [`SymbolId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The contested ID.
+    pub id: SymbolId,
+    /// The name indexed first.
+    pub first: &'static str,
+    /// The name that collided with it.
+    pub second: &'static str,
+}
+
+impl Duplicate {
+    fn to_error(self) -> Error {
+        Error::DuplicateSymbol {
+            id: self.id,
+            first: self.first,
+            second: self.second,
+        }
+    }
+}
+
+/// A summary of a whole registry, cheap to compare in a handshake: two processes
+/// with equal fingerprints registered the same items with the same signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegistryFingerprint {
+    /// Number of distinct entries.
+    pub count: usize,
+    /// Hash over every entry's ID and signature fingerprint, in ID order.
+    pub hash: Fingerprint,
+}
+
+impl fmt::Display for RegistryFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} entries, hash {}", self.count, self.hash)
+    }
+}
+
+struct Index {
+    by_id: HashMap<SymbolId, &'static Entry>,
+    duplicates: Vec<Duplicate>,
+    fingerprint: RegistryFingerprint,
+}
+
+static INDEX: LazyLock<Index> = LazyLock::new(|| build_index(collect::all()));
+
+fn build_index(all: impl Iterator<Item = &'static Entry>) -> Index {
+    let mut by_id: HashMap<SymbolId, &'static Entry> = HashMap::new();
+    let mut duplicates = Vec::new();
+    for entry in all {
+        match by_id.get(&entry.id) {
+            None => {
+                by_id.insert(entry.id, entry);
+            }
+            Some(existing) if std::ptr::eq(*existing, entry) => {}
+            // Two token-identical closures in one module hash to one name and do the
+            // same thing: keeping either is correct.
+            Some(existing)
+                if existing.kind == Kind::Closure
+                    && entry.kind == Kind::Closure
+                    && existing.name == entry.name
+                    && existing.fingerprint == entry.fingerprint => {}
+            Some(existing) => duplicates.push(Duplicate {
+                id: entry.id,
+                first: existing.name,
+                second: entry.name,
+            }),
+        }
+    }
+    let mut ids: Vec<_> = by_id.values().map(|e| (e.id, e.fingerprint)).collect();
+    ids.sort();
+    let hash = ids.iter().fold(Fingerprint::EMPTY, |h, (id, fp)| {
+        h.extend(&id.to_raw().to_le_bytes())
+            .extend(&fp.to_raw().to_le_bytes())
+    });
+    Index {
+        fingerprint: RegistryFingerprint {
+            count: by_id.len(),
+            hash,
+        },
+        by_id,
+        duplicates,
+    }
+}
+
+/// The entry registered under `id`.
+///
+/// Fails with [`Error::UnknownSymbol`] when nothing is, and with
+/// [`Error::DuplicateSymbol`] when two items claim the ID.
+pub fn lookup(id: SymbolId) -> Result<&'static Entry> {
+    let index = &*INDEX;
+    if let Some(dup) = index.duplicates.iter().find(|d| d.id == id) {
+        return Err(dup.to_error());
+    }
+    index
+        .by_id
+        .get(&id)
+        .copied()
+        .ok_or(Error::UnknownSymbol { id, name: None })
+}
+
+/// The entry registered under the canonical `name`.
+pub fn lookup_name(name: &str) -> Result<&'static Entry> {
+    lookup(SymbolId::of(name)).map_err(|e| match e {
+        Error::UnknownSymbol { id, .. } => Error::UnknownSymbol {
+            id,
+            name: Some(name.to_owned()),
+        },
+        other => other,
+    })
+}
+
+/// The entry for `id`, checked against the sender's `fingerprint` and required to be
+/// callable: the usual first step on a receiving side.
+pub fn lookup_callable(id: SymbolId, fingerprint: Fingerprint) -> Result<&'static Entry> {
+    let entry = lookup(id)?;
+    if !entry.kind.is_callable() {
+        return Err(entry.wrong_kind("function"));
+    }
+    entry.check_fingerprint(fingerprint)?;
+    Ok(entry)
+}
+
+/// Every distinct registered entry, in no particular order.
+pub fn entries() -> impl Iterator<Item = &'static Entry> {
+    INDEX.by_id.values().copied()
+}
+
+/// Pairs of entries that claim the same ID. Empty in a healthy program; a test can
+/// assert that with `assert!(dilly::registry::duplicates().is_empty())`.
+pub fn duplicates() -> &'static [Duplicate] {
+    &INDEX.duplicates
+}
+
+/// The fingerprint of this program's whole registry, for handshakes between processes.
+pub fn fingerprint() -> RegistryFingerprint {
+    INDEX.fingerprint
+}
+
+/// Fails with the first [`Error::DuplicateSymbol`], if any: call it at start-up to
+/// catch name collisions before any value is sent.
+pub fn check() -> Result<()> {
+    match INDEX.duplicates.first() {
+        Some(dup) => Err(dup.to_error()),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never_prepare(_: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
+        Err(Error::Malformed {
+            what: "state",
+            detail: "test entry".into(),
+        })
+    }
+    fn never_readable(_: &[u8]) -> Result<Box<dyn erased_serde::Serialize>> {
+        Ok(Box::new(()))
+    }
+    fn never_from_readable(
+        _: &mut dyn erased_serde::Deserializer<'_>,
+    ) -> Result<Vec<u8>, erased_serde::Error> {
+        Ok(Vec::new())
+    }
+
+    const fn test_entry(name: &'static str, signature: &'static str, kind: Kind) -> Entry {
+        Entry::new(
+            name,
+            signature,
+            kind,
+            Ops::Func {
+                prepare: never_prepare,
+                state_to_readable: never_readable,
+                state_from_readable: never_from_readable,
+            },
+        )
+    }
+
+    static A: Entry = test_entry("t::a", "fn()", Kind::Function);
+    static A_AGAIN: Entry = test_entry("t::a", "fn(u8)", Kind::Function);
+    static B: Entry = test_entry("t::b", "fn()", Kind::Function);
+    static C1: Entry = test_entry("t::{closure:1}", "fn()", Kind::Closure);
+    static C2: Entry = test_entry("t::{closure:1}", "fn()", Kind::Closure);
+
+    #[test]
+    fn duplicate_names_are_reported_with_both() {
+        let index = build_index([&A, &B, &A_AGAIN].into_iter());
+        assert_eq!(
+            index.duplicates,
+            vec![Duplicate {
+                id: A.id,
+                first: "t::a",
+                second: "t::a"
+            }]
+        );
+        assert_eq!(index.fingerprint.count, 2);
+    }
+
+    #[test]
+    fn identical_closures_are_not_duplicates() {
+        let index = build_index([&C1, &C2].into_iter());
+        assert!(index.duplicates.is_empty());
+        assert_eq!(index.fingerprint.count, 1);
+    }
+
+    #[test]
+    fn fingerprint_ignores_order_and_sees_signatures() {
+        let ab = build_index([&A, &B].into_iter()).fingerprint;
+        let ba = build_index([&B, &A].into_iter()).fingerprint;
+        let a2b = build_index([&A_AGAIN, &B].into_iter()).fingerprint;
+        assert_eq!(ab, ba);
+        assert_ne!(ab, a2b);
+        assert_eq!(ab.count, a2b.count);
+    }
+
+    #[test]
+    fn fingerprint_mismatch_names_both_sides() {
+        let err = A.check_fingerprint(Fingerprint::of("fn(u8)")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("t::a") && text.contains("fn()"), "{text}");
+        assert!(err.is_version_skew());
+    }
+}

@@ -59,7 +59,7 @@ impl FuncTypes {
 /// A function value: the [`SymbolId`] of registered code plus its captured state.
 ///
 /// `A` is the argument tuple (`(u64,)`, `(u64, u64)`, `()`), `R` the return type.
-/// Make one with [`func!`](crate::func!), [`bind!`](crate::bind!),
+/// Make one with [`func_of!`](crate::func_of!), [`bind!`](crate::bind!),
 /// [`closure!`](crate::closure!) or [`Func::from_task`]; call it with
 /// [`call`](Func::call); send it with any serde format.
 ///
@@ -81,7 +81,7 @@ impl FuncTypes {
 ///     x * 2
 /// }
 ///
-/// let f: Func<(u64,), u64> = dilly::func!(double);
+/// let f: Func<(u64,), u64> = dilly::func_of!(double);
 /// let bytes = dilly::to_bytes(&f)?;
 /// let g: Func<(u64,), u64> = dilly::from_bytes(&bytes)?;
 /// assert_eq!(g.call((21,)), 42);

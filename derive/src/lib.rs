@@ -1,33 +1,55 @@
-//! Procedural macros of `dilly`. Use them through the `dilly` crate.
+//! Procedural macros of [`dilly`](https://docs.rs/dilly). Use them through the
+//! `dilly` crate, which re-exports each one and documents it; the generated code
+//! refers only to `::dilly::__private`.
+//!
+//! Each macro parses its input, validates it (collecting every error, each on the
+//! tokens at fault), and expands. A rejected item still expands to something that
+//! type-checks, so one mistake is reported once.
+
+mod attr;
+mod bind;
+mod closure;
+mod derive;
+mod errors;
+mod func;
+mod methods;
+mod sig;
+
 use proc_macro::TokenStream;
 
-/// Registers a function.
+/// Registers a free or nested function so [`func_of!`] can make it a value.
 #[proc_macro_attribute]
-pub fn func(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn func(attr: TokenStream, item: TokenStream) -> TokenStream {
+    func::expand(attr.into(), item.into()).into()
 }
-/// Registers methods.
+
+/// Registers the methods of an inherent `impl` block for [`bind!`] and [`func_of!`].
 #[proc_macro_attribute]
-pub fn methods(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn methods(attr: TokenStream, item: TokenStream) -> TokenStream {
+    methods::expand(attr.into(), item.into()).into()
 }
-/// Value of a function.
+
+/// The value of a function registered with `#[dilly::func]` (or of an associated
+/// function registered with `#[dilly::methods]`).
 #[proc_macro]
-pub fn func_of(item: TokenStream) -> TokenStream {
-    item
+pub fn func_of(input: TokenStream) -> TokenStream {
+    bind::expand_func_of(input.into()).into()
 }
-/// Bound method.
+
+/// A bound method: `bind!(value.method)`.
 #[proc_macro]
-pub fn bind(item: TokenStream) -> TokenStream {
-    item
+pub fn bind(input: TokenStream) -> TokenStream {
+    bind::expand_bind(input.into()).into()
 }
-/// Closure.
+
+/// A closure as a registered function plus its captured state.
 #[proc_macro]
-pub fn closure(item: TokenStream) -> TokenStream {
-    item
+pub fn closure(input: TokenStream) -> TokenStream {
+    closure::expand(input.into()).into()
 }
-/// Derive.
+
+/// Registers a type so its values travel as `Box<dyn dilly::Object>`.
 #[proc_macro_derive(Dilly, attributes(dilly))]
-pub fn derive_dilly(_item: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_dilly(input: TokenStream) -> TokenStream {
+    derive::expand(input.into()).into()
 }

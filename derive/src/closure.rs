@@ -1,0 +1,374 @@
+//! `closure!([captures] |args| body)`: a closure as registered code plus its state.
+//!
+//! The captured variables are found by scanning the body for free identifiers; each
+//! must be listed with its type, because the registered function lives in a `static`
+//! where inferred types cannot reach. The body is lifted into that function with every
+//! capture rewritten to a field of a generated serde struct, so it sees the captures
+//! exactly as a `Fn` closure does (by place: `Copy` values copy, others are borrowed).
+
+use std::collections::{BTreeMap, HashSet};
+
+use proc_macro2::{Group, Ident, Spacing, TokenStream, TokenTree};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
+use syn::{Expr, ExprClosure, Pat, Token, Type};
+
+use crate::errors::Errors;
+use crate::sig;
+
+struct Capture {
+    ident: Ident,
+    ty: Type,
+}
+
+impl Parse for Capture {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let ident = input.parse()?;
+        input.parse::<Token![:]>()?;
+        let ty = input.parse()?;
+        Ok(Capture { ident, ty })
+    }
+}
+
+struct Input {
+    captures: Vec<Capture>,
+    closure: ExprClosure,
+}
+
+impl Parse for Input {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut captures = Vec::new();
+        if input.peek(syn::token::Bracket) {
+            let content;
+            syn::bracketed!(content in input);
+            captures = Punctuated::<Capture, Token![,]>::parse_terminated(&content)?
+                .into_iter()
+                .collect();
+        }
+        let closure = input.parse()?;
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the closure"));
+        }
+        Ok(Input { captures, closure })
+    }
+}
+
+const USAGE: &str = "closure! takes a closure with typed parameters, preceded by the types of what it captures: \
+                     `closure!([offset: u64] move |x: u64| x + offset)`";
+
+pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
+    let input: Input = match syn::parse2(tokens.clone()) {
+        Ok(input) => input,
+        Err(err) => {
+            let mut errors = Errors::default();
+            errors.push(syn::Error::new(err.span(), format!("{err}; {USAGE}")));
+            return errors.to_compile_errors();
+        }
+    };
+    let mut errors = Errors::default();
+    let closure = &input.closure;
+    if let Some(token) = &closure.asyncness {
+        errors.spanned(
+            token,
+            "async closures cannot be registered: use a plain closure",
+        );
+    }
+
+    // Parameters: each must carry its type, which becomes the registered signature.
+    let mut patterns = Vec::new();
+    let mut arg_types = Vec::new();
+    for param in &closure.inputs {
+        match param {
+            Pat::Type(typed) => {
+                sig::check_type(&typed.ty, "a closure parameter", &mut errors);
+                patterns.push((*typed.pat).clone());
+                arg_types.push((*typed.ty).clone());
+            }
+            other => errors.spanned(
+                other,
+                format!(
+                    "closure parameter `{}` needs its type, e.g. `|{}: u64|`: the registered function needs a signature",
+                    sig::text(other),
+                    sig::text(other)
+                ),
+            ),
+        }
+    }
+
+    // Captures: what the body uses against what the caller declared.
+    let declared: BTreeMap<String, &Capture> = input
+        .captures
+        .iter()
+        .map(|c| (c.ident.to_string(), c))
+        .collect();
+    let mut binders = HashSet::new();
+    for pattern in &patterns {
+        collect_binders(pattern, &mut binders);
+    }
+    let mut binder_scan = Binders(&mut binders);
+    binder_scan.visit_expr(&closure.body);
+    let mut uses = Uses {
+        binders: &binders,
+        declared: &declared,
+        found: Vec::new(),
+        seen: HashSet::new(),
+    };
+    uses.visit_expr(&closure.body);
+
+    for capture in &input.captures {
+        sig::check_type(&capture.ty, "a captured variable", &mut errors);
+        let name = capture.ident.to_string();
+        if binders.contains(&name) {
+            errors.spanned(
+                &capture.ident,
+                format!("the closure binds `{name}` again, hiding the captured `{name}`; rename the inner binding"),
+            );
+        } else if !uses.seen.contains(&name) {
+            errors.spanned(
+                &capture.ident,
+                format!("`{name}` is listed as a capture but the closure does not use it; remove it from the list"),
+            );
+        }
+    }
+    for ident in &uses.found {
+        if !declared.contains_key(&ident.to_string()) {
+            errors.spanned(
+                ident,
+                format!(
+                    "captured variable `{ident}` needs its type: list it before the closure, \
+                     `closure!([{ident}: TYPE] ...)`; if `{ident}` is a function or a static, write `self::{ident}`"
+                ),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        // A value of any type, so the caller's code reports nothing more.
+        let compile_errors = errors.to_compile_errors();
+        return quote!({ #compile_errors ::core::unreachable!() });
+    }
+
+    let mut body = (*closure.body).clone();
+    Rewrite {
+        declared: &declared,
+    }
+    .visit_expr_mut(&mut body);
+
+    let idents: Vec<&Ident> = input.captures.iter().map(|c| &c.ident).collect();
+    let types: Vec<&Type> = input.captures.iter().map(|c| &c.ty).collect();
+    let checks = types.iter().map(
+        |ty| quote_spanned!(ty.span()=> const _: () = ::dilly::__private::assert_capture::<#ty>();),
+    );
+    let inits = idents.iter().map(|ident| match closure.capture {
+        Some(_) => quote!(#ident),
+        None => quote!(::core::clone::Clone::clone(&#ident)),
+    });
+    let args_tuple = sig::tuple_type(&arg_types);
+    let (ret_arrow, ret_text) = match &closure.output {
+        syn::ReturnType::Default => (quote!(), "_".to_owned()),
+        syn::ReturnType::Type(arrow, ty) => (quote!(#arrow #ty), sig::text(ty)),
+    };
+    let lifted = quote! {
+        |__dilly_captures: &__DillyCaptures, (#(#patterns,)*): #args_tuple| #ret_arrow #body
+    };
+
+    let capture_text: Vec<String> = input
+        .captures
+        .iter()
+        .map(|c| format!("{}: {}", c.ident, sig::text(&c.ty)))
+        .collect();
+    let signature = format!(
+        "closure [{}] fn({}) -> {ret_text}",
+        capture_text.join(", "),
+        arg_types
+            .iter()
+            .map(sig::text)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let name = format!(
+        "::{{closure#{:016x}}}",
+        fnv1a(sig::text(&tokens).as_bytes())
+    );
+
+    quote! {{
+        #[derive(::dilly::__private::serde::Serialize, ::dilly::__private::serde::Deserialize)]
+        #[serde(crate = "::dilly::__private::serde")]
+        #[allow(non_camel_case_types)]
+        struct __DillyCaptures {
+            #(#idents: #types,)*
+        }
+        #(#checks)*
+        static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<__DillyCaptures>(
+            ::core::concat!(::core::module_path!(), #name),
+            #signature,
+            ::dilly::__private::Kind::Closure,
+            |state| ::dilly::__private::prepare_shared::<__DillyCaptures, #args_tuple, _, _>(state, #lifted),
+        );
+        ::dilly::__register!(ENTRY);
+        ::dilly::__private::shared_value(&ENTRY, __DillyCaptures { #(#idents: #inits,)* }, #lifted)
+    }}
+}
+
+/// FNV-1a 64, as in `dilly::SymbolId`: the closure's name hashes its tokens, so it is
+/// stable while the closure's text is.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn collect_binders(pattern: &Pat, binders: &mut HashSet<String>) {
+    Binders(binders).visit_pat(pattern);
+}
+
+/// Every name a pattern in the body binds (`let`, `match`, `for`, inner closures).
+/// Scope is ignored on purpose: a name bound anywhere is treated as local everywhere,
+/// and a capture that is also bound is reported instead of guessed at.
+struct Binders<'a>(&'a mut HashSet<String>);
+
+impl<'ast> Visit<'ast> for Binders<'_> {
+    fn visit_pat_ident(&mut self, pat: &'ast syn::PatIdent) {
+        self.0.insert(pat.ident.to_string());
+        syn::visit::visit_pat_ident(self, pat);
+    }
+
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// Free identifiers the body reads: candidates for captures.
+struct Uses<'a> {
+    binders: &'a HashSet<String>,
+    declared: &'a BTreeMap<String, &'a Capture>,
+    /// First use of each undeclared-or-declared free identifier, in order.
+    found: Vec<Ident>,
+    seen: HashSet<String>,
+}
+
+impl Uses<'_> {
+    fn record(&mut self, ident: &Ident) {
+        let name = ident.to_string();
+        let looks_like_variable = name != "self"
+            && name != "_"
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_lowercase() || c == '_');
+        if looks_like_variable && !self.binders.contains(&name) && self.seen.insert(name) {
+            self.found.push(ident.clone());
+        }
+    }
+
+    fn scan_tokens(&mut self, tokens: TokenStream) {
+        let mut after_dot = false;
+        for tree in tokens {
+            match &tree {
+                TokenTree::Ident(ident)
+                    if !after_dot && self.declared.contains_key(&ident.to_string()) =>
+                {
+                    self.record(ident);
+                }
+                TokenTree::Group(group) => self.scan_tokens(group.stream()),
+                _ => {}
+            }
+            after_dot = matches!(&tree, TokenTree::Punct(p) if p.as_char() == '.');
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Uses<'_> {
+    fn visit_expr(&mut self, expr: &'ast Expr) {
+        match expr {
+            Expr::Path(path) if path.qself.is_none() => {
+                if let Some(ident) = path.path.get_ident() {
+                    self.record(ident);
+                }
+            }
+            // A called path is a function, not a captured variable.
+            Expr::Call(call) if matches!(&*call.func, Expr::Path(_)) => {
+                for arg in &call.args {
+                    self.visit_expr(arg);
+                }
+            }
+            _ => syn::visit::visit_expr(self, expr),
+        }
+    }
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        match mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
+            Ok(args) => args.iter().for_each(|arg| self.visit_expr(arg)),
+            Err(_) => self.scan_tokens(mac.tokens.clone()),
+        }
+    }
+
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+}
+
+/// Rewrites each capture `x` to `__dilly_captures.x`.
+struct Rewrite<'a> {
+    declared: &'a BTreeMap<String, &'a Capture>,
+}
+
+impl Rewrite<'_> {
+    fn is_capture(&self, ident: &Ident) -> bool {
+        self.declared.contains_key(&ident.to_string())
+    }
+
+    fn rewrite_tokens(&self, tokens: TokenStream) -> TokenStream {
+        let mut out = TokenStream::new();
+        let mut after_dot = false;
+        for tree in tokens {
+            let is_dot = matches!(&tree, TokenTree::Punct(p) if p.as_char() == '.' && p.spacing() == Spacing::Alone);
+            match tree {
+                TokenTree::Ident(ident) if !after_dot && self.is_capture(&ident) => {
+                    let span = ident.span();
+                    out.extend(quote_spanned!(span=> __dilly_captures.#ident));
+                }
+                TokenTree::Group(group) => {
+                    let mut rewritten =
+                        Group::new(group.delimiter(), self.rewrite_tokens(group.stream()));
+                    rewritten.set_span(group.span());
+                    out.extend([TokenTree::Group(rewritten)]);
+                }
+                other => out.extend([other]),
+            }
+            after_dot = is_dot;
+        }
+        out
+    }
+}
+
+impl VisitMut for Rewrite<'_> {
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        if let Expr::Path(path) = expr
+            && path.qself.is_none()
+            && let Some(ident) = path.path.get_ident()
+            && self.is_capture(ident)
+        {
+            let ident = ident.clone();
+            let span = ident.span();
+            *expr = syn::parse_quote_spanned!(span=> __dilly_captures.#ident);
+            return;
+        }
+        syn::visit_mut::visit_expr_mut(self, expr);
+    }
+
+    fn visit_field_value_mut(&mut self, field: &mut syn::FieldValue) {
+        if field.colon_token.is_none()
+            && let syn::Member::Named(ident) = &field.member
+            && self.is_capture(ident)
+        {
+            field.colon_token = Some(Token![:](ident.span()));
+        }
+        syn::visit_mut::visit_field_value_mut(self, field);
+    }
+
+    fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
+        mac.tokens = self.rewrite_tokens(std::mem::take(&mut mac.tokens));
+    }
+
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}

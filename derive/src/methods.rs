@@ -1,0 +1,210 @@
+//! `#[dilly::methods]`: registers the methods of an inherent `impl` block.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Type};
+
+use crate::attr::{self, Accept, Options};
+use crate::errors::Errors;
+use crate::func::call_body;
+use crate::sig;
+
+enum Receiver {
+    /// `&self`: the prepared state is shared by every call.
+    Shared,
+    /// `&mut self`: each call mutates a fresh copy.
+    Mutable,
+    /// `self`: each call consumes a fresh copy.
+    Owned,
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let mut options = Options::default();
+    attr::parse_args(args, Accept::NAME_ONLY, &mut options, &mut errors);
+    if let Some(name) = &options.name {
+        errors.spanned(
+            name,
+            "#[dilly::methods] takes no `name`: put `#[dilly(name = \"...\")]` on the method instead",
+        );
+    }
+
+    let mut block: ItemImpl = match syn::parse2(item.clone()) {
+        Ok(block) => block,
+        Err(_) => {
+            errors.spanned(
+                &item,
+                "#[dilly::methods] goes on an inherent `impl` block: use #[dilly::func] on a `fn` and #[derive(Dilly)] on a type",
+            );
+            let compile_errors = errors.to_compile_errors();
+            return quote!(#compile_errors #item);
+        }
+    };
+
+    if !block.generics.params.is_empty() {
+        errors.spanned(
+            &block.generics,
+            "generic impl blocks cannot be registered by name: the receiving process must know the concrete type; \
+             put #[dilly::methods] on an impl for a concrete type, e.g. `impl Wrapper<u64> { ... }`",
+        );
+    }
+    if let Some((_, path, _)) = &block.trait_ {
+        errors.spanned(
+            path,
+            "#[dilly::methods] goes on an inherent `impl` block, not a trait impl; \
+             register an inherent method that calls the trait method",
+        );
+    }
+
+    let self_ty = (*block.self_ty).clone();
+    let mut companions = Vec::new();
+    for item in &mut block.items {
+        let ImplItem::Fn(method) = item else { continue };
+        let method_options = attr::take_dilly_attrs(
+            &mut method.attrs,
+            Accept {
+                task: false,
+                skip: true,
+            },
+            &mut errors,
+        );
+        if method_options.skip {
+            continue;
+        }
+        companions.push(companion(method, &self_ty, &method_options, &mut errors));
+    }
+
+    let compile_errors = errors.to_compile_errors();
+    quote! {
+        #compile_errors
+        #block
+        impl #self_ty {
+            #(#companions)*
+        }
+    }
+}
+
+fn receiver_kind(method: &ImplItemFn, errors: &mut Errors) -> Option<Receiver> {
+    let FnArg::Receiver(receiver) = method.sig.inputs.first()? else {
+        return None;
+    };
+    if receiver.colon_token.is_some() {
+        errors.spanned(
+            receiver,
+            "a registered method takes `self`, `&self` or `&mut self`; other receiver types cannot be rebuilt from bytes",
+        );
+        return Some(Receiver::Shared);
+    }
+    Some(match &receiver.reference {
+        None => Receiver::Owned,
+        Some(_) if receiver.mutability.is_some() => Receiver::Mutable,
+        Some(_) => Receiver::Shared,
+    })
+}
+
+fn companion(
+    method: &ImplItemFn,
+    self_ty: &Type,
+    options: &Options,
+    errors: &mut Errors,
+) -> TokenStream {
+    let mut local = Errors::default();
+    let sig = &method.sig;
+    sig::check_signature(sig, "method", &mut local);
+    let receiver = receiver_kind(method, &mut local);
+    let args = sig::argument_types(sig, Some(self_ty), &mut local);
+    let ret = sig::checked_return(sig, Some(self_ty), &mut local);
+
+    let ident = &sig.ident;
+    let vis = &method.vis;
+    let quiet = sig::quiet();
+    let type_text = sig::text(self_ty);
+    let name = sig::canonical_name(
+        options.name.as_ref(),
+        &format!("{type_text}::{}", sig::ident_text(ident)),
+    );
+    let args_tuple = sig::tuple_type(&args);
+    let (pattern, idents) = sig::tuple_pattern(args.len());
+
+    if !local.is_empty() {
+        errors.absorb(local);
+        // A companion of any type keeps `bind!` and `func_of!` uses from adding errors.
+        return match receiver {
+            Some(_) => {
+                let companion = sig::companion("bind", ident, ident.span());
+                quote!(#quiet #vis fn #companion(&self) -> ! { ::core::unreachable!() })
+            }
+            None => {
+                let companion = sig::companion("func", ident, ident.span());
+                quote!(#quiet #vis fn #companion() -> ! { ::core::unreachable!() })
+            }
+        };
+    }
+
+    match receiver {
+        None => {
+            let companion = sig::companion("func", ident, ident.span());
+            let body = call_body(quote!(<#self_ty>::#ident), &args, &ret);
+            let signature = sig::signature_text(None, &args, &ret);
+            quote! {
+                #quiet
+                #vis fn #companion() -> ::dilly::Func<#args_tuple, #ret> {
+                    static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<()>(
+                        #name,
+                        #signature,
+                        ::dilly::__private::Kind::Function,
+                        |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
+                    );
+                    ::dilly::__register!(ENTRY);
+                    ::dilly::__private::shared_value(&ENTRY, (), #body)
+                }
+            }
+        }
+        Some(kind) => {
+            let companion = sig::companion("bind", ident, ident.span());
+            let (receiver_text, prepare) = match kind {
+                Receiver::Shared => (
+                    format!("&{type_text}"),
+                    quote! {
+                        ::dilly::__private::prepare_shared::<#self_ty, #args_tuple, #ret, _>(
+                            state,
+                            |__dilly_self: &#self_ty, #pattern: #args_tuple| -> #ret { __dilly_self.#ident(#(#idents),*) },
+                        )
+                    },
+                ),
+                Receiver::Mutable => (
+                    format!("&mut {type_text}"),
+                    quote! {
+                        ::dilly::__private::prepare_owned::<#self_ty, #args_tuple, #ret, _>(
+                            state,
+                            |mut __dilly_self: #self_ty, #pattern: #args_tuple| -> #ret { __dilly_self.#ident(#(#idents),*) },
+                        )
+                    },
+                ),
+                Receiver::Owned => (
+                    type_text.clone(),
+                    quote! {
+                        ::dilly::__private::prepare_owned::<#self_ty, #args_tuple, #ret, _>(
+                            state,
+                            |__dilly_self: #self_ty, #pattern: #args_tuple| -> #ret { __dilly_self.#ident(#(#idents),*) },
+                        )
+                    },
+                ),
+            };
+            let signature = sig::signature_text(Some(receiver_text), &args, &ret);
+            quote! {
+                #quiet
+                #vis fn #companion(&self) -> ::dilly::Func<#args_tuple, #ret> {
+                    static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<#self_ty>(
+                        #name,
+                        #signature,
+                        ::dilly::__private::Kind::Method,
+                        |state| #prepare,
+                    );
+                    ::dilly::__register!(ENTRY);
+                    ::dilly::__private::bound_value(&ENTRY, self)
+                }
+            }
+        }
+    }
+}

@@ -49,15 +49,25 @@ fn signatures_are_the_types_as_written() {
 fn a_linked_entry_can_be_called_by_name_alone() {
     let entry = registry::lookup_name("dilly_fixture::renamed_by_attribute").unwrap();
     let f = entry.prepare(&[]).unwrap();
-    let result = f.call_bytes(&dilly::to_bytes(&(5u64,)).unwrap()[1..]).unwrap();
-    assert_eq!(dilly::from_bytes::<u64>(&[&[dilly::VERSION][..], &result].concat()).unwrap(), 1005);
+    let result = f
+        .call_bytes(&dilly::to_bytes(&(5u64,)).unwrap()[1..])
+        .unwrap();
+    assert_eq!(
+        dilly::from_bytes::<u64>(&[&[dilly::VERSION][..], &result].concat()).unwrap(),
+        1005
+    );
 }
 
 #[test]
 fn unknown_names_are_reported_with_the_name() {
     let err = registry::lookup_name("nobody::registered::this").unwrap_err();
-    assert!(matches!(&err, Error::UnknownSymbol { name: Some(n), .. } if n == "nobody::registered::this"));
-    assert!(err.to_string().contains("`nobody::registered::this`"), "{err}");
+    assert!(
+        matches!(&err, Error::UnknownSymbol { name: Some(n), .. } if n == "nobody::registered::this")
+    );
+    assert!(
+        err.to_string().contains("`nobody::registered::this`"),
+        "{err}"
+    );
     assert!(err.is_version_skew());
 }
 
@@ -65,12 +75,26 @@ fn unknown_names_are_reported_with_the_name() {
 fn a_type_is_not_callable_and_a_function_is_not_an_object() {
     let point = registry::lookup_name("dilly_fixture::Point").unwrap();
     let err = registry::lookup_callable(point.id(), point.fingerprint()).unwrap_err();
-    assert!(matches!(err, Error::WrongKind { expected: "function", found: "type", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::WrongKind {
+                expected: "function",
+                found: "type",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     // A Func's bytes decoded as an object: the ID names a function.
     let f: Func<(u64,), u64> = dilly_fixture::double_value();
-    let err = dilly::from_bytes::<Box<dyn dilly::Object>>(&dilly::to_bytes(&f).unwrap()).unwrap_err();
-    assert!(matches!(err, Error::WrongKind { .. } | Error::Malformed { .. }), "{err}");
+    let err =
+        dilly::from_bytes::<Box<dyn dilly::Object>>(&dilly::to_bytes(&f).unwrap()).unwrap_err();
+    assert!(
+        matches!(err, Error::WrongKind { .. } | Error::Malformed { .. }),
+        "{err}"
+    );
 }
 
 #[test]

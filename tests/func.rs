@@ -22,7 +22,7 @@ fn pair((a, b): (u32, u32)) -> u64 {
 
 mod inner {
     #[dilly::func]
-    pub fn negate(x: i64) -> i64 {
+    pub(crate) fn negate(x: i64) -> i64 {
         -x
     }
 }

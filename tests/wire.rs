@@ -1,0 +1,167 @@
+//! Golden bytes: the wire format is pinned by files in `tests/golden/` that every
+//! later version must still decode and call, and that this version must still
+//! produce byte for byte.
+//!
+//! To add a case, add it to `cases()` and run `DILLY_BLESS=1 cargo test --test wire`
+//! once; never re-bless an existing file: a changed byte is a format break.
+
+use std::path::PathBuf;
+
+use dilly::{CallFrame, Func, Limits, Object, bind, func_of};
+use dilly_fixture::{Point, Scale, Transformer};
+
+struct Case {
+    file: &'static str,
+    bytes: Vec<u8>,
+    /// Decodes the golden bytes and returns what calling or inspecting them gives.
+    check: fn(&[u8]) -> String,
+    expected: &'static str,
+}
+
+fn transformer() -> Transformer {
+    Transformer {
+        factor: 2,
+        label: "t".into(),
+    }
+}
+
+fn call_u64(bytes: &[u8]) -> String {
+    let f: Func<(u64,), u64> = dilly::from_bytes(bytes).unwrap();
+    format!("{} {}", f.name(), f.call((21,)))
+}
+
+fn cases() -> Vec<Case> {
+    let t = transformer();
+    let method = bind!(t.process_data);
+    let names = vec!["alpha".to_string(), "beta".into(), "gamma".into()];
+    let args = method.encode_args(&(3, 7)).unwrap();
+    let frame = CallFrame {
+        id: method.id(),
+        fingerprint: method.fingerprint(),
+        state: method.state(),
+        args: &args,
+    }
+    .encode()
+    .unwrap();
+    vec![
+        Case {
+            file: "free_fn.bin",
+            bytes: dilly::to_bytes(&func_of!(dilly_fixture::double)).unwrap(),
+            check: call_u64,
+            expected: "dilly_fixture::double 42",
+        },
+        Case {
+            file: "nested_fn.bin",
+            bytes: dilly::to_bytes(&dilly_fixture::nested()).unwrap(),
+            check: call_u64,
+            expected: "dilly_fixture::triple 63",
+        },
+        Case {
+            file: "bound_method.bin",
+            bytes: dilly::to_bytes(&method).unwrap(),
+            check: |bytes| {
+                let f: Func<(u64, u64), u64> = dilly::from_bytes(bytes).unwrap();
+                format!("{} {}", f.name(), f.call((3, 7)))
+            },
+            expected: "dilly_fixture::Transformer::process_data 42",
+        },
+        Case {
+            file: "closure.bin",
+            bytes: dilly::to_bytes(&dilly_fixture::counting_closure(names, 10)).unwrap(),
+            check: |bytes| call_u64(bytes).split_once(' ').unwrap().1.to_owned(),
+            expected: "34",
+        },
+        Case {
+            file: "object.bin",
+            bytes: dilly::to_bytes(&(Box::new(Point { x: 4, y: -2 }) as Box<dyn Object>)).unwrap(),
+            check: |bytes| {
+                let value: Box<dyn Object> = dilly::from_bytes(bytes).unwrap();
+                format!(
+                    "{} {:?}",
+                    value.type_name(),
+                    value.downcast_ref::<Point>().unwrap()
+                )
+            },
+            expected: "dilly_fixture::Point Point { x: 4, y: -2 }",
+        },
+        Case {
+            file: "task.bin",
+            bytes: dilly::to_bytes(&Func::from_task(Scale { factor: 2 })).unwrap(),
+            check: call_u64,
+            expected: "dilly_fixture::Scale::call 42",
+        },
+        Case {
+            file: "call_frame.bin",
+            bytes: frame,
+            check: |bytes| {
+                let frame = CallFrame::decode(bytes, Limits::DEFAULT).unwrap();
+                let entry = dilly::registry::lookup_callable(frame.id, frame.fingerprint).unwrap();
+                let result = entry
+                    .prepare(frame.state)
+                    .unwrap()
+                    .call_bytes(frame.args)
+                    .unwrap();
+                format!("{} {result:?}", entry.name())
+            },
+            expected: "dilly_fixture::Transformer::process_data [42]",
+        },
+        Case {
+            file: "bound_method.json",
+            bytes: serde_json::to_vec(&method).unwrap(),
+            check: |bytes| {
+                let f: Func<(u64, u64), u64> = serde_json::from_slice(bytes).unwrap();
+                f.call((3, 7)).to_string()
+            },
+            expected: "42",
+        },
+    ]
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+#[test]
+fn golden_files_decode_call_and_match_current_encoding() {
+    let bless = std::env::var_os("DILLY_BLESS").is_some();
+    for case in cases() {
+        let path = golden_dir().join(case.file);
+        if bless && !path.exists() {
+            std::fs::write(&path, &case.bytes).unwrap();
+        }
+        let golden = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run with DILLY_BLESS=1 to create it",
+                path.display()
+            )
+        });
+        assert_eq!(
+            (case.check)(&golden),
+            case.expected,
+            "{}: decoding the golden bytes",
+            case.file
+        );
+        assert_eq!(
+            case.bytes, golden,
+            "{}: this build encodes differently: a wire format break",
+            case.file
+        );
+    }
+}
+
+#[test]
+fn free_function_layout_is_as_documented() {
+    // docs/wire-format.md walks through exactly these bytes.
+    let bytes = std::fs::read(golden_dir().join("free_fn.bin")).unwrap();
+    let id = dilly::SymbolId::of("dilly_fixture::double")
+        .to_raw()
+        .to_le_bytes();
+    let fingerprint = dilly::Fingerprint::of("fn(u64) -> u64")
+        .to_raw()
+        .to_le_bytes();
+    let mut expected = vec![dilly::VERSION];
+    expected.extend_from_slice(&id);
+    expected.extend_from_slice(&fingerprint);
+    expected.push(0); // empty state: length 0
+    assert_eq!(bytes, expected);
+}

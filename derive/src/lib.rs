@@ -6,6 +6,8 @@
 //! tokens at fault), and expands. A rejected item still expands to something that
 //! type-checks, so one mistake is reported once.
 
+#![forbid(unsafe_code)]
+
 mod attr;
 mod bind;
 mod closure;

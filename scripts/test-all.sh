@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: what CI runs (through .ci/run) and what the README tells
+# you to run. Non-interactive; installs what the tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "tests, doc tests and UI tests (linkme collector)"
+cargo test --workspace
+
+step "tests with the inventory collector"
+cargo test --workspace --features dilly/inventory
+
+step "registry and wire tests in release (link sections behave differently when optimized)"
+cargo test --release -p dilly -p dilly-fixture --test registry --test wire --test cross_process
+
+step "examples run as smoke tests"
+cargo run --quiet --example nested >/dev/null
+if [ -f examples/seed.rs ]; then
+    last=$(cargo run --quiet --release --example seed | tail -n 1)
+    if [ "$last" != "[5, 12, 21, 32]" ]; then
+        echo "seed example printed '$last' as its last line, expected '[5, 12, 21, 32]'" >&2
+        exit 1
+    fi
+    echo "seed example: $last"
+fi

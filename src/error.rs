@@ -61,7 +61,7 @@ pub enum Error {
     )]
     TypeMismatch {
         /// The item's canonical name.
-        name: &'static str,
+        name: String,
         /// The registered argument and return types.
         registered: String,
         /// The argument and return types asked for.
@@ -79,6 +79,46 @@ pub enum Error {
         /// What the registry holds.
         found: &'static str,
     },
+
+    /// A same-build value came from a different executable: its code address means
+    /// nothing here.
+    #[error(
+        "build mismatch: this same-build function value was made by executable build {found}, \
+         but this process runs build {expected}; run the identical binary on both sides, \
+         or make the value portable by listing its captures' types in `closure!([name: Type] ...)`"
+    )]
+    BuildMismatch {
+        /// This process's build ID.
+        expected: crate::same_build::BuildId,
+        /// The sender's build ID.
+        found: crate::same_build::BuildId,
+    },
+
+    /// A same-build value's code offset does not point into this executable's code.
+    #[error(
+        "bad same-build address: offset {offset} points outside this executable's code; the value was corrupted or forged"
+    )]
+    BadAddress {
+        /// The offset that was received.
+        offset: i64,
+    },
+
+    /// This process cannot identify its own executable, so it neither makes nor
+    /// accepts same-build values.
+    #[error(
+        "same-build values are unavailable here: {detail}; use a portable value (list the captures' types in `closure!`)"
+    )]
+    SameBuildUnavailable {
+        /// Why.
+        detail: String,
+    },
+
+    /// A same-build value arrived where a portable `Func<A, R>` was expected.
+    #[error(
+        "this function value is same-build only (its code is named by address, not by a registered name); \
+         receive it as `Func<A, R, dilly::SameBuild>`, or make it portable by listing its captures' types in `closure!([name: Type] ...)`"
+    )]
+    NotPortable,
 
     /// The input ended before the value did.
     #[error(
@@ -156,6 +196,7 @@ impl Error {
                 | Error::TooLarge { .. }
                 | Error::UnsupportedVersion { .. }
                 | Error::Malformed { .. }
+                | Error::BadAddress { .. }
         )
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::registry::{self, Entry, Ops};
+use crate::same_build::{self, BuildId};
 use crate::symbol::{Fingerprint, SymbolId};
 
 /// A registered function with its captured state decoded, ready to be called with
@@ -56,15 +57,60 @@ impl FuncTypes {
     }
 }
 
-/// A function value: the [`SymbolId`] of registered code plus its captured state.
+/// Whether a [`Func`] can cross to another build of the program. The third type
+/// parameter of `Func`: [`Portable`] (the default) or [`SameBuild`].
+pub trait Mode: sealed::Sealed + Send + Sync + 'static {
+    /// True when values of this mode are always named by a registry ID.
+    const PORTABLE: bool;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Portable {}
+    impl Sealed for super::SameBuild {}
+}
+
+/// The [`Mode`] of values named by a registry ID: any build that registers the
+/// same item with the same signature can call them. `Func<A, R>` is
+/// `Func<A, R, Portable>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Portable {}
+
+/// The [`Mode`] of values that may name their code by address inside this very
+/// executable (closures whose capture types are not written, closures in generic
+/// functions): only a process running the identical binary can call them, and any
+/// other refuses them with [`Error::BuildMismatch`]. Portable values convert into
+/// this mode with `From`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SameBuild {}
+
+impl Mode for Portable {
+    const PORTABLE: bool = true;
+}
+
+impl Mode for SameBuild {
+    const PORTABLE: bool = false;
+}
+
+/// How a value names its code.
+#[derive(Clone, Copy)]
+enum Origin {
+    Registered(&'static Entry),
+    Address { build: BuildId, offset: i64 },
+}
+
+/// A function value: registered code plus its captured state.
 ///
-/// `A` is the argument tuple (`(u64,)`, `(u64, u64)`, `()`), `R` the return type.
-/// Make one with [`func_of!`](crate::func_of!), [`bind!`](crate::bind!),
-/// [`closure!`](crate::closure!) or [`Func::from_task`]; call it with
-/// [`call`](Func::call); send it with any serde format.
+/// `A` is the argument tuple (`(u64,)`, `(u64, u64)`, `()`), `R` the return type,
+/// and `M` the [`Mode`]: [`Portable`] (the default; the code is named by its
+/// [`SymbolId`]) or [`SameBuild`] (the code may be named by its address in this
+/// executable). Make one with [`func_of!`](crate::func_of!),
+/// [`bind!`](crate::bind!), [`closure!`](crate::closure!) or [`Func::from_task`];
+/// call it with [`call`](Func::call); send it with any serde format.
 ///
-/// * In binary formats it is a tuple of the 8-byte ID, the 8-byte signature
-///   fingerprint and the state bytes: a free function is 18 bytes with bincode.
+/// * In binary formats a portable value is a tuple of the 8-byte ID, the 8-byte
+///   signature fingerprint and the state bytes: a free function is 18 bytes with
+///   bincode.
 /// * In human-readable formats it is `{"fn": "<name>", "fingerprint": "<hex>",
 ///   "state": <state>}`, with the state in that format too.
 ///
@@ -88,18 +134,31 @@ impl FuncTypes {
 /// assert_eq!(g.name(), concat!(module_path!(), "::double"));
 /// # Ok::<(), dilly::Error>(())
 /// ```
-pub struct Func<A, R> {
+pub struct Func<A, R, M: Mode = Portable> {
     inner: Arc<Inner>,
     types: PhantomData<fn(A) -> R>,
+    mode: PhantomData<M>,
 }
 
 struct Inner {
-    entry: &'static Entry,
+    origin: Origin,
     state: Vec<u8>,
     prepared: Arc<dyn ErasedFunc>,
 }
 
-impl<A: 'static, R: 'static> Func<A, R> {
+fn check_types<A: 'static, R: 'static>(name: &str, prepared: &dyn ErasedFunc) -> Result<()> {
+    let types = prepared.types();
+    if types.args != TypeId::of::<A>() || types.ret != TypeId::of::<R>() {
+        return Err(Error::TypeMismatch {
+            name: name.to_owned(),
+            registered: format!("Func<{}, {}>", types.args_name, types.ret_name),
+            requested: format!("Func<{}, {}>", type_name::<A>(), type_name::<R>()),
+        });
+    }
+    Ok(())
+}
+
+impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
     /// Calls the function.
     ///
     /// # Panics
@@ -117,35 +176,54 @@ impl<A: 'static, R: 'static> Func<A, R> {
         }
     }
 
-    /// Builds the value for `entry` from its encoded `state`, checking the sender's
-    /// `fingerprint` and this value's type parameters.
-    pub fn from_parts(id: SymbolId, fingerprint: Fingerprint, state: Vec<u8>) -> Result<Self> {
-        let entry = registry::lookup_callable(id, fingerprint)?;
-        let prepared = entry.prepare(&state)?;
-        Self::assemble(entry, state, prepared)
-    }
-
-    fn assemble(
-        entry: &'static Entry,
-        state: Vec<u8>,
-        prepared: Arc<dyn ErasedFunc>,
-    ) -> Result<Self> {
-        let types = prepared.types();
-        if types.args != TypeId::of::<A>() || types.ret != TypeId::of::<R>() {
-            return Err(Error::TypeMismatch {
-                name: entry.name(),
-                registered: format!("Func<{}, {}>", types.args_name, types.ret_name),
-                requested: format!("Func<{}, {}>", type_name::<A>(), type_name::<R>()),
-            });
+    fn assemble(origin: Origin, state: Vec<u8>, prepared: Arc<dyn ErasedFunc>) -> Result<Self> {
+        if let Origin::Registered(entry) = origin {
+            check_types::<A, R>(entry.name(), &*prepared)?;
+        } else {
+            check_types::<A, R>("same-build closure", &*prepared)?;
         }
         Ok(Func {
             inner: Arc::new(Inner {
-                entry,
+                origin,
                 state,
                 prepared,
             }),
             types: PhantomData,
+            mode: PhantomData,
         })
+    }
+
+    /// Builds the value that `raw` describes, checking it against this program and
+    /// this value's type parameters. A same-build `raw` is refused for a portable
+    /// `Func` with [`Error::NotPortable`].
+    pub fn from_raw(raw: RawFunc) -> Result<Self> {
+        let prepared = raw.prepare()?;
+        let (origin, state) = match raw {
+            RawFunc::Registered { id, state, .. } => {
+                (Origin::Registered(registry::lookup(id)?), state)
+            }
+            RawFunc::SameBuild {
+                build,
+                offset,
+                state,
+            } => {
+                if M::PORTABLE {
+                    return Err(Error::NotPortable);
+                }
+                (Origin::Address { build, offset }, state)
+            }
+        };
+        Self::assemble(origin, state, prepared)
+    }
+}
+
+impl<A: 'static, R: 'static> Func<A, R> {
+    /// Builds the value for `id` from its encoded `state`, checking the sender's
+    /// `fingerprint` and this value's type parameters.
+    pub fn from_parts(id: SymbolId, fingerprint: Fingerprint, state: Vec<u8>) -> Result<Self> {
+        let entry = registry::lookup_callable(id, fingerprint)?;
+        let prepared = entry.prepare(&state)?;
+        Self::assemble(Origin::Registered(entry), state, prepared)
     }
 
     /// Wraps a local value whose state the caller has already encoded.
@@ -154,7 +232,7 @@ impl<A: 'static, R: 'static> Func<A, R> {
         state: Vec<u8>,
         prepared: Arc<dyn ErasedFunc>,
     ) -> Self {
-        match Self::assemble(entry, state, prepared) {
+        match Self::assemble(Origin::Registered(entry), state, prepared) {
             Ok(func) => func,
             // The macros pass the same types to the entry and to the value.
             Err(err) => panic!("dilly: inconsistent macro expansion: {err}"),
@@ -163,24 +241,74 @@ impl<A: 'static, R: 'static> Func<A, R> {
 }
 
 impl<A, R> Func<A, R> {
-    /// The canonical name of the registered code, e.g. `my_app::double`.
-    pub fn name(&self) -> &'static str {
-        self.inner.entry.name()
-    }
-
     /// The registered code's stable ID.
     pub fn id(&self) -> SymbolId {
-        self.inner.entry.id()
+        self.entry().id()
     }
 
     /// The signature fingerprint that travels with the value.
     pub fn fingerprint(&self) -> Fingerprint {
-        self.inner.entry.fingerprint()
+        self.entry().fingerprint()
     }
 
     /// The registry entry of the code.
     pub fn entry(&self) -> &'static Entry {
-        self.inner.entry
+        match self.inner.origin {
+            Origin::Registered(entry) => entry,
+            Origin::Address { .. } => unreachable!("a portable Func is always registered"),
+        }
+    }
+}
+
+impl<A: 'static, R: 'static> Func<A, R, SameBuild> {
+    /// A same-build value from its parts, made by `closure!` when a closure's
+    /// capture types are not written.
+    pub(crate) fn from_address(
+        state: Vec<u8>,
+        prepared: Arc<dyn ErasedFunc>,
+        offset: i64,
+    ) -> Result<Self> {
+        let build = same_build::this_build()?;
+        Self::assemble(Origin::Address { build, offset }, state, prepared)
+    }
+
+    /// The portable value, if this one names its code by registry ID.
+    pub fn into_portable(self) -> Result<Func<A, R>, Self> {
+        match self.inner.origin {
+            Origin::Registered(_) => Ok(Func {
+                inner: self.inner,
+                types: PhantomData,
+                mode: PhantomData,
+            }),
+            Origin::Address { .. } => Err(self),
+        }
+    }
+}
+
+impl<A, R> From<Func<A, R>> for Func<A, R, SameBuild> {
+    fn from(func: Func<A, R>) -> Self {
+        Func {
+            inner: func.inner,
+            types: PhantomData,
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<A, R, M: Mode> Func<A, R, M> {
+    /// The canonical name of the registered code, e.g. `my_app::double`, or
+    /// `same-build closure` for a value named by address.
+    pub fn name(&self) -> &'static str {
+        match self.inner.origin {
+            Origin::Registered(entry) => entry.name(),
+            Origin::Address { .. } => "same-build closure",
+        }
+    }
+
+    /// True if any build that registers the code can call this value; false if only
+    /// the identical executable can.
+    pub fn is_portable(&self) -> bool {
+        matches!(self.inner.origin, Origin::Registered(_))
     }
 
     /// The encoded captured state (empty for functions that capture nothing).
@@ -192,9 +320,26 @@ impl<A, R> Func<A, R> {
     pub fn erased(&self) -> &Arc<dyn ErasedFunc> {
         &self.inner.prepared
     }
+
+    /// The value without its Rust types, as executors move it between processes.
+    pub fn raw(&self) -> RawFunc {
+        let state = self.inner.state.clone();
+        match self.inner.origin {
+            Origin::Registered(entry) => RawFunc::Registered {
+                id: entry.id(),
+                fingerprint: entry.fingerprint(),
+                state,
+            },
+            Origin::Address { build, offset } => RawFunc::SameBuild {
+                build,
+                offset,
+                state,
+            },
+        }
+    }
 }
 
-impl<A: Serialize, R: DeserializeOwned> Func<A, R> {
+impl<A: Serialize, R: DeserializeOwned, M: Mode> Func<A, R, M> {
     /// Encodes an argument tuple for [`ErasedFunc::call_bytes`] on a receiver.
     pub fn encode_args(&self, args: &A) -> Result<Vec<u8>> {
         codec::encode(args, "arguments")
@@ -206,50 +351,161 @@ impl<A: Serialize, R: DeserializeOwned> Func<A, R> {
     }
 }
 
-impl<A, R> Clone for Func<A, R> {
+impl<A, R, M: Mode> Clone for Func<A, R, M> {
     fn clone(&self) -> Self {
         Func {
             inner: Arc::clone(&self.inner),
             types: PhantomData,
+            mode: PhantomData,
         }
     }
 }
 
-impl<A, R> fmt::Debug for Func<A, R> {
+impl<A, R, M: Mode> fmt::Debug for Func<A, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Func")
-            .field("name", &self.name())
-            .field("signature", &self.inner.entry.signature())
-            .field("state_len", &self.inner.state.len())
-            .finish()
+        let mut d = f.debug_struct("Func");
+        d.field("name", &self.name());
+        match self.inner.origin {
+            Origin::Registered(entry) => d.field("signature", &entry.signature()),
+            Origin::Address { build, offset } => d.field("build", &build).field("offset", &offset),
+        };
+        d.field("state_len", &self.inner.state.len()).finish()
     }
 }
 
-impl<A, R> Serialize for Func<A, R> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let entry = self.inner.entry;
-        if serializer.is_human_readable() {
-            let Ops::Func {
-                state_to_readable, ..
-            } = entry.ops()
-            else {
-                return Err(serde::ser::Error::custom(
-                    "dilly: a Func names a type entry",
-                ));
-            };
-            let state = state_to_readable(&self.inner.state).map_err(serde::ser::Error::custom)?;
-            let mut s = serializer.serialize_struct("Func", 3)?;
-            s.serialize_field("fn", entry.name())?;
-            s.serialize_field("fingerprint", &entry.fingerprint().to_string())?;
-            s.serialize_field("state", &*state)?;
-            s.end()
-        } else {
-            let mut t = serializer.serialize_tuple(3)?;
-            t.serialize_element(&entry.id().to_raw().to_le_bytes())?;
-            t.serialize_element(&entry.fingerprint().to_raw().to_le_bytes())?;
-            t.serialize_element(&Bytes(&self.inner.state))?;
-            t.end()
+/// A function value without its Rust types: what executors send to workers, and
+/// what a worker turns into an [`ErasedFunc`] with [`RawFunc::prepare`].
+///
+/// Its `Serialize` form is the same as the corresponding [`Func`]'s in binary
+/// formats, preceded by a tag byte that tells the two kinds apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum RawFunc {
+    /// Code named by its registry ID.
+    Registered {
+        /// The registered code's ID.
+        id: SymbolId,
+        /// The sender's signature fingerprint.
+        fingerprint: Fingerprint,
+        /// The encoded captured state.
+        state: Vec<u8>,
+    },
+    /// Code named by its address in one particular executable.
+    SameBuild {
+        /// The sender's executable.
+        build: BuildId,
+        /// The code's offset from the anchor.
+        offset: i64,
+        /// The encoded captured state.
+        state: Vec<u8>,
+    },
+}
+
+impl RawFunc {
+    /// Looks the code up (by ID, or by address after checking the build), checks the
+    /// fingerprint and decodes the state: the function, ready for encoded calls.
+    pub fn prepare(&self) -> Result<Arc<dyn ErasedFunc>> {
+        match self {
+            RawFunc::Registered {
+                id,
+                fingerprint,
+                state,
+            } => registry::lookup_callable(*id, *fingerprint)?.prepare(state),
+            RawFunc::SameBuild {
+                build,
+                offset,
+                state,
+            } => same_build::resolve(*build, *offset)?(state),
         }
+    }
+
+    /// The encoded captured state.
+    pub fn state(&self) -> &[u8] {
+        match self {
+            RawFunc::Registered { state, .. } | RawFunc::SameBuild { state, .. } => state,
+        }
+    }
+
+    /// True if any build that registers the code can call it.
+    pub fn is_portable(&self) -> bool {
+        matches!(self, RawFunc::Registered { .. })
+    }
+
+    /// A name for messages: the registered name when this process knows the ID.
+    pub fn describe(&self) -> String {
+        match self {
+            RawFunc::Registered { id, .. } => match registry::lookup(*id) {
+                Ok(entry) => format!("`{}`", entry.name()),
+                Err(_) => format!("symbol {id}"),
+            },
+            RawFunc::SameBuild { build, .. } => format!("a same-build closure of build {build}"),
+        }
+    }
+}
+
+impl<A, R, M: Mode> Serialize for Func<A, R, M> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.inner.origin {
+            Origin::Registered(entry) if M::PORTABLE => {
+                serialize_registered(entry, &self.inner.state, serializer)
+            }
+            Origin::Registered(entry) => {
+                if serializer.is_human_readable() {
+                    serialize_registered(entry, &self.inner.state, serializer)
+                } else {
+                    let mut t = serializer.serialize_tuple(4)?;
+                    t.serialize_element(&0u8)?;
+                    t.serialize_element(&entry.id().to_raw().to_le_bytes())?;
+                    t.serialize_element(&entry.fingerprint().to_raw().to_le_bytes())?;
+                    t.serialize_element(&Bytes(&self.inner.state))?;
+                    t.end()
+                }
+            }
+            Origin::Address { build, offset } => {
+                if serializer.is_human_readable() {
+                    let mut s = serializer.serialize_struct("Func", 3)?;
+                    s.serialize_field("same_build", &build.to_string())?;
+                    s.serialize_field("offset", &offset)?;
+                    s.serialize_field("state", &Bytes(&self.inner.state))?;
+                    s.end()
+                } else {
+                    let mut t = serializer.serialize_tuple(4)?;
+                    t.serialize_element(&1u8)?;
+                    t.serialize_element(&build.0)?;
+                    t.serialize_element(&offset.to_le_bytes())?;
+                    t.serialize_element(&Bytes(&self.inner.state))?;
+                    t.end()
+                }
+            }
+        }
+    }
+}
+
+fn serialize_registered<S: Serializer>(
+    entry: &'static Entry,
+    state: &[u8],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    if serializer.is_human_readable() {
+        let Ops::Func {
+            state_to_readable, ..
+        } = entry.ops()
+        else {
+            return Err(serde::ser::Error::custom(
+                "dilly: a Func names a type entry",
+            ));
+        };
+        let state = state_to_readable(state).map_err(serde::ser::Error::custom)?;
+        let mut s = serializer.serialize_struct("Func", 3)?;
+        s.serialize_field("fn", entry.name())?;
+        s.serialize_field("fingerprint", &entry.fingerprint().to_string())?;
+        s.serialize_field("state", &*state)?;
+        s.end()
+    } else {
+        let mut t = serializer.serialize_tuple(3)?;
+        t.serialize_element(&entry.id().to_raw().to_le_bytes())?;
+        t.serialize_element(&entry.fingerprint().to_raw().to_le_bytes())?;
+        t.serialize_element(&Bytes(state))?;
+        t.end()
     }
 }
 
@@ -299,55 +555,95 @@ pub(crate) fn de_error<E: de::Error>(err: Error) -> E {
     E::custom(message)
 }
 
-impl<'de, A: 'static, R: 'static> Deserialize<'de> for Func<A, R> {
+impl<'de, A: 'static, R: 'static, M: Mode> Deserialize<'de> for Func<A, R, M> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
             deserializer.deserialize_struct(
                 "Func",
-                &["fn", "fingerprint", "state"],
+                &["fn", "fingerprint", "same_build", "offset", "state"],
                 ReadableVisitor(PhantomData),
             )
-        } else {
+        } else if M::PORTABLE {
             deserializer.deserialize_tuple(3, CompactVisitor(PhantomData))
+        } else {
+            deserializer.deserialize_tuple(4, CompactVisitor(PhantomData))
         }
     }
 }
 
-struct CompactVisitor<A, R>(PhantomData<fn(A) -> R>);
+struct CompactVisitor<A, R, M>(PhantomData<fn(A, M) -> R>);
 
-impl<'de, A: 'static, R: 'static> Visitor<'de> for CompactVisitor<A, R> {
-    type Value = Func<A, R>;
+impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R, M> {
+    type Value = Func<A, R, M>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a dilly function: (symbol id, fingerprint, state)")
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-        let missing = |i| de::Error::invalid_length(i, &"3 fields");
-        let id: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(0))?;
-        let fingerprint: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(1))?;
-        let ByteBuf(state) = seq.next_element()?.ok_or_else(|| missing(2))?;
-        Func::from_parts(
-            SymbolId::from_raw(u64::from_le_bytes(id)),
-            Fingerprint::from_raw(u64::from_le_bytes(fingerprint)),
-            state,
-        )
-        .map_err(de_error)
+        let missing = |i| de::Error::invalid_length(i, &"a complete function value");
+        let tag: u8 = if M::PORTABLE {
+            0
+        } else {
+            seq.next_element()?.ok_or_else(|| missing(0))?
+        };
+        let raw = match tag {
+            0 => {
+                let id: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(1))?;
+                let fingerprint: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(2))?;
+                let ByteBuf(state) = seq.next_element()?.ok_or_else(|| missing(3))?;
+                RawFunc::Registered {
+                    id: SymbolId::from_raw(u64::from_le_bytes(id)),
+                    fingerprint: Fingerprint::from_raw(u64::from_le_bytes(fingerprint)),
+                    state,
+                }
+            }
+            1 => {
+                let build: [u8; 16] = seq.next_element()?.ok_or_else(|| missing(1))?;
+                let offset: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(2))?;
+                let ByteBuf(state) = seq.next_element()?.ok_or_else(|| missing(3))?;
+                RawFunc::SameBuild {
+                    build: BuildId(build),
+                    offset: i64::from_le_bytes(offset),
+                    state,
+                }
+            }
+            other => {
+                return Err(de::Error::invalid_value(
+                    de::Unexpected::Unsigned(u64::from(other)),
+                    &"0 (registered) or 1 (same-build)",
+                ));
+            }
+        };
+        finish_raw(raw).map_err(de_error)
     }
 }
 
-struct ReadableVisitor<A, R>(PhantomData<fn(A) -> R>);
+/// Builds the value, checking the fingerprint for registered code.
+fn finish_raw<A: 'static, R: 'static, M: Mode>(raw: RawFunc) -> Result<Func<A, R, M>> {
+    if let RawFunc::Registered {
+        id, fingerprint, ..
+    } = &raw
+    {
+        registry::lookup_callable(*id, *fingerprint)?;
+    }
+    Func::from_raw(raw)
+}
 
-impl<'de, A: 'static, R: 'static> Visitor<'de> for ReadableVisitor<A, R> {
-    type Value = Func<A, R>;
+struct ReadableVisitor<A, R, M>(PhantomData<fn(A, M) -> R>);
+
+impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for ReadableVisitor<A, R, M> {
+    type Value = Func<A, R, M>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(r#"a dilly function: {"fn": name, "fingerprint": hex, "state": ...}"#)
     }
 
-    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+    fn visit_map<V: MapAccess<'de>>(self, mut map: V) -> Result<Self::Value, V::Error> {
         let mut entry: Option<&'static Entry> = None;
         let mut fingerprint: Option<Fingerprint> = None;
+        let mut build: Option<BuildId> = None;
+        let mut offset: Option<i64> = None;
         let mut state: Option<Vec<u8>> = None;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
@@ -362,27 +658,60 @@ impl<'de, A: 'static, R: 'static> Visitor<'de> for ReadableVisitor<A, R> {
                     })?;
                     fingerprint = Some(Fingerprint::from_raw(raw));
                 }
-                "state" => {
-                    let Some(entry) = entry else {
+                "same_build" => {
+                    if M::PORTABLE {
+                        return Err(de_error(Error::NotPortable));
+                    }
+                    let hex: String = map.next_value()?;
+                    build = Some(parse_build_id(&hex).ok_or_else(|| {
+                        de::Error::invalid_value(de::Unexpected::Str(&hex), &"32 hex digits")
+                    })?);
+                }
+                "offset" => offset = Some(map.next_value()?),
+                "state" => match (entry, build) {
+                    (Some(entry), _) => state = Some(map.next_value_seed(ReadableState(entry))?),
+                    (None, Some(_)) => state = Some(map.next_value::<ByteBuf>()?.0),
+                    (None, None) => {
                         return Err(de::Error::custom(
                             "dilly: the `fn` field must come before `state`, so the state's type is known",
                         ));
-                    };
-                    state = Some(map.next_value_seed(ReadableState(entry))?);
-                }
+                    }
+                },
                 other => {
                     return Err(de::Error::unknown_field(
                         other,
-                        &["fn", "fingerprint", "state"],
+                        &["fn", "fingerprint", "same_build", "offset", "state"],
                     ));
                 }
             }
         }
-        let entry = entry.ok_or_else(|| de::Error::missing_field("fn"))?;
-        let fingerprint = fingerprint.ok_or_else(|| de::Error::missing_field("fingerprint"))?;
         let state = state.ok_or_else(|| de::Error::missing_field("state"))?;
-        Func::from_parts(entry.id(), fingerprint, state).map_err(de_error)
+        let raw = match (entry, build) {
+            (Some(entry), _) => RawFunc::Registered {
+                id: entry.id(),
+                fingerprint: fingerprint.ok_or_else(|| de::Error::missing_field("fingerprint"))?,
+                state,
+            },
+            (None, Some(build)) => RawFunc::SameBuild {
+                build,
+                offset: offset.ok_or_else(|| de::Error::missing_field("offset"))?,
+                state,
+            },
+            (None, None) => return Err(de::Error::missing_field("fn")),
+        };
+        finish_raw(raw).map_err(de_error)
     }
+}
+
+fn parse_build_id(hex: &str) -> Option<BuildId> {
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(BuildId(out))
 }
 
 /// Reads a function's state in a readable format and re-encodes it with the codec.

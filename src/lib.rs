@@ -76,7 +76,7 @@
 //! Items registered in a library crate are found as long as the binary links that
 //! crate, i.e. refers to anything in it (a `use that_crate as _;` is enough).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 extern crate self as dilly;
 
@@ -85,6 +85,7 @@ mod error;
 mod func;
 mod object;
 pub mod registry;
+pub mod same_build;
 mod symbol;
 
 #[doc(hidden)]
@@ -93,8 +94,9 @@ pub mod __private;
 
 pub use crate::codec::{CallFrame, Limits, VERSION, from_bytes, from_bytes_with_limits, to_bytes};
 pub use crate::error::{Error, Result};
-pub use crate::func::{ErasedFunc, Func};
+pub use crate::func::{ErasedFunc, Func, Mode, Portable, RawFunc, SameBuild};
 pub use crate::object::{Object, Task};
+pub use crate::same_build::BuildId;
 pub use crate::symbol::{Fingerprint, SymbolId};
 pub use dilly_derive::{Dilly, bind, closure, func, func_of, methods};
 

@@ -8,9 +8,10 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::Result;
-use crate::func::{ErasedFunc, Func, Owned, Shared};
+use crate::func::{ErasedFunc, Func, Owned, SameBuild, Shared};
 use crate::object::{Object, Task};
 use crate::registry::{Ops, PrepareFn};
+use crate::same_build;
 
 #[cfg(not(feature = "inventory"))]
 pub use crate::registry::REGISTRY;
@@ -208,6 +209,33 @@ where
             "dilly: the receiver of `{}` does not decode from its own encoding: {err}",
             entry.name()
         ),
+    }
+}
+
+/// A same-build closure value: `lifted` is the closure body taking the captures by
+/// reference; its code is named by address in this executable.
+pub fn same_build_value<C, A, R, L>(captures: C, lifted: L) -> Func<A, R, SameBuild>
+where
+    C: Serialize + DeserializeOwned + Send + Sync + 'static,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+    L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
+{
+    let offset = same_build::offset_of(same_build::preparer_for::<C, A, R, L>(&lifted));
+    let state = match codec::encode(&captures, "state") {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            panic!("dilly: the captured state of a same-build closure cannot be encoded: {err}")
+        }
+    };
+    let prepared = Arc::new(Shared {
+        state: captures,
+        call: lifted,
+        types: PhantomData,
+    });
+    match Func::from_address(state, prepared, offset) {
+        Ok(func) => func,
+        Err(err) => panic!("dilly: {err}"),
     }
 }
 

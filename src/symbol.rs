@@ -32,7 +32,10 @@ const fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
 /// assert_eq!(SymbolId::of("my_app::double").to_raw(), 0x677f_015f_7699_726a);
 /// assert_eq!(SymbolId::of("my_app::double"), SymbolId::of("my_app::double"));
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct SymbolId(u64);
 
 impl SymbolId {
@@ -72,7 +75,10 @@ impl fmt::Debug for SymbolId {
 /// instead of being fed bytes of the wrong shape.
 ///
 /// [`Error::SignatureMismatch`]: crate::Error::SignatureMismatch
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Fingerprint(u64);
 
 impl Fingerprint {

@@ -57,7 +57,10 @@ pub(crate) fn parse_args(
     let metas = match parser.parse2(args) {
         Ok(metas) => metas,
         Err(err) => {
-            errors.push(err);
+            errors.push(syn::Error::new(
+                err.span(),
+                format!("{err}; write options like `name = \"my_app::double\"`"),
+            ));
             return;
         }
     };
@@ -70,7 +73,7 @@ pub(crate) fn parse_args(
                 }) => {
                     check_name(lit, errors);
                     if options.name.replace(lit.clone()).is_some() {
-                        errors.spanned(&meta, "`name` is given twice");
+                        errors.spanned(&meta, "`name` is given twice; keep one");
                     }
                 }
                 other => errors.spanned(

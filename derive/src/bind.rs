@@ -49,9 +49,13 @@ pub(crate) fn expand_func_of(input: TokenStream) -> TokenStream {
             .to_compile_error();
     };
     if !last.arguments.is_empty() {
+        let arguments = std::mem::take(&mut last.arguments);
         return syn::Error::new_spanned(
-            &last.arguments,
-            "generic functions cannot be registered, so func_of! takes no generic arguments",
+            &arguments,
+            format!(
+                "generic functions cannot be registered, so func_of! takes no generic arguments; write `func_of!({})`",
+                sig::text(&path)
+            ),
         )
         .to_compile_error();
     }

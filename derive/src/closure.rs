@@ -6,7 +6,7 @@
 //! capture rewritten to a field of a generated serde struct, so it sees the captures
 //! exactly as a `Fn` closure does (by place: `Copy` values copy, others are borrowed).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use proc_macro2::{Group, Ident, Spacing, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
@@ -35,25 +35,38 @@ impl Parse for Capture {
 }
 
 struct Input {
-    captures: Vec<Capture>,
+    /// `same_build` written before the closure: the explicit opt-in.
+    same_build: bool,
+    /// The `[name: Type, ...]` list, when written.
+    list: Option<Vec<Capture>>,
     closure: ExprClosure,
 }
 
 impl Parse for Input {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut captures = Vec::new();
+        let same_build = input.peek(syn::Ident) && input.fork().parse::<Ident>()? == "same_build";
+        if same_build {
+            input.parse::<Ident>()?;
+        }
+        let mut list = None;
         if input.peek(syn::token::Bracket) {
             let content;
             syn::bracketed!(content in input);
-            captures = Punctuated::<Capture, Token![,]>::parse_terminated(&content)?
-                .into_iter()
-                .collect();
+            list = Some(
+                Punctuated::<Capture, Token![,]>::parse_terminated(&content)?
+                    .into_iter()
+                    .collect(),
+            );
         }
         let closure = input.parse()?;
         if !input.is_empty() {
             return Err(input.error("unexpected tokens after the closure"));
         }
-        Ok(Input { captures, closure })
+        Ok(Input {
+            same_build,
+            list,
+            closure,
+        })
     }
 }
 
@@ -70,6 +83,17 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Errors::default();
+    if input.same_build && input.list.is_some() {
+        errors.spanned(
+            &tokens,
+            "a same-build closure takes no capture list: write either `same_build |..| ..` or `[name: Type] |..| ..`",
+        );
+        return errors.to_compile_errors();
+    }
+    if input.same_build || (input.list.is_none() && needs_same_build(&input.closure)) {
+        return expand_same_build(&input.closure, errors);
+    }
+    let captures: &[Capture] = input.list.as_deref().unwrap_or(&[]);
     let closure = &input.closure;
     if let Some(token) = &closure.asyncness {
         errors.spanned(
@@ -81,7 +105,10 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
     // Parameters: each must carry its type, which becomes the registered signature.
     let mut patterns = Vec::new();
     let mut arg_types = Vec::new();
+    let mut binders = HashSet::new();
     for param in &closure.inputs {
+        // Untyped parameters bind too, so they are not also reported as captures.
+        collect_binders(param, &mut binders);
         match param {
             Pat::Type(typed) => {
                 sig::check_type(&typed.ty, "a closure parameter", &mut errors);
@@ -100,15 +127,8 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
     }
 
     // Captures: what the body uses against what the caller declared.
-    let declared: BTreeMap<String, &Capture> = input
-        .captures
-        .iter()
-        .map(|c| (c.ident.to_string(), c))
-        .collect();
-    let mut binders = HashSet::new();
-    for pattern in &patterns {
-        collect_binders(pattern, &mut binders);
-    }
+    let declared: BTreeMap<String, &Capture> =
+        captures.iter().map(|c| (c.ident.to_string(), c)).collect();
     let mut binder_scan = Binders(&mut binders);
     binder_scan.visit_expr(&closure.body);
     let mut uses = Uses {
@@ -119,7 +139,7 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
     };
     uses.visit_expr(&closure.body);
 
-    for capture in &input.captures {
+    for capture in captures {
         sig::check_type(&capture.ty, "a captured variable", &mut errors);
         let name = capture.ident.to_string();
         if binders.contains(&name) {
@@ -146,19 +166,20 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
         }
     }
     if !errors.is_empty() {
-        // A value of any type, so the caller's code reports nothing more.
+        // `compile_error!` as the block's value has the error type, which unifies with
+        // any type without making the code after it unreachable.
         let compile_errors = errors.to_compile_errors();
-        return quote!({ #compile_errors ::core::unreachable!() });
+        return quote!({ #compile_errors });
     }
 
     let mut body = (*closure.body).clone();
     Rewrite {
-        declared: &declared,
+        names: &declared.keys().cloned().collect(),
     }
     .visit_expr_mut(&mut body);
 
-    let idents: Vec<&Ident> = input.captures.iter().map(|c| &c.ident).collect();
-    let types: Vec<&Type> = input.captures.iter().map(|c| &c.ty).collect();
+    let idents: Vec<&Ident> = captures.iter().map(|c| &c.ident).collect();
+    let types: Vec<&Type> = captures.iter().map(|c| &c.ty).collect();
     let checks = types.iter().map(
         |ty| quote_spanned!(ty.span()=> const _: () = ::dilly::__private::assert_capture::<#ty>();),
     );
@@ -175,8 +196,7 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
         |__dilly_captures: &__DillyCaptures, (#(#patterns,)*): #args_tuple| #ret_arrow #body
     };
 
-    let capture_text: Vec<String> = input
-        .captures
+    let capture_text: Vec<String> = captures
         .iter()
         .map(|c| format!("{}: {}", c.ident, sig::text(&c.ty)))
         .collect();
@@ -194,14 +214,16 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
         fnv1a(sig::text(&tokens).as_bytes())
     );
 
+    // The capture checks come first, so their message leads the errors of a capture
+    // that cannot travel.
     quote! {{
+        #(#checks)*
         #[derive(::dilly::__private::serde::Serialize, ::dilly::__private::serde::Deserialize)]
         #[serde(crate = "::dilly::__private::serde")]
         #[allow(non_camel_case_types)]
         struct __DillyCaptures {
             #(#idents: #types,)*
         }
-        #(#checks)*
         static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<__DillyCaptures>(
             ::core::concat!(::core::module_path!(), #name),
             #signature,
@@ -213,9 +235,159 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
     }}
 }
 
+/// Identifiers named inside the format string of a `format!`-style macro
+/// (`"{offset}"`, `"{x:>8}"`), minus those passed as named arguments.
+fn inline_format_args(args: &Punctuated<Expr, Token![,]>) -> Vec<Ident> {
+    let Some(lit) = args.iter().take(2).find_map(|arg| match arg {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) => Some(lit),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let named: HashSet<String> = args
+        .iter()
+        .filter_map(|arg| match arg {
+            Expr::Assign(assign) => match &*assign.left {
+                Expr::Path(path) => path.path.get_ident().map(ToString::to_string),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let text = lit.value();
+    let mut found: Vec<Ident> = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+            }
+            '{' => {
+                let mut inner = String::new();
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                    inner.push(c);
+                }
+                let name = inner.split(':').next().unwrap_or("").trim();
+                let is_ident = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+                if is_ident && !named.contains(name) && !found.iter().any(|f| f == name) {
+                    found.push(Ident::new(name, lit.span()));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// True when a closure without a capture list cannot be registered by name: it
+/// captures variables (whose types are not written) or has untyped parameters.
+fn needs_same_build(closure: &ExprClosure) -> bool {
+    let untyped = closure.inputs.iter().any(|p| !matches!(p, Pat::Type(_)));
+    untyped || !free_variables(closure).is_empty()
+}
+
+/// The free identifiers of a closure's body that look like captured variables.
+fn free_variables(closure: &ExprClosure) -> Vec<Ident> {
+    let mut binders = HashSet::new();
+    for param in &closure.inputs {
+        collect_binders(param, &mut binders);
+    }
+    Binders(&mut binders).visit_expr(&closure.body);
+    let none = BTreeMap::new();
+    let mut uses = Uses {
+        binders: &binders,
+        declared: &none,
+        found: Vec::new(),
+        seen: HashSet::new(),
+    };
+    uses.visit_expr(&closure.body);
+    uses.found
+}
+
+/// `closure!` in same-build mode: the captures go into a generic struct whose
+/// field types are inferred, and the body's code is named by its address in this
+/// executable (`dilly::SameBuild`). Works in generic functions and with inferred
+/// types; only the identical binary can call the value.
+fn expand_same_build(closure: &ExprClosure, mut errors: Errors) -> TokenStream {
+    if let Some(token) = &closure.asyncness {
+        errors.spanned(token, "async closures cannot be sent: use a plain closure");
+    }
+    let mut patterns = Vec::new();
+    let mut arg_types = Vec::new();
+    let mut binders = HashSet::new();
+    for param in &closure.inputs {
+        collect_binders(param, &mut binders);
+        match param {
+            Pat::Type(typed) => {
+                sig::check_type(&typed.ty, "a closure parameter", &mut errors);
+                patterns.push((*typed.pat).clone());
+                arg_types.push((*typed.ty).clone());
+            }
+            other => {
+                patterns.push(other.clone());
+                arg_types.push(syn::parse_quote!(_));
+            }
+        }
+    }
+    let captures = free_variables(closure);
+    Binders(&mut binders).visit_expr(&closure.body);
+    for ident in &captures {
+        if binders.contains(&ident.to_string()) {
+            errors.spanned(
+                ident,
+                format!("the closure binds `{ident}` again, hiding the captured `{ident}`; rename the inner binding"),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        let compile_errors = errors.to_compile_errors();
+        return quote!({ #compile_errors });
+    }
+
+    let mut body = (*closure.body).clone();
+    Rewrite {
+        names: &captures.iter().map(ToString::to_string).collect(),
+    }
+    .visit_expr_mut(&mut body);
+    let params: Vec<Ident> = (0..captures.len())
+        .map(|i| quote::format_ident!("__DillyT{}", i))
+        .collect();
+    let inits = captures.iter().map(|ident| match closure.capture {
+        Some(_) => quote!(#ident),
+        None => quote!(::core::clone::Clone::clone(&#ident)),
+    });
+    let ret_arrow = match &closure.output {
+        syn::ReturnType::Default => quote!(),
+        syn::ReturnType::Type(arrow, ty) => quote!(#arrow #ty),
+    };
+    let infer = params.iter().map(|_| quote!(_));
+    quote! {{
+        #[derive(::dilly::__private::serde::Serialize, ::dilly::__private::serde::Deserialize)]
+        #[serde(crate = "::dilly::__private::serde")]
+        #[allow(non_camel_case_types)]
+        struct __DillyCaptures<#(#params),*> {
+            #(#captures: #params,)*
+        }
+        ::dilly::__private::same_build_value(
+            __DillyCaptures { #(#captures: #inits,)* },
+            |__dilly_captures: &__DillyCaptures<#(#infer),*>, (#(#patterns,)*): (#(#arg_types,)*)| #ret_arrow #body,
+        )
+    }}
+}
+
 /// FNV-1a 64, as in `dilly::SymbolId`: the closure's name hashes its tokens, so it is
 /// stable while the closure's text is.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
         (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -287,8 +459,15 @@ impl<'ast> Visit<'ast> for Uses<'_> {
                     self.record(ident);
                 }
             }
-            // A called path is a function, not a captured variable.
+            // A called path is a function, not a captured variable, unless it is
+            // listed as a capture.
             Expr::Call(call) if matches!(&*call.func, Expr::Path(_)) => {
+                if let Expr::Path(path) = &*call.func
+                    && let Some(ident) = path.path.get_ident()
+                    && self.declared.contains_key(&ident.to_string())
+                {
+                    self.record(ident);
+                }
                 for arg in &call.args {
                     self.visit_expr(arg);
                 }
@@ -299,7 +478,12 @@ impl<'ast> Visit<'ast> for Uses<'_> {
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         match mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
-            Ok(args) => args.iter().for_each(|arg| self.visit_expr(arg)),
+            Ok(args) => {
+                for ident in inline_format_args(&args) {
+                    self.record(&ident);
+                }
+                args.iter().for_each(|arg| self.visit_expr(arg));
+            }
             Err(_) => self.scan_tokens(mac.tokens.clone()),
         }
     }
@@ -309,12 +493,12 @@ impl<'ast> Visit<'ast> for Uses<'_> {
 
 /// Rewrites each capture `x` to `__dilly_captures.x`.
 struct Rewrite<'a> {
-    declared: &'a BTreeMap<String, &'a Capture>,
+    names: &'a BTreeSet<String>,
 }
 
 impl Rewrite<'_> {
     fn is_capture(&self, ident: &Ident) -> bool {
-        self.declared.contains_key(&ident.to_string())
+        self.names.contains(&ident.to_string())
     }
 
     fn rewrite_tokens(&self, tokens: TokenStream) -> TokenStream {
@@ -343,6 +527,21 @@ impl Rewrite<'_> {
 
 impl VisitMut for Rewrite<'_> {
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        // A called capture `f(x)` becomes `(__dilly_captures.f)(x)`, not a method call.
+        if let Expr::Call(call) = expr
+            && let Expr::Path(path) = &*call.func
+            && path.qself.is_none()
+            && let Some(ident) = path.path.get_ident()
+            && self.is_capture(ident)
+        {
+            let ident = ident.clone();
+            let span = ident.span();
+            *call.func = syn::parse_quote_spanned!(span=> (__dilly_captures.#ident));
+            for arg in &mut call.args {
+                self.visit_expr_mut(arg);
+            }
+            return;
+        }
         if let Expr::Path(path) = expr
             && path.qself.is_none()
             && let Some(ident) = path.path.get_ident()
@@ -367,7 +566,28 @@ impl VisitMut for Rewrite<'_> {
     }
 
     fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
-        mac.tokens = self.rewrite_tokens(std::mem::take(&mut mac.tokens));
+        let inline: Vec<Ident> = mac
+            .parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+            .map(|args| inline_format_args(&args))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|ident| self.is_capture(ident))
+            .collect();
+        let mut tokens = self.rewrite_tokens(std::mem::take(&mut mac.tokens));
+        // `format!("{offset}")` names a capture inside the string, where it cannot be
+        // rewritten: pass it as a named argument instead.
+        for ident in inline {
+            let ends_with_comma = matches!(
+                tokens.clone().into_iter().last(),
+                Some(TokenTree::Punct(p)) if p.as_char() == ','
+            );
+            if !ends_with_comma {
+                tokens.extend(quote!(,));
+            }
+            let span = ident.span();
+            tokens.extend(quote_spanned!(span=> #ident = __dilly_captures.#ident));
+        }
+        mac.tokens = tokens;
     }
 
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}

@@ -24,20 +24,31 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         &mut errors,
     );
     if !input.generics.params.is_empty() {
+        let ty = &input.ident;
+        let example =
+            if input.generics.params.len() == 1 && input.generics.type_params().count() == 1 {
+                format!("`struct {ty}U64({ty}<u64>);`")
+            } else {
+                format!("a struct holding a `{ty}` with concrete parameters")
+            };
         errors.spanned(
             &input.generics,
-            "generic types cannot be registered by name: the receiving process must know the concrete type; \
-             derive Dilly on a concrete wrapper, e.g. `struct Jobs(Queue<u64>);`",
+            format!(
+                "generic types cannot be registered by name: the receiving process must know the concrete type; \
+                 derive Dilly on a concrete wrapper, e.g. {example}"
+            ),
         );
     }
     if let Data::Union(data) = &input.data {
         errors.spanned(
             data.union_token,
-            "unions cannot be registered: serde cannot serialize them",
+            "unions cannot be registered: serde cannot serialize them; use a struct or an enum",
         );
     }
     if !errors.is_empty() {
-        return errors.to_compile_errors();
+        let compile_errors = errors.to_compile_errors();
+        let fallback = fallback(&input, options.task);
+        return quote!(#compile_errors #fallback);
     }
 
     let ty = &input.ident;
@@ -66,6 +77,48 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                     &ENTRY
                 }
             }
+            #task
+        };
+    }
+}
+
+/// Impls of any rejected type that can have them, so its uses as a `dyn Object` or a
+/// task add no errors of their own.
+fn fallback(input: &DeriveInput, task: bool) -> TokenStream {
+    let ty = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    predicates.push(quote!(
+        Self: ::dilly::__private::serde::Serialize
+            + ::core::marker::Send
+            + ::core::marker::Sync
+            + 'static
+    ));
+    // A bound that does not hold on a concrete type is an error of its own.
+    let object = (!input.generics.params.is_empty()).then(|| {
+        quote! {
+            impl #impl_generics ::dilly::Object for #ty #ty_generics where #(#predicates),* {
+                fn __dilly_entry(&self) -> &'static ::dilly::__private::Entry {
+                    ::core::unreachable!()
+                }
+            }
+        }
+    });
+    let task = task.then(|| {
+        quote! {
+            impl #impl_generics ::dilly::__private::RegisteredTask for #ty #ty_generics #where_clause {
+                fn __dilly_task_entry() -> &'static ::dilly::__private::Entry {
+                    ::core::unreachable!()
+                }
+            }
+        }
+    });
+    quote! {
+        #[allow(unused_qualifications, clippy::all)]
+        const _: () = {
+            #object
             #task
         };
     }

@@ -33,8 +33,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             "#[dilly::func] registers free functions; for methods put #[dilly::methods] on the `impl` block",
         );
     }
-    let args = sig::argument_types(sig, None, &mut errors);
-    let ret = sig::checked_return(sig, None, &mut errors);
+    let mut type_errors = Errors::default();
+    let args = sig::argument_types(sig, None, &mut type_errors);
+    let ret = sig::checked_return(sig, None, &mut type_errors);
+    let fallback = sig::fallback_type(sig, &args, &ret, &type_errors);
+    errors.absorb(type_errors);
 
     let vis = &function.vis;
     let ident = &sig.ident;
@@ -42,14 +45,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let quiet = sig::quiet();
 
     if !errors.is_empty() {
-        // Keep the function and a companion of any type, so uses of `func_of!` do not
-        // add errors of their own.
+        // Keep the function and a companion of the value's type (or of any type), so
+        // uses of `func_of!` do not add errors of their own.
         let compile_errors = errors.to_compile_errors();
         return quote! {
             #compile_errors
             #function
             #quiet
-            #vis fn #companion() -> ! { ::core::unreachable!() }
+            #vis fn #companion() -> #fallback { ::core::unreachable!() }
         };
     }
 

@@ -41,6 +41,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
 
+    let rejected = !block.generics.params.is_empty() || block.trait_.is_some();
     if !block.generics.params.is_empty() {
         errors.spanned(
             &block.generics,
@@ -58,6 +59,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
     let self_ty = (*block.self_ty).clone();
     let mut companions = Vec::new();
+    let mut entries = Vec::new();
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
         let method_options = attr::take_dilly_attrs(
@@ -71,15 +73,42 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         if method_options.skip {
             continue;
         }
-        companions.push(companion(method, &self_ty, &method_options, &mut errors));
+        if rejected {
+            // The block itself is the mistake: its methods are not checked, and each
+            // gets a companion of any type so `bind!` and `func_of!` add no errors.
+            companions.push(fallback(method, &quote!(!)));
+            continue;
+        }
+        let (companion, entry) = companion(method, &self_ty, &method_options, &mut errors);
+        companions.push(companion);
+        entries.push(entry);
     }
 
     let compile_errors = errors.to_compile_errors();
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
     quote! {
         #compile_errors
         #block
-        impl #self_ty {
+        impl #impl_generics #self_ty #where_clause {
             #(#companions)*
+        }
+        #(#entries)*
+    }
+}
+
+/// A companion that type-checks whatever it is used as.
+fn fallback(method: &ImplItemFn, ty: &TokenStream) -> TokenStream {
+    let ident = &method.sig.ident;
+    let vis = &method.vis;
+    let quiet = sig::quiet();
+    match method.sig.inputs.first() {
+        Some(FnArg::Receiver(_)) => {
+            let companion = sig::companion("bind", ident, ident.span());
+            quote!(#quiet #vis fn #companion(&self) -> #ty { ::core::unreachable!() })
+        }
+        _ => {
+            let companion = sig::companion("func", ident, ident.span());
+            quote!(#quiet #vis fn #companion() -> #ty { ::core::unreachable!() })
         }
     }
 }
@@ -102,23 +131,35 @@ fn receiver_kind(method: &ImplItemFn, errors: &mut Errors) -> Option<Receiver> {
     })
 }
 
+/// The companion method and, next to the `impl` block, the entry it registers.
+///
+/// The entry lives outside the method: the registration expands to `unsafe` code
+/// (link sections), and clippy's `unsafe_derive_deserialize` would otherwise blame
+/// the user's `#[derive(Deserialize)]` for an inherent method that contains it.
 fn companion(
     method: &ImplItemFn,
     self_ty: &Type,
     options: &Options,
     errors: &mut Errors,
-) -> TokenStream {
+) -> (TokenStream, TokenStream) {
     let mut local = Errors::default();
     let sig = &method.sig;
     sig::check_signature(sig, "method", &mut local);
     let receiver = receiver_kind(method, &mut local);
-    let args = sig::argument_types(sig, Some(self_ty), &mut local);
-    let ret = sig::checked_return(sig, Some(self_ty), &mut local);
+    let mut type_errors = Errors::default();
+    let args = sig::argument_types(sig, Some(self_ty), &mut type_errors);
+    let ret = sig::checked_return(sig, Some(self_ty), &mut type_errors);
+    let fallback_type = sig::fallback_type(sig, &args, &ret, &type_errors);
+    local.absorb(type_errors);
 
     let ident = &sig.ident;
     let vis = &method.vis;
     let quiet = sig::quiet();
     let type_text = sig::text(self_ty);
+    let entry = quote::format_ident!(
+        "__DILLY_ENTRY_{:016x}",
+        crate::closure::fnv1a(format!("{type_text}::{}", sig::ident_text(ident)).as_bytes())
+    );
     let name = sig::canonical_name(
         options.name.as_ref(),
         &format!("{type_text}::{}", sig::ident_text(ident)),
@@ -129,16 +170,7 @@ fn companion(
     if !local.is_empty() {
         errors.absorb(local);
         // A companion of any type keeps `bind!` and `func_of!` uses from adding errors.
-        return match receiver {
-            Some(_) => {
-                let companion = sig::companion("bind", ident, ident.span());
-                quote!(#quiet #vis fn #companion(&self) -> ! { ::core::unreachable!() })
-            }
-            None => {
-                let companion = sig::companion("func", ident, ident.span());
-                quote!(#quiet #vis fn #companion() -> ! { ::core::unreachable!() })
-            }
-        };
+        return (fallback(method, &fallback_type), TokenStream::new());
     }
 
     match receiver {
@@ -146,19 +178,24 @@ fn companion(
             let companion = sig::companion("func", ident, ident.span());
             let body = call_body(quote!(<#self_ty>::#ident), &args, &ret);
             let signature = sig::signature_text(None, &args, &ret);
-            quote! {
+            let method = quote! {
                 #quiet
                 #vis fn #companion() -> ::dilly::Func<#args_tuple, #ret> {
-                    static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<()>(
-                        #name,
-                        #signature,
-                        ::dilly::__private::Kind::Function,
-                        |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
-                    );
-                    ::dilly::__register!(ENTRY);
-                    ::dilly::__private::shared_value(&ENTRY, (), #body)
+                    ::dilly::__private::shared_value(&#entry, (), #body)
                 }
-            }
+            };
+            let item = quote! {
+                #quiet
+                #[allow(non_upper_case_globals)]
+                static #entry: ::dilly::__private::Entry = ::dilly::__private::func_entry::<()>(
+                    #name,
+                    #signature,
+                    ::dilly::__private::Kind::Function,
+                    |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
+                );
+                ::dilly::__register!(#entry);
+            };
+            (method, item)
         }
         Some(kind) => {
             let companion = sig::companion("bind", ident, ident.span());
@@ -192,19 +229,24 @@ fn companion(
                 ),
             };
             let signature = sig::signature_text(Some(receiver_text), &args, &ret);
-            quote! {
+            let method = quote! {
                 #quiet
                 #vis fn #companion(&self) -> ::dilly::Func<#args_tuple, #ret> {
-                    static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<#self_ty>(
-                        #name,
-                        #signature,
-                        ::dilly::__private::Kind::Method,
-                        |state| #prepare,
-                    );
-                    ::dilly::__register!(ENTRY);
-                    ::dilly::__private::bound_value(&ENTRY, self)
+                    ::dilly::__private::bound_value(&#entry, self)
                 }
-            }
+            };
+            let item = quote! {
+                #quiet
+                #[allow(non_upper_case_globals)]
+                static #entry: ::dilly::__private::Entry = ::dilly::__private::func_entry::<#self_ty>(
+                    #name,
+                    #signature,
+                    ::dilly::__private::Kind::Method,
+                    |state| #prepare,
+                );
+                ::dilly::__register!(#entry);
+            };
+            (method, item)
         }
     }
 }

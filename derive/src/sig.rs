@@ -89,13 +89,29 @@ impl VisitMut for ReplaceSelf<'_> {
 /// Rejects what no registered function can be: generic, async, unsafe, variadic,
 /// `extern`. `what` names the item in messages.
 pub(crate) fn check_signature(sig: &Signature, what: &str, errors: &mut Errors) {
+    // A variadic is necessarily `unsafe extern`: one error says it all.
+    if let Some(variadic) = &sig.variadic {
+        errors.spanned(
+            variadic,
+            format!(
+                "variadic {what}s cannot be registered: register a Rust wrapper with a fixed list of arguments"
+            ),
+        );
+        return;
+    }
     if !sig.generics.params.is_empty() {
         let has_types = sig
             .generics
             .params
             .iter()
             .any(|p| !matches!(p, syn::GenericParam::Lifetime(_)));
-        let message = if has_types {
+        let message = if has_types && what == "method" {
+            format!(
+                "generic methods cannot be registered by name: the receiving process must know the concrete types; \
+                 register a non-generic method that calls `{name}` with concrete types",
+                name = sig.ident
+            )
+        } else if has_types {
             format!(
                 "generic {what}s cannot be registered by name: the receiving process must know the concrete types; \
                  register a concrete wrapper instead, e.g. `#[dilly::func] fn {name}_u64(x: u64) -> u64 {{ {name}(x) }}`",
@@ -108,10 +124,13 @@ pub(crate) fn check_signature(sig: &Signature, what: &str, errors: &mut Errors) 
         };
         errors.spanned(&sig.generics, message);
     }
-    if let Some(where_clause) = &sig.generics.where_clause {
+    // A `where` clause on a generic item is part of the error above.
+    if let Some(where_clause) = &sig.generics.where_clause
+        && sig.generics.params.is_empty()
+    {
         errors.spanned(
             where_clause,
-            format!("a registered {what} cannot have a `where` clause: it must not be generic"),
+            format!("a registered {what} cannot have a `where` clause: it must not be generic; remove the clause"),
         );
     }
     if let Some(token) = &sig.asyncness {
@@ -125,9 +144,6 @@ pub(crate) fn check_signature(sig: &Signature, what: &str, errors: &mut Errors) 
             token,
             format!("unsafe {what}s cannot be registered: a payload could call them; register a safe wrapper"),
         );
-    }
-    if let Some(variadic) = &sig.variadic {
-        errors.spanned(variadic, format!("variadic {what}s cannot be registered"));
     }
     if let Some(abi) = &sig.abi {
         errors.spanned(
@@ -188,6 +204,23 @@ pub(crate) fn canonical_name(explicit: Option<&syn::LitStr>, suffix: &str) -> To
             let suffix = format!("::{suffix}");
             quote!(::core::concat!(::core::module_path!(), #suffix))
         }
+    }
+}
+
+/// The value type of a rejected item's companion: the `Func` it would have made when
+/// its argument and result types are usable (so uses of the value type-check as
+/// usual), else `!`.
+pub(crate) fn fallback_type(
+    sig: &Signature,
+    args: &[Type],
+    ret: &Type,
+    type_errors: &Errors,
+) -> TokenStream {
+    if type_errors.is_empty() && sig.generics.params.is_empty() {
+        let args_tuple = tuple_type(args);
+        quote!(::dilly::Func<#args_tuple, #ret>)
+    } else {
+        quote!(!)
     }
 }
 

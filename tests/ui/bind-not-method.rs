@@ -1,0 +1,7 @@
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+fn main() {
+    let _ = dilly::bind!(double(1));
+}

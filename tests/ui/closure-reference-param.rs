@@ -1,0 +1,3 @@
+fn main() {
+    let _ = dilly::closure!(|s: &str| s.len());
+}

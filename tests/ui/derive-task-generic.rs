@@ -1,0 +1,19 @@
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, dilly::Dilly)]
+#[dilly(task)]
+struct Scale<T> {
+    factor: T,
+}
+
+impl dilly::Task for Scale<u64> {
+    type Args = (u64,);
+    type Output = u64;
+    fn call(&self, (x,): (u64,)) -> u64 {
+        x * self.factor
+    }
+}
+
+fn main() {
+    let _ = dilly::Func::from_task(Scale { factor: 3u64 });
+}

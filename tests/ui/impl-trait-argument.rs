@@ -1,0 +1,6 @@
+#[dilly::func]
+fn show(x: impl std::fmt::Display) -> String {
+    x.to_string()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[dilly::func(name "app::double")]
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[dilly::func]
+fn greeting() -> &'static str {
+    "hello"
+}
+
+fn main() {}

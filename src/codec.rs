@@ -95,7 +95,8 @@ type Current = Bincode2;
 
 /// Encodes `value` (no version byte). `what` names the value in errors.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    // Most encodings are small; starting at 32 bytes saves the first reallocations.
+    let mut out = Vec::with_capacity(32);
     encode_into(value, what, &mut out)?;
     Ok(out)
 }
@@ -155,7 +156,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> R
 /// # Ok::<(), dilly::Error>(())
 /// ```
 pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut out = vec![VERSION];
+    let mut out = Vec::with_capacity(64);
+    out.push(VERSION);
     encode_into(value, "value", &mut out)?;
     Ok(out)
 }

@@ -26,6 +26,9 @@ pub trait ErasedFunc: Send + Sync {
     /// result. A panic in the function propagates; catching it is the caller's choice.
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>>;
 
+    /// The encoded captured state this function was prepared from.
+    fn state(&self) -> &[u8];
+
     /// The registered argument tuple and return types.
     #[doc(hidden)]
     fn types(&self) -> FuncTypes;
@@ -109,7 +112,7 @@ enum Origin {
 /// call it with [`call`](Func::call); send it with any serde format.
 ///
 /// * In binary formats a portable value is a tuple of the 8-byte ID, the 8-byte
-///   signature fingerprint and the state bytes: a free function is 18 bytes with
+///   signature fingerprint and the state bytes: a free function is 19 bytes with
 ///   bincode.
 /// * In human-readable formats it is `{"fn": "<name>", "fingerprint": "<hex>",
 ///   "state": <state>}`, with the state in that format too.
@@ -135,15 +138,11 @@ enum Origin {
 /// # Ok::<(), dilly::Error>(())
 /// ```
 pub struct Func<A, R, M: Mode = Portable> {
-    inner: Arc<Inner>,
+    origin: Origin,
+    /// The callable, holding both the decoded and the encoded state: one allocation.
+    prepared: Arc<dyn ErasedFunc>,
     types: PhantomData<fn(A) -> R>,
     mode: PhantomData<M>,
-}
-
-struct Inner {
-    origin: Origin,
-    state: Vec<u8>,
-    prepared: Arc<dyn ErasedFunc>,
 }
 
 fn check_types<A: 'static, R: 'static>(name: &str, prepared: &dyn ErasedFunc) -> Result<()> {
@@ -167,7 +166,7 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
     pub fn call(&self, args: A) -> R {
         let mut args = Some(args);
         let mut out: Option<R> = None;
-        let typed = self.inner.prepared.call_any(&mut args, &mut out);
+        let typed = self.prepared.call_any(&mut args, &mut out);
         // Construction verified the types, so `call_any` always runs the function.
         debug_assert!(typed, "dilly: type check of a constructed Func failed");
         match out {
@@ -176,18 +175,15 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
         }
     }
 
-    fn assemble(origin: Origin, state: Vec<u8>, prepared: Arc<dyn ErasedFunc>) -> Result<Self> {
+    fn assemble(origin: Origin, prepared: Arc<dyn ErasedFunc>) -> Result<Self> {
         if let Origin::Registered(entry) = origin {
             check_types::<A, R>(entry.name(), &*prepared)?;
         } else {
             check_types::<A, R>("same-build closure", &*prepared)?;
         }
         Ok(Func {
-            inner: Arc::new(Inner {
-                origin,
-                state,
-                prepared,
-            }),
+            origin,
+            prepared,
             types: PhantomData,
             mode: PhantomData,
         })
@@ -197,23 +193,15 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
     /// this value's type parameters. A same-build `raw` is refused for a portable
     /// `Func` with [`Error::NotPortable`].
     pub fn from_raw(raw: RawFunc) -> Result<Self> {
-        let prepared = raw.prepare()?;
-        let (origin, state) = match raw {
-            RawFunc::Registered { id, state, .. } => {
-                (Origin::Registered(registry::lookup(id)?), state)
-            }
-            RawFunc::SameBuild {
-                build,
-                offset,
-                state,
-            } => {
-                if M::PORTABLE {
-                    return Err(Error::NotPortable);
-                }
-                (Origin::Address { build, offset }, state)
-            }
+        let origin = match &raw {
+            RawFunc::Registered { id, .. } => Origin::Registered(registry::lookup(*id)?),
+            RawFunc::SameBuild { .. } if M::PORTABLE => return Err(Error::NotPortable),
+            RawFunc::SameBuild { build, offset, .. } => Origin::Address {
+                build: *build,
+                offset: *offset,
+            },
         };
-        Self::assemble(origin, state, prepared)
+        Self::assemble(origin, raw.into_prepared()?)
     }
 }
 
@@ -222,17 +210,13 @@ impl<A: 'static, R: 'static> Func<A, R> {
     /// `fingerprint` and this value's type parameters.
     pub fn from_parts(id: SymbolId, fingerprint: Fingerprint, state: Vec<u8>) -> Result<Self> {
         let entry = registry::lookup_callable(id, fingerprint)?;
-        let prepared = entry.prepare(&state)?;
-        Self::assemble(Origin::Registered(entry), state, prepared)
+        let prepared = entry.prepare_owned(state)?;
+        Self::assemble(Origin::Registered(entry), prepared)
     }
 
     /// Wraps a local value whose state the caller has already encoded.
-    pub(crate) fn from_local(
-        entry: &'static Entry,
-        state: Vec<u8>,
-        prepared: Arc<dyn ErasedFunc>,
-    ) -> Self {
-        match Self::assemble(Origin::Registered(entry), state, prepared) {
+    pub(crate) fn from_local(entry: &'static Entry, prepared: Arc<dyn ErasedFunc>) -> Self {
+        match Self::assemble(Origin::Registered(entry), prepared) {
             Ok(func) => func,
             // The macros pass the same types to the entry and to the value.
             Err(err) => panic!("dilly: inconsistent macro expansion: {err}"),
@@ -253,7 +237,7 @@ impl<A, R> Func<A, R> {
 
     /// The registry entry of the code.
     pub fn entry(&self) -> &'static Entry {
-        match self.inner.origin {
+        match self.origin {
             Origin::Registered(entry) => entry,
             Origin::Address { .. } => unreachable!("a portable Func is always registered"),
         }
@@ -263,20 +247,17 @@ impl<A, R> Func<A, R> {
 impl<A: 'static, R: 'static> Func<A, R, SameBuild> {
     /// A same-build value from its parts, made by `closure!` when a closure's
     /// capture types are not written.
-    pub(crate) fn from_address(
-        state: Vec<u8>,
-        prepared: Arc<dyn ErasedFunc>,
-        offset: i64,
-    ) -> Result<Self> {
+    pub(crate) fn from_address(prepared: Arc<dyn ErasedFunc>, offset: i64) -> Result<Self> {
         let build = same_build::this_build()?;
-        Self::assemble(Origin::Address { build, offset }, state, prepared)
+        Self::assemble(Origin::Address { build, offset }, prepared)
     }
 
     /// The portable value, if this one names its code by registry ID.
     pub fn into_portable(self) -> Result<Func<A, R>, Self> {
-        match self.inner.origin {
+        match self.origin {
             Origin::Registered(_) => Ok(Func {
-                inner: self.inner,
+                origin: self.origin,
+                prepared: self.prepared,
                 types: PhantomData,
                 mode: PhantomData,
             }),
@@ -288,7 +269,8 @@ impl<A: 'static, R: 'static> Func<A, R, SameBuild> {
 impl<A, R> From<Func<A, R>> for Func<A, R, SameBuild> {
     fn from(func: Func<A, R>) -> Self {
         Func {
-            inner: func.inner,
+            origin: func.origin,
+            prepared: func.prepared,
             types: PhantomData,
             mode: PhantomData,
         }
@@ -299,7 +281,7 @@ impl<A, R, M: Mode> Func<A, R, M> {
     /// The canonical name of the registered code, e.g. `my_app::double`, or
     /// `same-build closure` for a value named by address.
     pub fn name(&self) -> &'static str {
-        match self.inner.origin {
+        match self.origin {
             Origin::Registered(entry) => entry.name(),
             Origin::Address { .. } => "same-build closure",
         }
@@ -308,23 +290,23 @@ impl<A, R, M: Mode> Func<A, R, M> {
     /// True if any build that registers the code can call this value; false if only
     /// the identical executable can.
     pub fn is_portable(&self) -> bool {
-        matches!(self.inner.origin, Origin::Registered(_))
+        matches!(self.origin, Origin::Registered(_))
     }
 
     /// The encoded captured state (empty for functions that capture nothing).
     pub fn state(&self) -> &[u8] {
-        &self.inner.state
+        self.prepared.state()
     }
 
     /// The type-erased callable, for executors that move encoded arguments and results.
     pub fn erased(&self) -> &Arc<dyn ErasedFunc> {
-        &self.inner.prepared
+        &self.prepared
     }
 
     /// The value without its Rust types, as executors move it between processes.
     pub fn raw(&self) -> RawFunc {
-        let state = self.inner.state.clone();
-        match self.inner.origin {
+        let state = self.state().to_vec();
+        match self.origin {
             Origin::Registered(entry) => RawFunc::Registered {
                 id: entry.id(),
                 fingerprint: entry.fingerprint(),
@@ -354,7 +336,8 @@ impl<A: Serialize, R: DeserializeOwned, M: Mode> Func<A, R, M> {
 impl<A, R, M: Mode> Clone for Func<A, R, M> {
     fn clone(&self) -> Self {
         Func {
-            inner: Arc::clone(&self.inner),
+            origin: self.origin,
+            prepared: Arc::clone(&self.prepared),
             types: PhantomData,
             mode: PhantomData,
         }
@@ -365,11 +348,11 @@ impl<A, R, M: Mode> fmt::Debug for Func<A, R, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Func");
         d.field("name", &self.name());
-        match self.inner.origin {
+        match self.origin {
             Origin::Registered(entry) => d.field("signature", &entry.signature()),
             Origin::Address { build, offset } => d.field("build", &build).field("offset", &offset),
         };
-        d.field("state_len", &self.inner.state.len()).finish()
+        d.field("state_len", &self.state().len()).finish()
     }
 }
 
@@ -414,7 +397,23 @@ impl RawFunc {
                 build,
                 offset,
                 state,
-            } => same_build::resolve(*build, *offset)?(state),
+            } => same_build::resolve(*build, *offset)?(state.clone()),
+        }
+    }
+
+    /// [`prepare`](RawFunc::prepare), handing the state bytes over instead of copying them.
+    pub fn into_prepared(self) -> Result<Arc<dyn ErasedFunc>> {
+        match self {
+            RawFunc::Registered {
+                id,
+                fingerprint,
+                state,
+            } => registry::lookup_callable(id, fingerprint)?.prepare_owned(state),
+            RawFunc::SameBuild {
+                build,
+                offset,
+                state,
+            } => same_build::resolve(build, offset)?(state),
         }
     }
 
@@ -444,19 +443,18 @@ impl RawFunc {
 
 impl<A, R, M: Mode> Serialize for Func<A, R, M> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.inner.origin {
+        match self.origin {
             Origin::Registered(entry) if M::PORTABLE => {
-                serialize_registered(entry, &self.inner.state, serializer)
+                serialize_registered(entry, self.state(), serializer)
             }
             Origin::Registered(entry) => {
                 if serializer.is_human_readable() {
-                    serialize_registered(entry, &self.inner.state, serializer)
+                    serialize_registered(entry, self.state(), serializer)
                 } else {
-                    let mut t = serializer.serialize_tuple(4)?;
+                    let mut t = serializer.serialize_tuple(3)?;
                     t.serialize_element(&0u8)?;
-                    t.serialize_element(&entry.id().to_raw().to_le_bytes())?;
-                    t.serialize_element(&entry.fingerprint().to_raw().to_le_bytes())?;
-                    t.serialize_element(&Bytes(&self.inner.state))?;
+                    t.serialize_element(&Bytes(&registered_header(entry)))?;
+                    t.serialize_element(&Bytes(self.state()))?;
                     t.end()
                 }
             }
@@ -465,14 +463,16 @@ impl<A, R, M: Mode> Serialize for Func<A, R, M> {
                     let mut s = serializer.serialize_struct("Func", 3)?;
                     s.serialize_field("same_build", &build.to_string())?;
                     s.serialize_field("offset", &offset)?;
-                    s.serialize_field("state", &Bytes(&self.inner.state))?;
+                    s.serialize_field("state", &Bytes(self.state()))?;
                     s.end()
                 } else {
-                    let mut t = serializer.serialize_tuple(4)?;
+                    let mut header = [0u8; 24];
+                    header[..16].copy_from_slice(&build.0);
+                    header[16..].copy_from_slice(&offset.to_le_bytes());
+                    let mut t = serializer.serialize_tuple(3)?;
                     t.serialize_element(&1u8)?;
-                    t.serialize_element(&build.0)?;
-                    t.serialize_element(&offset.to_le_bytes())?;
-                    t.serialize_element(&Bytes(&self.inner.state))?;
+                    t.serialize_element(&Bytes(&header))?;
+                    t.serialize_element(&Bytes(self.state()))?;
                     t.end()
                 }
             }
@@ -501,20 +501,78 @@ fn serialize_registered<S: Serializer>(
         s.serialize_field("state", &*state)?;
         s.end()
     } else {
-        let mut t = serializer.serialize_tuple(3)?;
-        t.serialize_element(&entry.id().to_raw().to_le_bytes())?;
-        t.serialize_element(&entry.fingerprint().to_raw().to_le_bytes())?;
+        let mut t = serializer.serialize_tuple(2)?;
+        t.serialize_element(&Bytes(&registered_header(entry)))?;
         t.serialize_element(&Bytes(state))?;
         t.end()
     }
 }
 
 /// Serializes a byte slice with `serialize_bytes` (length + raw bytes in bincode).
-struct Bytes<'a>(&'a [u8]);
+pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
 
 impl Serialize for Bytes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(self.0)
+    }
+}
+
+/// The binary header of registered code: ID then fingerprint, each 8 bytes little
+/// endian, written as one byte string so formats copy it in one piece.
+fn registered_header(entry: &Entry) -> [u8; 16] {
+    let mut header = [0u8; 16];
+    header[..8].copy_from_slice(&entry.id().to_raw().to_le_bytes());
+    header[8..].copy_from_slice(&entry.fingerprint().to_raw().to_le_bytes());
+    header
+}
+
+/// Receives a short byte string (a header) without allocating.
+pub(crate) struct Header {
+    bytes: [u8; 24],
+    pub(crate) len: usize,
+}
+
+impl Header {
+    pub(crate) fn split<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.bytes[at..at + N]);
+        out
+    }
+}
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeaderVisitor;
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = Header;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a function header of 16 or 24 bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Header, E> {
+                if v.len() > 24 {
+                    return Err(E::invalid_length(v.len(), &self));
+                }
+                let mut bytes = [0u8; 24];
+                bytes[..v.len()].copy_from_slice(v);
+                Ok(Header {
+                    bytes,
+                    len: v.len(),
+                })
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Header, S::Error> {
+                let mut bytes = [0u8; 24];
+                let mut len = 0;
+                while let Some(b) = seq.next_element::<u8>()? {
+                    if len == 24 {
+                        return Err(de::Error::invalid_length(25, &self));
+                    }
+                    bytes[len] = b;
+                    len += 1;
+                }
+                Ok(Header { bytes, len })
+            }
+        }
+        deserializer.deserialize_bytes(HeaderVisitor)
     }
 }
 
@@ -564,9 +622,9 @@ impl<'de, A: 'static, R: 'static, M: Mode> Deserialize<'de> for Func<A, R, M> {
                 ReadableVisitor(PhantomData),
             )
         } else if M::PORTABLE {
-            deserializer.deserialize_tuple(3, CompactVisitor(PhantomData))
+            deserializer.deserialize_tuple(2, CompactVisitor(PhantomData))
         } else {
-            deserializer.deserialize_tuple(4, CompactVisitor(PhantomData))
+            deserializer.deserialize_tuple(3, CompactVisitor(PhantomData))
         }
     }
 }
@@ -577,7 +635,7 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
     type Value = Func<A, R, M>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a dilly function: (symbol id, fingerprint, state)")
+        f.write_str("a dilly function: (header, state)")
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
@@ -587,32 +645,35 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
         } else {
             seq.next_element()?.ok_or_else(|| missing(0))?
         };
-        let raw = match tag {
-            0 => {
-                let id: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(1))?;
-                let fingerprint: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(2))?;
-                let ByteBuf(state) = seq.next_element()?.ok_or_else(|| missing(3))?;
-                RawFunc::Registered {
-                    id: SymbolId::from_raw(u64::from_le_bytes(id)),
-                    fingerprint: Fingerprint::from_raw(u64::from_le_bytes(fingerprint)),
-                    state,
-                }
-            }
-            1 => {
-                let build: [u8; 16] = seq.next_element()?.ok_or_else(|| missing(1))?;
-                let offset: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(2))?;
-                let ByteBuf(state) = seq.next_element()?.ok_or_else(|| missing(3))?;
-                RawFunc::SameBuild {
-                    build: BuildId(build),
-                    offset: i64::from_le_bytes(offset),
-                    state,
-                }
-            }
+        let header: Header = seq.next_element()?.ok_or_else(|| missing(1))?;
+        let expected_len = match tag {
+            0 => 16,
+            1 => 24,
             other => {
                 return Err(de::Error::invalid_value(
                     de::Unexpected::Unsigned(u64::from(other)),
                     &"0 (registered) or 1 (same-build)",
                 ));
+            }
+        };
+        if header.len != expected_len {
+            return Err(de::Error::invalid_length(
+                header.len,
+                &"a 16-byte (registered) or 24-byte (same-build) header",
+            ));
+        }
+        let ByteBuf(state) = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let raw = if tag == 0 {
+            RawFunc::Registered {
+                id: SymbolId::from_raw(u64::from_le_bytes(header.split(0))),
+                fingerprint: Fingerprint::from_raw(u64::from_le_bytes(header.split(8))),
+                state,
+            }
+        } else {
+            RawFunc::SameBuild {
+                build: BuildId(header.split(0)),
+                offset: i64::from_le_bytes(header.split(16)),
+                state,
             }
         };
         finish_raw(raw).map_err(de_error)
@@ -737,6 +798,7 @@ impl<'de> DeserializeSeed<'de> for ReadableState {
 /// closures, free functions with `S = ()`).
 pub(crate) struct Shared<S, A, R, F> {
     pub(crate) state: S,
+    pub(crate) encoded: Vec<u8>,
     pub(crate) call: F,
     pub(crate) types: PhantomData<fn(A) -> R>,
 }
@@ -751,6 +813,10 @@ where
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         let args: A = codec::decode(args, "arguments")?;
         codec::encode(&(self.call)(&self.state, args), "result")
+    }
+
+    fn state(&self) -> &[u8] {
+        &self.encoded
     }
 
     fn types(&self) -> FuncTypes {
@@ -806,6 +872,10 @@ where
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         let args: A = codec::decode(args, "arguments")?;
         codec::encode(&(self.call)(self.fresh_state(), args), "result")
+    }
+
+    fn state(&self) -> &[u8] {
+        &self.state
     }
 
     fn types(&self) -> FuncTypes {

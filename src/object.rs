@@ -8,7 +8,7 @@ use serde::ser::{SerializeStruct, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Result;
-use crate::func::{Func, de_error};
+use crate::func::{Bytes, Func, Header, de_error};
 use crate::registry::{self, Entry, Kind, Ops};
 use crate::symbol::SymbolId;
 
@@ -89,7 +89,7 @@ impl Serialize for dyn Object {
             s.end()
         } else {
             let mut t = serializer.serialize_tuple(2)?;
-            t.serialize_element(&entry.id().to_raw().to_le_bytes())?;
+            t.serialize_element(&Bytes(&entry.id().to_raw().to_le_bytes()))?;
             t.serialize_element(value)?;
             t.end()
         }
@@ -123,10 +123,13 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-        let id: [u8; 8] = seq
+        let header: Header = seq
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(0, &"2 fields"))?;
-        let entry = registry::lookup(SymbolId::from_raw(u64::from_le_bytes(id)))
+        if header.len != 8 {
+            return Err(de::Error::invalid_length(header.len, &"an 8-byte type ID"));
+        }
+        let entry = registry::lookup(SymbolId::from_raw(u64::from_le_bytes(header.split(0))))
             .and_then(type_entry)
             .map_err(de_error)?;
         seq.next_element_seed(ObjectSeed(entry))?

@@ -96,7 +96,7 @@ where
     func_entry::<T>(name, signature, Kind::Task, prepare_task::<T>)
 }
 
-fn prepare_task<T>(state: &[u8]) -> Result<Arc<dyn ErasedFunc>>
+fn prepare_task<T>(state: Vec<u8>) -> Result<Arc<dyn ErasedFunc>>
 where
     T: Task + DeserializeOwned,
     T::Args: DeserializeOwned + 'static,
@@ -134,16 +134,17 @@ where
 }
 
 /// Decodes `S` and pairs it with code that borrows it.
-pub fn prepare_shared<S, A, R, F>(state: &[u8], call: F) -> Result<Arc<dyn ErasedFunc>>
+pub fn prepare_shared<S, A, R, F>(encoded: Vec<u8>, call: F) -> Result<Arc<dyn ErasedFunc>>
 where
     S: DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let state: S = codec::decode(state, "state")?;
+    let state: S = codec::decode(&encoded, "state")?;
     Ok(Arc::new(Shared {
         state,
+        encoded,
         call,
         types: PhantomData,
     }))
@@ -151,16 +152,16 @@ where
 
 /// Checks that `S` decodes and pairs the bytes with code that consumes a fresh copy
 /// per call.
-pub fn prepare_owned<S, A, R, F>(state: &[u8], call: F) -> Result<Arc<dyn ErasedFunc>>
+pub fn prepare_owned<S, A, R, F>(state: Vec<u8>, call: F) -> Result<Arc<dyn ErasedFunc>>
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
-    let _: S = codec::decode(state, "state")?;
+    let _: S = codec::decode(&state, "state")?;
     Ok(Arc::new(Owned {
-        state: state.to_vec(),
+        state,
         call,
         types: PhantomData,
     }))
@@ -185,13 +186,14 @@ where
     R: Serialize + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let bytes = encode_state(entry, &state);
+    let encoded = encode_state(entry, &state);
     let prepared = Arc::new(Shared {
         state,
+        encoded,
         call,
         types: PhantomData,
     });
-    Func::from_local(entry, bytes, prepared)
+    Func::from_local(entry, prepared)
 }
 
 /// A bound method: the receiver is encoded, and prepared from those bytes exactly as
@@ -203,8 +205,8 @@ where
     R: 'static,
 {
     let bytes = encode_state(entry, receiver);
-    match entry.prepare(&bytes) {
-        Ok(prepared) => Func::from_local(entry, bytes, prepared),
+    match entry.prepare_owned(bytes) {
+        Ok(prepared) => Func::from_local(entry, prepared),
         Err(err) => panic!(
             "dilly: the receiver of `{}` does not decode from its own encoding: {err}",
             entry.name()
@@ -222,7 +224,7 @@ where
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let offset = same_build::offset_of(same_build::preparer_for::<C, A, R, L>(&lifted));
-    let state = match codec::encode(&captures, "state") {
+    let encoded = match codec::encode(&captures, "state") {
         Ok(bytes) => bytes,
         Err(err) => {
             panic!("dilly: the captured state of a same-build closure cannot be encoded: {err}")
@@ -230,10 +232,11 @@ where
     };
     let prepared = Arc::new(Shared {
         state: captures,
+        encoded,
         call: lifted,
         types: PhantomData,
     });
-    match Func::from_address(state, prepared, offset) {
+    match Func::from_address(prepared, offset) {
         Ok(func) => func,
         Err(err) => panic!("dilly: {err}"),
     }

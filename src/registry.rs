@@ -45,8 +45,8 @@ impl Kind {
     }
 }
 
-/// Builds a callable from a function entry's encoded state.
-pub(crate) type PrepareFn = fn(&[u8]) -> Result<Arc<dyn ErasedFunc>>;
+/// Builds a callable from a function entry's encoded state, keeping the bytes.
+pub(crate) type PrepareFn = fn(Vec<u8>) -> Result<Arc<dyn ErasedFunc>>;
 /// Decodes encoded state into something that serializes it readably.
 pub(crate) type StateToReadableFn = fn(&[u8]) -> Result<Box<dyn erased_serde::Serialize>>;
 /// Reads state from a readable format and encodes it.
@@ -142,6 +142,10 @@ impl Entry {
     /// Decodes `state` and returns the function ready to be called with encoded
     /// arguments. This is what a worker does once per function it is sent.
     pub fn prepare(&self, state: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
+        self.prepare_owned(state.to_vec())
+    }
+
+    pub(crate) fn prepare_owned(&self, state: Vec<u8>) -> Result<Arc<dyn ErasedFunc>> {
         match self.ops {
             Ops::Func { prepare, .. } => prepare(state),
             Ops::Object { .. } => Err(self.wrong_kind("function")),
@@ -239,8 +243,31 @@ impl fmt::Display for RegistryFingerprint {
     }
 }
 
+/// `SymbolId`s are already uniform hashes: the index uses them as they are.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `SymbolId`; fold anything else in regardless.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8)) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type IdMap<V> = HashMap<SymbolId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 struct Index {
-    by_id: HashMap<SymbolId, &'static Entry>,
+    by_id: IdMap<&'static Entry>,
     duplicates: Vec<Duplicate>,
     fingerprint: RegistryFingerprint,
 }
@@ -248,7 +275,7 @@ struct Index {
 static INDEX: LazyLock<Index> = LazyLock::new(|| build_index(collect::all()));
 
 fn build_index(all: impl Iterator<Item = &'static Entry>) -> Index {
-    let mut by_id: HashMap<SymbolId, &'static Entry> = HashMap::new();
+    let mut by_id: IdMap<&'static Entry> = IdMap::default();
     let mut duplicates = Vec::new();
     for entry in all {
         match by_id.get(&entry.id) {
@@ -353,7 +380,7 @@ pub fn check() -> Result<()> {
 mod tests {
     use super::*;
 
-    fn never_prepare(_: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
+    fn never_prepare(_: Vec<u8>) -> Result<Arc<dyn ErasedFunc>> {
         Err(Error::Malformed {
             what: "state",
             detail: "test entry".into(),

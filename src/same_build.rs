@@ -259,16 +259,17 @@ fn address_to_preparer(address: usize) -> PrepareFn {
 
 /// Prepares a same-build closure: decodes the captures `C` and pairs them with the
 /// lifted body `L`, a zero-sized closure type.
-fn prepare_closure<C, A, R, L>(state: &[u8]) -> Result<Arc<dyn ErasedFunc>>
+fn prepare_closure<C, A, R, L>(encoded: Vec<u8>) -> Result<Arc<dyn ErasedFunc>>
 where
     C: DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
-    let state: C = codec::decode(state, "state")?;
+    let state: C = codec::decode(&encoded, "state")?;
     Ok(Arc::new(Shared {
         state,
+        encoded,
         call: conjure::<L>(),
         types: PhantomData,
     }))
@@ -362,7 +363,7 @@ mod tests {
         let lifted = |c: &u64, (x,): (u64,)| x * c;
         let prepare = preparer_for::<u64, (u64,), u64, _>(&lifted);
         let back = resolve(this_build().unwrap(), offset_of(prepare)).unwrap();
-        let f = back(&codec::encode(&6u64, "state").unwrap()).unwrap();
+        let f = back(codec::encode(&6u64, "state").unwrap()).unwrap();
         let out = f
             .call_bytes(&codec::encode(&(7u64,), "args").unwrap())
             .unwrap();

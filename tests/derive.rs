@@ -73,7 +73,7 @@ fn unknown_type_is_a_typed_error() {
     assert!(err.to_string().contains("`derive::Missing`"), "{err}");
 
     let mut bytes = dilly::to_bytes(&(Box::new(Point { x: 0, y: 0 }) as Box<dyn Object>)).unwrap();
-    bytes[1] ^= 0xff; // corrupt the type ID
+    bytes[2] ^= 0xff; // corrupt the type ID (after the version and its length byte)
     let err = dilly::from_bytes::<Box<dyn Object>>(&bytes).unwrap_err();
     assert!(matches!(err, dilly::Error::UnknownSymbol { .. }), "{err}");
 }

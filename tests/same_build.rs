@@ -118,9 +118,10 @@ fn a_closure_whose_capture_types_are_only_inferred() {
 fn another_build_is_refused_with_build_mismatch() {
     let f = make(1u64);
     let mut bytes = dilly::to_bytes(&f).unwrap();
-    // version, tag 1, then the 16-byte build ID: alter it as another build would.
-    assert_eq!(bytes[1], 1);
-    bytes[2] ^= 0x5a;
+    // version, tag 1, header length 24, then the 16-byte build ID: alter it as
+    // another build would.
+    assert_eq!(bytes[1..3], [1, 24]);
+    bytes[3] ^= 0x5a;
     match dilly::from_bytes::<Func<(u64,), u64, SameBuild>>(&bytes) {
         Err(Error::BuildMismatch { expected, found }) => {
             assert_eq!(expected, dilly::same_build::this_build().unwrap());
@@ -136,7 +137,7 @@ fn offsets_outside_the_code_and_truncated_addresses_are_refused() {
     let bytes = dilly::to_bytes(&f).unwrap();
     for offset in [i64::MIN, -(1i64 << 44), 1i64 << 44, i64::MAX] {
         let mut forged = bytes.clone();
-        forged[18..26].copy_from_slice(&offset.to_le_bytes());
+        forged[19..27].copy_from_slice(&offset.to_le_bytes());
         let err = dilly::from_bytes::<Func<(u64,), u64, SameBuild>>(&forged).unwrap_err();
         assert!(matches!(err, Error::BadAddress { .. }), "{offset}: {err}");
     }

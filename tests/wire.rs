@@ -159,7 +159,7 @@ fn free_function_layout_is_as_documented() {
     let fingerprint = dilly::Fingerprint::of("fn(u64) -> u64")
         .to_raw()
         .to_le_bytes();
-    let mut expected = vec![dilly::VERSION];
+    let mut expected = vec![dilly::VERSION, 16];
     expected.extend_from_slice(&id);
     expected.extend_from_slice(&fingerprint);
     expected.push(0); // empty state: length 0

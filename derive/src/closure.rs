@@ -103,28 +103,11 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
     }
 
     // Parameters: each must carry its type, which becomes the registered signature.
-    let mut patterns = Vec::new();
-    let mut arg_types = Vec::new();
-    let mut binders = HashSet::new();
-    for param in &closure.inputs {
-        // Untyped parameters bind too, so they are not also reported as captures.
-        collect_binders(param, &mut binders);
-        match param {
-            Pat::Type(typed) => {
-                sig::check_type(&typed.ty, "a closure parameter", &mut errors);
-                patterns.push((*typed.pat).clone());
-                arg_types.push((*typed.ty).clone());
-            }
-            other => errors.spanned(
-                other,
-                format!(
-                    "closure parameter `{}` needs its type, e.g. `|{}: u64|`: the registered function needs a signature",
-                    sig::text(other),
-                    sig::text(other)
-                ),
-            ),
-        }
-    }
+    let Params {
+        patterns,
+        types: arg_types,
+        mut binders,
+    } = params(closure, Untyped::Refuse, &mut errors);
 
     // Captures: what the body uses against what the caller declared.
     let declared: BTreeMap<String, &Capture> =
@@ -183,10 +166,7 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
     let checks = types.iter().map(
         |ty| quote_spanned!(ty.span()=> const _: () = ::dilly::__private::assert_capture::<#ty>();),
     );
-    let inits = idents.iter().map(|ident| match closure.capture {
-        Some(_) => quote!(#ident),
-        None => quote!(::core::clone::Clone::clone(&#ident)),
-    });
+    let inits = initializers(closure, idents.iter().copied());
     let args_tuple = sig::tuple_type(&arg_types);
     let (ret_arrow, ret_text) = match &closure.output {
         syn::ReturnType::Default => (quote!(), "_".to_owned()),
@@ -233,6 +213,68 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
         ::dilly::__register!(ENTRY);
         ::dilly::__private::shared_value(&ENTRY, __DillyCaptures { #(#idents: #inits,)* }, #lifted)
     }}
+}
+
+/// What to do with a parameter whose type is not written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Untyped {
+    /// By-name mode: the registered signature needs it; report it.
+    Refuse,
+    /// Same-build mode: leave it to inference (`_`).
+    Infer,
+}
+
+/// A closure's parameters, split into patterns and types, and the names they bind.
+struct Params {
+    patterns: Vec<Pat>,
+    types: Vec<Type>,
+    binders: HashSet<String>,
+}
+
+fn params(closure: &ExprClosure, untyped: Untyped, errors: &mut Errors) -> Params {
+    let mut out = Params {
+        patterns: Vec::new(),
+        types: Vec::new(),
+        binders: HashSet::new(),
+    };
+    for param in &closure.inputs {
+        // Untyped parameters bind too, so they are not also reported as captures.
+        collect_binders(param, &mut out.binders);
+        match param {
+            Pat::Type(typed) => {
+                sig::check_type(&typed.ty, "a closure parameter", errors);
+                out.patterns.push((*typed.pat).clone());
+                out.types.push((*typed.ty).clone());
+            }
+            other if untyped == Untyped::Infer => {
+                out.patterns.push(other.clone());
+                out.types.push(syn::parse_quote!(_));
+            }
+            other => errors.spanned(
+                other,
+                format!(
+                    "closure parameter `{}` needs its type, e.g. `|{}: u64|`: the registered function needs a signature",
+                    sig::text(other),
+                    sig::text(other)
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// `x` for a `move` closure, `Clone::clone(&x)` otherwise: the captures' initializers.
+fn initializers<'a>(
+    closure: &'a ExprClosure,
+    idents: impl IntoIterator<Item = &'a Ident>,
+) -> Vec<TokenStream> {
+    idents
+        .into_iter()
+        .map(|ident| match closure.capture {
+            Some(_) => quote!(#ident),
+            None => quote!(::core::clone::Clone::clone(&#ident)),
+        })
+        .collect()
 }
 
 /// Identifiers named inside the format string of a `format!`-style macro
@@ -322,23 +364,11 @@ fn expand_same_build(closure: &ExprClosure, mut errors: Errors) -> TokenStream {
     if let Some(token) = &closure.asyncness {
         errors.spanned(token, "async closures cannot be sent: use a plain closure");
     }
-    let mut patterns = Vec::new();
-    let mut arg_types = Vec::new();
-    let mut binders = HashSet::new();
-    for param in &closure.inputs {
-        collect_binders(param, &mut binders);
-        match param {
-            Pat::Type(typed) => {
-                sig::check_type(&typed.ty, "a closure parameter", &mut errors);
-                patterns.push((*typed.pat).clone());
-                arg_types.push((*typed.ty).clone());
-            }
-            other => {
-                patterns.push(other.clone());
-                arg_types.push(syn::parse_quote!(_));
-            }
-        }
-    }
+    let Params {
+        patterns,
+        types: arg_types,
+        mut binders,
+    } = params(closure, Untyped::Infer, &mut errors);
     let captures = free_variables(closure);
     Binders(&mut binders).visit_expr(&closure.body);
     for ident in &captures {
@@ -362,10 +392,7 @@ fn expand_same_build(closure: &ExprClosure, mut errors: Errors) -> TokenStream {
     let params: Vec<Ident> = (0..captures.len())
         .map(|i| quote::format_ident!("__DillyT{}", i))
         .collect();
-    let inits = captures.iter().map(|ident| match closure.capture {
-        Some(_) => quote!(#ident),
-        None => quote!(::core::clone::Clone::clone(&#ident)),
-    });
+    let inits = initializers(closure, &captures);
     let ret_arrow = match &closure.output {
         syn::ReturnType::Default => quote!(),
         syn::ReturnType::Type(arrow, ty) => quote!(#arrow #ty),

@@ -1,0 +1,209 @@
+//! [`Builder`]: the options of a [`ProcessPool`].
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dilly::{Func, Mode, RawFunc};
+
+use crate::error::{Error, Result};
+use crate::pool::{ProcessPool, Settings};
+use crate::start::{Launcher, StartConfig, StartMethod};
+
+/// The running executable, even after its file was replaced or deleted (Linux).
+const SELF_EXE: &str = "/proc/self/exe";
+
+/// Options of a [`ProcessPool`], by the names of Python's `multiprocessing.Pool`
+/// where one exists.
+///
+/// ```
+/// use std::time::Duration;
+/// use dilly_pool::{ProcessPool, StartMethod};
+///
+/// let pool = ProcessPool::builder()
+///     .workers(2)
+///     .start_method(StartMethod::ForkServer)
+///     .task_timeout(Duration::from_secs(30))
+///     .max_tasks_per_child(1000)
+///     .memory_limit(2 << 30)
+///     .build()?;
+/// # Ok::<(), dilly_pool::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    workers: Option<usize>,
+    start_method: StartMethod,
+    chunk_size: Option<usize>,
+    max_tasks_per_child: Option<usize>,
+    initializer: Option<RawFunc>,
+    task_timeout: Option<Duration>,
+    memory_limit: Option<u64>,
+    progress: bool,
+    env: Vec<(OsString, OsString)>,
+    handshake_timeout: Duration,
+    max_frame: usize,
+    program: Option<PathBuf>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The defaults: one worker per core, [`StartMethod::Spawn`], automatic chunks,
+    /// no timeout, no limits, no progress bar.
+    pub fn new() -> Builder {
+        Builder {
+            workers: None,
+            start_method: StartMethod::Spawn,
+            chunk_size: None,
+            max_tasks_per_child: None,
+            initializer: None,
+            task_timeout: None,
+            memory_limit: None,
+            progress: false,
+            env: Vec::new(),
+            handshake_timeout: Duration::from_secs(30),
+            max_frame: dilly::Limits::DEFAULT.max_len,
+            program: None,
+        }
+    }
+
+    /// Number of worker processes (Python's `processes`); default: the number of
+    /// cores (`std::thread::available_parallelism`).
+    pub fn workers(mut self, workers: usize) -> Builder {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// How workers are started; default [`StartMethod::Spawn`].
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.start_method = method;
+        self
+    }
+
+    /// Items sent to a worker at a time (Python's `chunksize`). Default: about four
+    /// chunks per worker for inputs of known length; for lazy `imap` inputs, a size
+    /// that adapts so one chunk takes about 20 ms.
+    pub fn chunk_size(mut self, chunk_size: usize) -> Builder {
+        self.chunk_size = Some(chunk_size);
+        self
+    }
+
+    /// Replace each worker after it ran this many tasks (Python's
+    /// `maxtasksperchild`), to bound leaks in long-running pools.
+    pub fn max_tasks_per_child(mut self, tasks: usize) -> Builder {
+        self.max_tasks_per_child = Some(tasks);
+        self
+    }
+
+    /// A function every new worker runs once before its first task. If it fails in
+    /// the workers started by [`build`](Builder::build), `build` returns
+    /// [`Error::Initializer`].
+    pub fn initializer<M: Mode>(mut self, init: Func<(), (), M>) -> Builder {
+        self.initializer = Some(init.raw());
+        self
+    }
+
+    /// Kill a worker whose task runs longer than this, fail the task with
+    /// [`TaskError::TimedOut`](crate::TaskError::TimedOut), and start a new worker.
+    pub fn task_timeout(mut self, timeout: Duration) -> Builder {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// Limit each worker's address space to `bytes` (`RLIMIT_AS`): a task that
+    /// allocates past it kills only its worker
+    /// ([`TaskError::WorkerDied`](crate::TaskError::WorkerDied)).
+    pub fn memory_limit(mut self, bytes: u64) -> Builder {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Draw a progress bar on stderr during `map` and `imap` (hidden when stderr is
+    /// not a terminal).
+    pub fn progress(mut self, progress: bool) -> Builder {
+        self.progress = progress;
+        self
+    }
+
+    /// Set an environment variable in the workers.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Builder {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// How long a new worker may take to connect and say hello; default 30 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Builder {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest frame (a chunk of arguments, one result) either side accepts;
+    /// default [`dilly::Limits::DEFAULT`] (64 MiB).
+    pub fn max_frame(mut self, bytes: usize) -> Builder {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// The program workers run; default: this very executable — `/proc/self/exe` on
+    /// Linux, which still names the running build after the file on disk was
+    /// replaced (a rebuild) or deleted, else `std::env::current_exe()`. It must be the
+    /// same build as this process (the handshake checks).
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// Starts the workers and waits until each has completed the handshake and run
+    /// the initializer.
+    pub fn build(self) -> Result<ProcessPool> {
+        let workers = match self.workers {
+            Some(0) => return Err(Error::Config("workers must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.chunk_size == Some(0) {
+            return Err(Error::Config("chunk_size must be at least 1".into()));
+        }
+        if self.max_tasks_per_child == Some(0) {
+            return Err(Error::Config(
+                "max_tasks_per_child must be at least 1".into(),
+            ));
+        }
+        let exe = match self.program {
+            Some(p) => p,
+            None if cfg!(target_os = "linux") && std::path::Path::new(SELF_EXE).exists() => {
+                PathBuf::from(SELF_EXE)
+            }
+            None => std::env::current_exe().map_err(|source| Error::Io {
+                context: "cannot find this program's executable",
+                source,
+            })?,
+        };
+        let config = StartConfig {
+            exe,
+            env: self.env,
+            handshake_timeout: self.handshake_timeout,
+            memory_limit: self.memory_limit,
+            max_frame: self.max_frame as u64,
+            initializer: self.initializer,
+        };
+        let launcher = Launcher::new(self.start_method, config)?;
+        ProcessPool::start(
+            launcher,
+            Settings {
+                workers,
+                chunk_size: self.chunk_size,
+                progress: self.progress,
+                task_timeout: self.task_timeout,
+                max_tasks_per_child: self.max_tasks_per_child,
+                memory_limited: self.memory_limit.is_some(),
+                max_frame: self.max_frame as u64,
+            },
+        )
+    }
+}

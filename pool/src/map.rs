@@ -1,0 +1,342 @@
+//! `map`, `starmap` and the streaming `imap` iterators over any [`Executor`], and
+//! how work is cut into chunks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use dilly::{Func, Mode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result, TaskError};
+use crate::pool::{Executor, Job};
+use crate::progress::Progress;
+
+/// The largest chunk the pool picks by itself.
+const MAX_AUTO_CHUNK: usize = 4096;
+
+/// Chunk size for `n` items on `workers` workers: about four chunks per worker, as
+/// Python's `Pool.map` does, so a slow chunk does not leave the others idle.
+pub(crate) fn auto_chunk(n: usize, workers: usize) -> usize {
+    n.div_ceil(workers.max(1) * 4).clamp(1, MAX_AUTO_CHUNK)
+}
+
+/// Runs `func` on every argument tuple; results in input order.
+pub(crate) fn map<E, A, R, M>(
+    exec: &E,
+    func: &Func<A, R, M>,
+    args: impl Iterator<Item = A>,
+) -> Result<Vec<R>>
+where
+    E: Executor + ?Sized,
+    A: Serialize + 'static,
+    R: DeserializeOwned + 'static,
+    M: Mode,
+{
+    let encoded = args
+        .enumerate()
+        .map(|(index, a)| {
+            func.encode_args(&a)
+                .map_err(|error| Error::Encode { index, error })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = encoded.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let shape = exec.shape();
+    let chunk = shape
+        .chunk_size
+        .unwrap_or_else(|| auto_chunk(n, shape.workers))
+        .max(1);
+    let mut job = exec.open(&func.raw())?;
+    let mut items = encoded.into_iter();
+    let mut first = 0u64;
+    loop {
+        let batch: Vec<Vec<u8>> = items.by_ref().take(chunk).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let len = batch.len() as u64;
+        job.submit(first, batch)?;
+        first += len;
+    }
+    let progress = Progress::new(shape.progress, Some(n as u64));
+    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(n).collect();
+    let mut failure: Option<(usize, TaskError)> = None;
+    for _ in 0..n {
+        let Some((index, outcome)) = job.next(None) else {
+            return Err(Error::Closed);
+        };
+        let index = index as usize;
+        let value = outcome.and_then(|bytes| {
+            func.decode_result(&bytes)
+                .map_err(|error| TaskError::Unserializable { error })
+        });
+        match value {
+            Ok(v) => {
+                if let Some(slot) = out.get_mut(index) {
+                    *slot = Some(v);
+                }
+            }
+            Err(error) => {
+                if failure.as_ref().is_none_or(|(i, _)| index < *i) {
+                    failure = Some((index, error));
+                }
+            }
+        }
+        progress.inc();
+    }
+    progress.finish();
+    if let Some((index, error)) = failure {
+        return Err(Error::Task { index, error });
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(index, v)| {
+            v.ok_or(Error::Task {
+                index,
+                error: TaskError::Terminated,
+            })
+        })
+        .collect()
+}
+
+type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
+
+/// The iterator of [`Executor::imap`] (results in input order) and
+/// [`Executor::imap_unordered`] (results as they finish): one `Result` per input
+/// item, so partial results survive failures. The input is read lazily, a few
+/// chunks ahead of the results. Dropping it cancels the tasks not yet started.
+///
+/// [`indexed`](Imap::indexed) also yields each result's input position.
+pub struct Imap<'a, R> {
+    job: Box<dyn Job>,
+    input: Option<Box<dyn Iterator<Item = dilly::Result<Vec<u8>>> + 'a>>,
+    decode: Decode<R>,
+    ordered: bool,
+    /// Results waiting to be yielded, by index (ordered mode).
+    waiting: BTreeMap<u64, std::result::Result<R, TaskError>>,
+    /// Results waiting to be yielded, in arrival order (unordered mode).
+    arrived: VecDeque<(u64, std::result::Result<R, TaskError>)>,
+    next_yield: u64,
+    next_index: u64,
+    outstanding: u64,
+    received: u64,
+    chunk: usize,
+    adaptive: bool,
+    workers: usize,
+    started: Instant,
+    progress: Progress,
+}
+
+/// Target duration of one chunk when the pool picks the chunk size by itself.
+const CHUNK_TARGET: Duration = Duration::from_millis(20);
+
+impl<'a, R: DeserializeOwned + 'static> Imap<'a, R> {
+    pub(crate) fn new<E, A, M>(
+        exec: &E,
+        func: &Func<A, R, M>,
+        args: impl Iterator<Item = A> + 'a,
+        ordered: bool,
+    ) -> Result<Imap<'a, R>>
+    where
+        E: Executor + ?Sized,
+        A: Serialize + 'static,
+        M: Mode,
+    {
+        let shape = exec.shape();
+        let (low, high) = args.size_hint();
+        let known = (Some(low) == high).then_some(low);
+        let (chunk, adaptive) = match (shape.chunk_size, known) {
+            (Some(c), _) => (c.max(1), false),
+            (None, Some(n)) => (auto_chunk(n, shape.workers), false),
+            (None, None) => (1, true),
+        };
+        let job = exec.open(&func.raw())?;
+        let enc = func.clone();
+        let dec = func.clone();
+        Ok(Imap {
+            job,
+            input: Some(Box::new(args.map(move |a| enc.encode_args(&a)))),
+            decode: Box::new(move |bytes| dec.decode_result(bytes)),
+            ordered,
+            waiting: BTreeMap::new(),
+            arrived: VecDeque::new(),
+            next_yield: 0,
+            next_index: 0,
+            outstanding: 0,
+            received: 0,
+            chunk,
+            adaptive,
+            workers: shape.workers.max(1),
+            started: Instant::now(),
+            progress: Progress::new(shape.progress, known.map(|n| n as u64)),
+        })
+    }
+}
+
+impl<R> Imap<'_, R> {
+    /// Yields `(input index, result)` pairs instead of bare results.
+    pub fn indexed(self) -> Indexed<Self> {
+        Indexed(self)
+    }
+
+    fn store(&mut self, index: u64, result: std::result::Result<R, TaskError>) {
+        if self.ordered {
+            self.waiting.insert(index, result);
+        } else {
+            self.arrived.push_back((index, result));
+        }
+    }
+
+    /// Reads and submits input until enough work is queued.
+    fn top_up(&mut self) {
+        let window = (self.workers * self.chunk * 2 + self.chunk) as u64;
+        while self.outstanding < window {
+            let Some(input) = self.input.as_mut() else {
+                return;
+            };
+            let mut batch = Vec::with_capacity(self.chunk);
+            let first = self.next_index;
+            let mut exhausted = false;
+            let mut failed = None;
+            while batch.len() < self.chunk {
+                match input.next() {
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                    Some(Ok(bytes)) => batch.push(bytes),
+                    Some(Err(error)) => {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+            }
+            let len = batch.len() as u64;
+            if len > 0 {
+                match self.job.submit(first, batch) {
+                    Ok(()) => self.outstanding += len,
+                    Err(_) => {
+                        for i in 0..len {
+                            self.store(first + i, Err(TaskError::Terminated));
+                        }
+                    }
+                }
+            }
+            self.next_index += len;
+            if let Some(error) = failed {
+                let index = self.next_index;
+                self.next_index += 1;
+                self.store(index, Err(TaskError::Arguments { error }));
+            }
+            if exhausted {
+                self.input = None;
+            }
+        }
+    }
+
+    fn adapt(&mut self) {
+        if !self.adaptive || self.received == 0 {
+            return;
+        }
+        let per_item =
+            self.started.elapsed().as_secs_f64() * self.workers as f64 / self.received as f64;
+        let ideal = if per_item > 0.0 {
+            CHUNK_TARGET.as_secs_f64() / per_item
+        } else {
+            MAX_AUTO_CHUNK as f64
+        };
+        // Grow at most twofold per step so a burst of fast items does not commit a
+        // huge chunk to one worker.
+        self.chunk = (ideal as usize).clamp(1, (self.chunk * 2).min(MAX_AUTO_CHUNK));
+    }
+
+    fn next_indexed(&mut self) -> Option<(u64, std::result::Result<R, TaskError>)> {
+        loop {
+            self.top_up();
+            if self.ordered {
+                if let Some(result) = self.waiting.remove(&self.next_yield) {
+                    let index = self.next_yield;
+                    self.next_yield += 1;
+                    self.progress.inc();
+                    return Some((index, result));
+                }
+            } else if let Some(pair) = self.arrived.pop_front() {
+                self.progress.inc();
+                return Some(pair);
+            }
+            if self.outstanding == 0 && self.input.is_none() {
+                self.progress.finish();
+                return None;
+            }
+            if self.outstanding == 0 {
+                continue;
+            }
+            let Some((index, outcome)) = self.job.next(None) else {
+                // The executor dropped the job: fail what is left instead of hanging.
+                self.outstanding = 0;
+                self.input = None;
+                for i in self.next_yield..self.next_index {
+                    if self.ordered && !self.waiting.contains_key(&i) {
+                        self.waiting.insert(i, Err(TaskError::Terminated));
+                    }
+                }
+                continue;
+            };
+            self.outstanding -= 1;
+            self.received += 1;
+            let result = outcome.and_then(|bytes| {
+                (self.decode)(&bytes).map_err(|error| TaskError::Unserializable { error })
+            });
+            self.store(index, result);
+            self.adapt();
+        }
+    }
+}
+
+impl<R> Iterator for Imap<'_, R> {
+    type Item = std::result::Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_indexed().map(|(_, r)| r)
+    }
+}
+
+impl<R> std::fmt::Debug for Imap<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Imap")
+            .field("ordered", &self.ordered)
+            .field("submitted", &self.next_index)
+            .field("outstanding", &self.outstanding)
+            .field("chunk", &self.chunk)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An [`Imap`] that yields `(input index, result)`.
+#[derive(Debug)]
+pub struct Indexed<I>(I);
+
+impl<R> Iterator for Indexed<Imap<'_, R>> {
+    type Item = (usize, std::result::Result<R, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next_indexed().map(|(i, r)| (i as usize, r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_chunk_gives_each_worker_about_four_chunks() {
+        assert_eq!(auto_chunk(0, 2), 1);
+        assert_eq!(auto_chunk(4, 2), 1);
+        assert_eq!(auto_chunk(80, 2), 10);
+        assert_eq!(auto_chunk(100_000, 2), MAX_AUTO_CHUNK);
+        assert_eq!(auto_chunk(10, 0), 3);
+    }
+}

@@ -1,0 +1,1101 @@
+//! The executor trait every backend implements, and the process pool.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, BufReader};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dilly::{Func, Mode, RawFunc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::builder::Builder;
+use crate::error::{Error, Result, TaskError};
+use crate::handle::AsyncResult;
+use crate::map::{self, Imap};
+use crate::protocol::{self, FromWorker, ToWorker, WireError};
+use crate::start::{Connected, Launcher, Proc, lock};
+
+/// One task's outcome: its index in the job and its encoded result.
+pub type Outcome = (u64, std::result::Result<Vec<u8>, TaskError>);
+
+/// A running call of one function on an executor: chunks of encoded argument
+/// tuples go in, one [`Outcome`] per item comes out, in completion order.
+///
+/// This is the seam a backend implements (with [`Executor::open`]); users call the
+/// typed methods of [`Executor`] instead. Dropping a job cancels its queued items.
+pub trait Job: Send {
+    /// Queues `items` (encoded argument tuples) as tasks `first`, `first + 1`, ….
+    fn submit(&mut self, first: u64, items: Vec<Vec<u8>>) -> Result<()>;
+
+    /// The next outcome: waits at most `timeout` (forever with `None`); `None` if
+    /// nothing arrived in time. Every submitted item yields exactly one outcome.
+    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcome>;
+}
+
+/// Settings that shape how the typed methods cut work into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Number of parallel workers.
+    pub workers: usize,
+    /// Items per chunk; `None` lets the pool choose.
+    pub chunk_size: Option<usize>,
+    /// Whether long maps draw a progress bar.
+    pub progress: bool,
+}
+
+/// What [`ProcessPool`], [`ThreadPool`](crate::ThreadPool) and
+/// [`Serial`](crate::Serial) have in common — and what a remote backend implements:
+/// open a [`Job`] for a function. The typed methods, by the names of Python's
+/// `multiprocessing.Pool`, are provided on top.
+///
+/// Functions are [`Func`] values: `Func<(T,), R>` for [`map`](Executor::map),
+/// any `Func<A, R>` for [`starmap`](Executor::starmap) and
+/// [`apply`](Executor::apply).
+pub trait Executor: Send + Sync {
+    /// Starts a job for `func`.
+    fn open(&self, func: &RawFunc) -> Result<Box<dyn Job>>;
+
+    /// Worker count, chunk size and progress settings.
+    fn shape(&self) -> Shape;
+
+    /// Calls `func` on every item, in parallel, and returns the results in input
+    /// order; the first failed task (lowest index) is the error, after all tasks
+    /// have finished. See [`imap`](Executor::imap) to keep partial results.
+    fn map<T, R, M, I>(&self, func: &Func<(T,), R, M>, items: I) -> Result<Vec<R>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+    {
+        map::map(self, func, items.into_iter().map(|x| (x,)))
+    }
+
+    /// Calls `func` with each argument tuple — Python's `starmap`. Several
+    /// iterables are zipped with `std::iter::zip`:
+    /// `pool.starmap(&f, zip([1, 2], [3, 4]))` calls `f(1, 3)` and `f(2, 4)`.
+    fn starmap<A, R, M, I>(&self, func: &Func<A, R, M>, args: I) -> Result<Vec<R>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = A>,
+    {
+        map::map(self, func, args.into_iter())
+    }
+
+    /// Like [`map`](Executor::map), but an iterator that yields each result in
+    /// input order as soon as it (and every earlier one) is done, one `Result` per
+    /// item. The input is consumed lazily.
+    fn imap<'a, T, R, M, I>(&'a self, func: &Func<(T,), R, M>, items: I) -> Result<Imap<'a, R>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+    {
+        Imap::new(self, func, items.into_iter().map(|x| (x,)), true)
+    }
+
+    /// Like [`imap`](Executor::imap), but yields results in completion order
+    /// ([`Imap::indexed`] adds each one's input position).
+    fn imap_unordered<'a, T, R, M, I>(
+        &'a self,
+        func: &Func<(T,), R, M>,
+        items: I,
+    ) -> Result<Imap<'a, R>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+    {
+        Imap::new(self, func, items.into_iter().map(|x| (x,)), false)
+    }
+
+    /// [`imap`](Executor::imap) over argument tuples.
+    fn istarmap<'a, A, R, M, I>(&'a self, func: &Func<A, R, M>, args: I) -> Result<Imap<'a, R>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        Imap::new(self, func, args.into_iter(), true)
+    }
+
+    /// Calls `func(args)` in a worker and waits for the result.
+    fn apply<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<R>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+    {
+        self.apply_async(func, args)?.get()
+    }
+
+    /// Calls `func(args)` in a worker and returns at once with a handle to the
+    /// result.
+    fn apply_async<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<AsyncResult<R>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+    {
+        let bytes = func
+            .encode_args(&args)
+            .map_err(|error| Error::Encode { index: 0, error })?;
+        let mut job = self.open(&func.raw())?;
+        job.submit(0, vec![bytes])?;
+        Ok(AsyncResult::new(job, func.clone()))
+    }
+}
+
+/// Maps a worker's report to the task error, reconstructing the core crate's
+/// typed error where the worker could only send text.
+pub(crate) fn task_error(err: WireError, func: Option<&RawFunc>) -> TaskError {
+    match err {
+        WireError::UnknownSymbol { id } => TaskError::Rejected {
+            error: dilly::Error::UnknownSymbol { id, name: None },
+        },
+        WireError::Load { message } => {
+            // Same registry on both sides (the handshake checked): preparing here
+            // fails the same way and gives back the typed error.
+            let local = func.map(RawFunc::prepare);
+            let error = match local {
+                Some(Err(error)) => error,
+                _ => dilly::Error::Malformed {
+                    what: "function",
+                    detail: message,
+                },
+            };
+            TaskError::Rejected { error }
+        }
+        WireError::Arguments { message } => TaskError::Arguments {
+            error: dilly::Error::Malformed {
+                what: "arguments",
+                detail: message,
+            },
+        },
+        WireError::Result { message } => TaskError::Unserializable {
+            error: dilly::Error::Encode {
+                what: "result",
+                detail: message,
+            },
+        },
+        WireError::Panicked { message, location } => TaskError::Panicked { message, location },
+    }
+}
+
+/// Settings of a running process pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) workers: usize,
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) progress: bool,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) max_tasks_per_child: Option<usize>,
+    pub(crate) memory_limited: bool,
+    pub(crate) max_frame: u64,
+}
+
+struct Chunk {
+    job: u64,
+    first: u64,
+    items: Vec<Vec<u8>>,
+}
+
+struct JobInfo {
+    func: Arc<RawFunc>,
+    key: u64,
+    sink: mpsc::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Chunk>,
+    jobs: HashMap<u64, Arc<JobInfo>>,
+    keys: HashMap<RawFunc, u64>,
+    next_id: u64,
+    in_flight: usize,
+    closed: bool,
+    terminated: bool,
+    /// Worker PIDs by slot, for `terminate`.
+    running: HashMap<usize, u32>,
+}
+
+struct Shared {
+    launcher: Launcher,
+    settings: Settings,
+    state: Mutex<State>,
+    work: Condvar,
+}
+
+/// How many functions a worker keeps prepared before the pool tells it to forget
+/// them all.
+const MAX_LOADED: usize = 256;
+
+/// A pool of worker processes running [`Func`] values, with the API of Python's
+/// `multiprocessing.Pool` (through [`Executor`]).
+///
+/// ```
+/// use dilly_pool::{Executor, ProcessPool};
+///
+/// #[dilly::func]
+/// fn double(x: u64) -> u64 {
+///     x * 2
+/// }
+///
+/// let pool = ProcessPool::builder().workers(2).build()?;
+/// let out = pool.map(&dilly::func_of!(double), 0..10)?;
+/// assert_eq!(out[3], 6);
+/// # Ok::<(), dilly_pool::Error>(())
+/// ```
+///
+/// Failures are values: a panicking task, a worker that dies or a task past its
+/// timeout fails only that task ([`TaskError`]); dead workers are replaced. Dropping
+/// the pool never hangs: it stops idle workers and kills busy ones.
+pub struct ProcessPool {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ProcessPool {
+    /// A builder with the defaults: one worker per core, `Spawn`, automatic chunks.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// A pool with the default settings.
+    pub fn new() -> Result<ProcessPool> {
+        Builder::new().build()
+    }
+
+    pub(crate) fn start(launcher: Launcher, settings: Settings) -> Result<ProcessPool> {
+        let workers = settings.workers;
+        let shared = Arc::new(Shared {
+            launcher,
+            settings,
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+        });
+        let pool = ProcessPool {
+            shared: Arc::clone(&shared),
+            threads: Mutex::new(Vec::new()),
+        };
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        for slot in 0..workers {
+            let shared = Arc::clone(&shared);
+            let ready = ready_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("dilly-pool-{slot}"))
+                .spawn(move || slot_main(shared, slot, ready))
+                .map_err(|source| Error::Io {
+                    context: "cannot start a pool thread",
+                    source,
+                })?;
+            lock(&pool.threads).push(handle);
+        }
+        drop(ready_tx);
+        let mut first_error = None;
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(Error::WorkerStart {
+                        reason: "a pool thread ended during start-up".to_owned(),
+                    });
+                }
+            }
+        }
+        match first_error {
+            None => Ok(pool),
+            Some(e) => {
+                pool.terminate();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops taking new work; queued and running tasks still complete. Call
+    /// [`join`](ProcessPool::join) to wait for them.
+    pub fn close(&self) {
+        let mut state = lock(&self.shared.state);
+        state.closed = true;
+        self.shared.work.notify_all();
+    }
+
+    /// Kills every worker now. Queued and running tasks end with
+    /// [`TaskError::Terminated`].
+    pub fn terminate(&self) {
+        let failed = {
+            let mut state = lock(&self.shared.state);
+            state.closed = true;
+            state.terminated = true;
+            for pid in state.running.values() {
+                crate::sys::kill(*pid);
+            }
+            let queue = std::mem::take(&mut state.queue);
+            let failed: Vec<_> = queue
+                .into_iter()
+                .filter_map(|c| state.jobs.get(&c.job).map(|j| (Arc::clone(j), c)))
+                .collect();
+            self.shared.work.notify_all();
+            failed
+        };
+        for (job, chunk) in failed {
+            fail_chunk(&job, chunk.first, chunk.items.len(), &TaskError::Terminated);
+        }
+        self.join_threads();
+        self.shared.launcher.shutdown();
+    }
+
+    /// Waits for the workers to finish after [`close`](ProcessPool::close) or
+    /// [`terminate`](ProcessPool::terminate).
+    pub fn join(&self) -> Result<()> {
+        if !lock(&self.shared.state).closed {
+            return Err(Error::NotClosed);
+        }
+        self.join_threads();
+        self.shared.launcher.shutdown();
+        Ok(())
+    }
+
+    fn join_threads(&self) {
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+
+    /// Process IDs of the current workers (for diagnostics and tests).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = lock(&self.shared.state).running.values().copied().collect();
+        pids.sort_unstable();
+        pids
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        let idle = {
+            let mut state = lock(&self.shared.state);
+            let idle = state.in_flight == 0 && state.queue.is_empty();
+            state.closed = true;
+            self.shared.work.notify_all();
+            idle
+        };
+        if idle {
+            self.join_threads();
+            self.shared.launcher.shutdown();
+        } else {
+            self.terminate();
+        }
+    }
+}
+
+impl std::fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessPool")
+            .field("workers", &self.shared.settings.workers)
+            .field("pids", &self.worker_pids())
+            .finish()
+    }
+}
+
+impl Executor for ProcessPool {
+    fn open(&self, func: &RawFunc) -> Result<Box<dyn Job>> {
+        let wire = func.clone();
+        let mut state = lock(&self.shared.state);
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        state.next_id += 1;
+        let id = state.next_id;
+        if state.keys.len() > 4 * MAX_LOADED {
+            state.keys.clear();
+        }
+        let key = *state.keys.entry(wire.clone()).or_insert(id);
+        let (sink, rx) = mpsc::channel();
+        state.jobs.insert(
+            id,
+            Arc::new(JobInfo {
+                func: Arc::new(wire),
+                key,
+                sink,
+            }),
+        );
+        Ok(Box::new(ProcessJob {
+            shared: Arc::clone(&self.shared),
+            id,
+            rx,
+        }))
+    }
+
+    fn shape(&self) -> Shape {
+        Shape {
+            workers: self.shared.settings.workers,
+            chunk_size: self.shared.settings.chunk_size,
+            progress: self.shared.settings.progress,
+        }
+    }
+}
+
+struct ProcessJob {
+    shared: Arc<Shared>,
+    id: u64,
+    rx: mpsc::Receiver<Outcome>,
+}
+
+impl Job for ProcessJob {
+    fn submit(&mut self, first: u64, items: Vec<Vec<u8>>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut state = lock(&self.shared.state);
+        if state.terminated {
+            return Err(Error::Closed);
+        }
+        state.queue.push_back(Chunk {
+            job: self.id,
+            first,
+            items,
+        });
+        self.shared.work.notify_one();
+        Ok(())
+    }
+
+    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcome> {
+        match timeout {
+            None => self.rx.recv().ok(),
+            Some(t) => self.rx.recv_timeout(t).ok(),
+        }
+    }
+}
+
+impl Drop for ProcessJob {
+    fn drop(&mut self) {
+        let mut state = lock(&self.shared.state);
+        state.jobs.remove(&self.id);
+        let id = self.id;
+        state.queue.retain(|c| c.job != id);
+    }
+}
+
+fn fail_chunk(job: &JobInfo, first: u64, len: usize, error: &TaskError) {
+    for i in 0..len as u64 {
+        let _ = job.sink.send((first + i, Err(error.clone())));
+    }
+}
+
+/// A live worker, parent side.
+struct Live {
+    writer: UnixStream,
+    reader: BufReader<UnixStream>,
+    proc: Proc,
+    loaded: HashSet<u64>,
+    tasks: usize,
+    /// The worker said `Busy` about the task whose result is awaited.
+    busy: bool,
+}
+
+impl Live {
+    fn new(connected: Connected, timeout: Option<Duration>) -> io::Result<Live> {
+        let Connected { stream, proc } = connected;
+        stream.set_read_timeout(timeout)?;
+        Ok(Live {
+            reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
+            writer: stream,
+            proc,
+            loaded: HashSet::new(),
+            tasks: 0,
+            busy: false,
+        })
+    }
+}
+
+/// Largest `Run` frame sent while the worker may still be busy writing results: it
+/// always fits the socket's buffer, so parent and worker never both block writing.
+const PIPELINE_FRAME: usize = 32 << 10;
+
+/// Chunks sent to one worker ahead of its results.
+const PIPELINE_DEPTH: usize = 2;
+
+/// Bytes an item takes in a `Run` frame.
+fn framed(item: &[u8]) -> usize {
+    item.len() + 8
+}
+
+/// A chunk sent to a worker whose results are being read.
+struct InFlight {
+    job: Arc<JobInfo>,
+    chunk: Chunk,
+    /// Items whose outcome arrived.
+    reported: usize,
+    /// Whether the frame reached the worker (a failed write means it never ran).
+    sent: bool,
+}
+
+impl Shared {
+    /// Takes the next chunk off the queue, at most `capacity` items and at most
+    /// `max_bytes` of arguments (at least one item unless `strict`). Items that
+    /// alone exceed the frame limit fail here. Called with the state locked.
+    fn take(
+        &self,
+        state: &mut State,
+        capacity: Option<usize>,
+        max_bytes: usize,
+        strict: bool,
+    ) -> Option<(Arc<JobInfo>, Chunk)> {
+        let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
+        loop {
+            let mut chunk = state.queue.pop_front()?;
+            let Some(job) = state.jobs.get(&chunk.job).cloned() else {
+                continue;
+            };
+            // Arguments that can never travel fail at the front of the chunk.
+            while chunk.items.first().is_some_and(|i| i.len() > limit) {
+                let item = chunk.items.remove(0);
+                let error = TaskError::Arguments {
+                    error: dilly::Error::TooLarge {
+                        what: "arguments",
+                        len: item.len() as u64,
+                        limit,
+                    },
+                };
+                let _ = job.sink.send((chunk.first, Err(error)));
+                chunk.first += 1;
+            }
+            if chunk.items.is_empty() {
+                continue;
+            }
+            let mut take = 0;
+            let mut bytes = 0;
+            let cap = capacity.unwrap_or(usize::MAX).max(1);
+            while take < chunk.items.len()
+                && take < cap
+                && chunk.items[take].len() <= limit
+                && (take == 0 || bytes + framed(&chunk.items[take]) <= max_bytes)
+            {
+                bytes += framed(&chunk.items[take]);
+                take += 1;
+            }
+            if strict && bytes > max_bytes {
+                state.queue.push_front(chunk);
+                return None;
+            }
+            if take < chunk.items.len() {
+                let rest = chunk.items.split_off(take);
+                state.queue.push_front(Chunk {
+                    job: chunk.job,
+                    first: chunk.first + take as u64,
+                    items: rest,
+                });
+            }
+            state.in_flight += 1;
+            return Some((job, chunk));
+        }
+    }
+
+    /// The next chunk for a slot, waiting for one; `None` when the slot should stop.
+    fn next_chunk(&self, capacity: Option<usize>) -> Option<(Arc<JobInfo>, Chunk)> {
+        let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
+        let mut state = lock(&self.state);
+        loop {
+            if state.terminated {
+                return None;
+            }
+            if let Some(next) = self.take(&mut state, capacity, limit, false) {
+                return Some(next);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// A small chunk to pipeline behind the ones in flight, if one is queued.
+    fn pipelined_chunk(&self, capacity: Option<usize>) -> Option<(Arc<JobInfo>, Chunk)> {
+        let mut state = lock(&self.state);
+        if state.terminated || capacity == Some(0) {
+            return None;
+        }
+        self.take(&mut state, capacity, PIPELINE_FRAME, true)
+    }
+
+    /// Marks a chunk resolved (all outcomes sent, or its rest requeued).
+    fn chunk_done(&self) {
+        let mut state = lock(&self.state);
+        state.in_flight = state.in_flight.saturating_sub(1);
+    }
+
+    /// Puts unfinished items back at the front of the queue (or fails them if the
+    /// pool is terminating).
+    fn requeue(&self, job: &JobInfo, chunk_job: u64, first: u64, items: Vec<Vec<u8>>) {
+        if items.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        if state.terminated {
+            drop(state);
+            fail_chunk(job, first, items.len(), &TaskError::Terminated);
+            return;
+        }
+        if state.jobs.contains_key(&chunk_job) {
+            state.queue.push_front(Chunk {
+                job: chunk_job,
+                first,
+                items,
+            });
+            self.work.notify_one();
+        }
+    }
+
+    /// Puts items back at the front of the queue one per chunk, in order.
+    fn requeue_singly(&self, job: &JobInfo, chunk_job: u64, first: u64, items: Vec<Vec<u8>>) {
+        let mut state = lock(&self.state);
+        if state.terminated || !state.jobs.contains_key(&chunk_job) {
+            drop(state);
+            fail_chunk(job, first, items.len(), &TaskError::Terminated);
+            return;
+        }
+        for (i, item) in items.into_iter().enumerate().rev() {
+            state.queue.push_front(Chunk {
+                job: chunk_job,
+                first: first + i as u64,
+                items: vec![item],
+            });
+        }
+        self.work.notify_all();
+    }
+
+    fn launch(&self, slot: usize) -> Result<Live> {
+        let register = |pid: u32| {
+            let mut state = lock(&self.state);
+            if state.terminated {
+                return false;
+            }
+            state.running.insert(slot, pid);
+            true
+        };
+        let connected = match self.launcher.launch(&register) {
+            Ok(c) => c,
+            Err(e) => {
+                self.forget(slot);
+                return Err(e);
+            }
+        };
+        let live =
+            Live::new(connected, self.settings.task_timeout).map_err(|source| Error::Io {
+                context: "cannot configure a worker's socket",
+                source,
+            })?;
+        if lock(&self.state).terminated {
+            let mut live = live;
+            live.proc.kill();
+            live.proc.reap();
+            self.forget(slot);
+            return Err(Error::Closed);
+        }
+        Ok(live)
+    }
+
+    fn forget(&self, slot: usize) {
+        lock(&self.state).running.remove(&slot);
+    }
+
+    /// Sends the function (first time on this worker) and a chunk's items.
+    fn send_run(&self, live: &mut Live, job: &JobInfo, items: &[Vec<u8>]) -> io::Result<()> {
+        if !live.loaded.contains(&job.key) {
+            if live.loaded.len() >= MAX_LOADED {
+                protocol::write_frame(&live.writer, &ToWorker::Clear.encode()?)?;
+                live.loaded.clear();
+            }
+            let load = ToWorker::Load {
+                key: job.key,
+                func: (*job.func).clone(),
+            };
+            protocol::write_frame(&live.writer, &load.encode()?)?;
+            live.loaded.insert(job.key);
+        }
+        protocol::write_frame(&live.writer, &protocol::encode_run(job.key, items)?)
+    }
+
+    /// Reads one item's result and hands it to the job. `Err` means the worker is
+    /// lost, with the error to blame the item for (`None`: it died).
+    fn receive(
+        &self,
+        live: &mut Live,
+        job: &JobInfo,
+        index: u64,
+    ) -> std::result::Result<(), Option<TaskError>> {
+        loop {
+            let frame = protocol::read_frame(&mut live.reader, self.settings.max_frame);
+            if let Ok(Some(body)) = &frame {
+                if protocol::is_busy(body) {
+                    live.busy = true;
+                    continue;
+                }
+            }
+            if matches!(frame, Ok(Some(_))) {
+                live.busy = false;
+            }
+            return self.outcome(live, job, index, frame);
+        }
+    }
+
+    /// Hands one frame's outcome to the job (see [`Shared::receive`]).
+    fn outcome(
+        &self,
+        live: &mut Live,
+        job: &JobInfo,
+        index: u64,
+        frame: io::Result<Option<Vec<u8>>>,
+    ) -> std::result::Result<(), Option<TaskError>> {
+        let protocol_error = |live: &Live, detail: String| {
+            Some(TaskError::Protocol {
+                pid: live.proc.pid(),
+                detail,
+            })
+        };
+        match frame {
+            Ok(Some(body)) => match FromWorker::decode(&body) {
+                Ok(FromWorker::Done(bytes)) => {
+                    let _ = job.sink.send((index, Ok(bytes)));
+                    Ok(())
+                }
+                Ok(FromWorker::Failed(err)) => {
+                    let _ = job
+                        .sink
+                        .send((index, Err(task_error(err, Some(&job.func)))));
+                    Ok(())
+                }
+                Ok(other) => Err(protocol_error(live, format!("unexpected {other:?}"))),
+                Err(e) => Err(protocol_error(live, e.to_string())),
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                match self.settings.task_timeout {
+                    Some(after) => Err(Some(TaskError::TimedOut {
+                        after,
+                        pid: live.proc.pid(),
+                    })),
+                    None => Err(None),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Err(protocol_error(live, e.to_string()))
+            }
+            Ok(None) | Err(_) => Err(None),
+        }
+    }
+}
+
+/// A slot: one thread that owns one worker process at a time, keeps up to
+/// [`PIPELINE_DEPTH`] chunks in flight on it, and reads their results in order.
+fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) {
+    let mut live = match shared.launch(slot) {
+        Ok(live) => {
+            let _ = ready.send(Ok(()));
+            Some(live)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    drop(ready);
+    let mut slot = Slot {
+        shared: &shared,
+        index: slot,
+        live: live.take(),
+        inflight: VecDeque::new(),
+        start_error: None,
+    };
+    slot.serve();
+    slot.stop();
+}
+
+struct Slot<'a> {
+    shared: &'a Shared,
+    index: usize,
+    live: Option<Live>,
+    inflight: VecDeque<InFlight>,
+    start_error: Option<String>,
+}
+
+impl Slot<'_> {
+    /// Tasks the current worker may still take before it is retired.
+    fn capacity(&self) -> Option<usize> {
+        let max = self.shared.settings.max_tasks_per_child?;
+        let used = self.live.as_ref().map_or(0, |l| l.tasks)
+            + self
+                .inflight
+                .iter()
+                .map(|f| f.chunk.items.len())
+                .sum::<usize>();
+        Some(max.saturating_sub(used))
+    }
+
+    fn serve(&mut self) {
+        loop {
+            if self.inflight.is_empty() && !self.start_next() {
+                return;
+            }
+            self.top_up();
+            self.read_one();
+        }
+    }
+
+    /// Waits for a chunk and sends it; false when the slot should stop.
+    fn start_next(&mut self) -> bool {
+        loop {
+            if self.live.is_none() {
+                match self.shared.launch(self.index) {
+                    Ok(l) => {
+                        self.live = Some(l);
+                        self.start_error = None;
+                    }
+                    Err(Error::Closed) => return false,
+                    Err(e) => self.start_error = Some(e.to_string()),
+                }
+            }
+            let capacity = self.capacity().map(|c| c.max(1));
+            let Some((job, chunk)) = self.shared.next_chunk(capacity) else {
+                return false;
+            };
+            let Some(worker) = self.live.as_mut() else {
+                let reason = self
+                    .start_error
+                    .clone()
+                    .unwrap_or_else(|| "unknown start failure".to_owned());
+                fail_chunk(
+                    &job,
+                    chunk.first,
+                    chunk.items.len(),
+                    &TaskError::WorkerStart { reason },
+                );
+                self.shared.chunk_done();
+                // Do not spin on a start failure that repeats.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            // A worker that died while idle is replaced without blaming any task.
+            if worker.proc.try_status().is_some() {
+                self.shared.forget(self.index);
+                self.live = None;
+                self.shared
+                    .requeue(&job, chunk.job, chunk.first, chunk.items);
+                self.shared.chunk_done();
+                continue;
+            }
+            let sent = self.shared.send_run(worker, &job, &chunk.items).is_ok();
+            self.inflight.push_back(InFlight {
+                job,
+                chunk,
+                reported: 0,
+                sent,
+            });
+            if !sent {
+                // It died before it could start this chunk: nobody is to blame.
+                self.lost(None, false);
+                continue;
+            }
+            return true;
+        }
+    }
+
+    /// Sends small queued chunks behind the ones in flight.
+    fn top_up(&mut self) {
+        while self.inflight.len() < PIPELINE_DEPTH {
+            let Some(worker) = self.live.as_mut() else {
+                return;
+            };
+            let capacity = match self.shared.settings.max_tasks_per_child {
+                None => None,
+                Some(max) => {
+                    let used = worker.tasks
+                        + self
+                            .inflight
+                            .iter()
+                            .map(|f| f.chunk.items.len())
+                            .sum::<usize>();
+                    Some(max.saturating_sub(used))
+                }
+            };
+            let Some((job, chunk)) = self.shared.pipelined_chunk(capacity) else {
+                return;
+            };
+            let sent = self.shared.send_run(worker, &job, &chunk.items).is_ok();
+            self.inflight.push_back(InFlight {
+                job,
+                chunk,
+                reported: 0,
+                sent,
+            });
+            if !sent {
+                // The head chunk's read will see the death and sort everything out.
+                return;
+            }
+        }
+    }
+
+    /// Reads the next result of the oldest chunk in flight.
+    fn read_one(&mut self) {
+        let (Some(worker), Some(head)) = (self.live.as_mut(), self.inflight.front_mut()) else {
+            return;
+        };
+        let index = head.chunk.first + head.reported as u64;
+        match self.shared.receive(worker, &head.job, index) {
+            Ok(()) => {
+                head.reported += 1;
+                if head.reported == head.chunk.items.len() {
+                    let done = self.inflight.pop_front().expect("a head chunk");
+                    worker.tasks += done.chunk.items.len();
+                    self.shared.chunk_done();
+                    let retire = self
+                        .shared
+                        .settings
+                        .max_tasks_per_child
+                        .is_some_and(|max| worker.tasks >= max);
+                    if retire && self.inflight.is_empty() {
+                        self.retire();
+                    }
+                }
+            }
+            Err(error) => self.lost(error, true),
+        }
+    }
+
+    /// Tells the current worker to exit and waits for it.
+    fn retire(&mut self) {
+        if let Some(mut old) = self.live.take() {
+            self.shared.forget(self.index);
+            let _ =
+                protocol::write_frame(&old.writer, &ToWorker::Exit.encode().unwrap_or_default());
+            old.proc.status(Duration::from_secs(2));
+        }
+    }
+
+    /// The worker is gone. If `started`, the head chunk's next item was running and
+    /// gets `error` (or [`TaskError::WorkerDied`]); everything else in flight goes
+    /// back to the queue.
+    fn lost(&mut self, error: Option<TaskError>, started: bool) {
+        let Some(mut old) = self.live.take() else {
+            return;
+        };
+        let pid = old.proc.pid();
+        let exit = if error.is_some() {
+            old.proc.kill();
+            self.shared.forget(self.index);
+            old.proc.reap()
+        } else {
+            let exit = old.proc.status(Duration::from_secs(2));
+            self.shared.forget(self.index);
+            exit
+        };
+        let terminated = lock(&self.shared.state).terminated;
+        let busy = old.busy;
+        // A worker that died by itself (no timeout, no protocol error) with several
+        // items of its chunk unreported may have finished some of them: their
+        // results can sit unsent in its buffer for up to `RESULT_WINDOW`. Run those
+        // items again one per chunk, where the one that kills its worker is known
+        // exactly; the others deliver their results once.
+        let ambiguous = started
+            && error.is_none()
+            && !terminated
+            && !busy
+            && self
+                .inflight
+                .front()
+                .is_some_and(|f| f.sent && f.chunk.items.len() - f.reported > 1);
+        if ambiguous {
+            if let Some(InFlight {
+                job,
+                mut chunk,
+                reported,
+                ..
+            }) = self.inflight.pop_front()
+            {
+                let rest = chunk.items.split_off(reported);
+                let first = chunk.first + reported as u64;
+                self.shared.requeue_singly(&job, chunk.job, first, rest);
+                self.shared.chunk_done();
+            }
+        }
+        let mut blame = (started && !ambiguous).then_some(error);
+        while let Some(InFlight {
+            job,
+            mut chunk,
+            reported,
+            sent,
+        }) = self.inflight.pop_front()
+        {
+            let mut rest = chunk.items.split_off(reported.min(chunk.items.len()));
+            let mut first = chunk.first + reported as u64;
+            // Only the item the worker was running is to blame: the next unreported
+            // one of the oldest chunk it received.
+            if let Some(error) = blame.take() {
+                if sent && !rest.is_empty() {
+                    rest.remove(0);
+                    let error = if terminated {
+                        TaskError::Terminated
+                    } else {
+                        error.unwrap_or(TaskError::WorkerDied {
+                            pid,
+                            exit,
+                            memory_limited: self.shared.settings.memory_limited,
+                        })
+                    };
+                    let _ = job.sink.send((first, Err(error)));
+                    first += 1;
+                }
+            }
+            self.shared.requeue(&job, chunk.job, first, rest);
+            self.shared.chunk_done();
+        }
+    }
+
+    /// Ends the slot: stops its worker (gracefully unless terminating).
+    fn stop(&mut self) {
+        if !self.inflight.is_empty() {
+            self.lost(Some(TaskError::Terminated), true);
+        }
+        if let Some(mut worker) = self.live.take() {
+            let terminated = lock(&self.shared.state).terminated;
+            self.shared.forget(self.index);
+            if terminated {
+                worker.proc.kill();
+                worker.proc.reap();
+            } else {
+                let _ = protocol::write_frame(
+                    &worker.writer,
+                    &ToWorker::Exit.encode().unwrap_or_default(),
+                );
+                worker.proc.status(Duration::from_secs(2));
+            }
+        }
+    }
+}

@@ -1,0 +1,662 @@
+//! Frames between the parent and a worker (or a fork server).
+//!
+//! Every frame is a 4-byte little-endian length followed by that many bytes; the
+//! first byte of the body is a message tag. Lengths are checked against a limit
+//! before anything is allocated, so a corrupt or hostile peer cannot make the other
+//! side allocate more than the limit. Bodies are hand-written little-endian fields:
+//! the hot messages (`Run`, `Done`) are a few integers around opaque byte strings
+//! that the core codec produced, so a general serializer would only add copies.
+
+use std::io::{self, Read};
+
+use dilly::registry::RegistryFingerprint;
+use dilly::{Fingerprint, RawFunc, SymbolId};
+
+/// Protocol revision, checked in the handshake.
+pub(crate) const PROTOCOL: u32 = 1;
+
+/// Bytes of framing around a message body, allowed on top of the payload limit.
+const OVERHEAD: usize = 64 << 10;
+
+/// Tags of messages from the parent.
+mod to_worker {
+    pub(super) const CONFIG: u8 = 1;
+    pub(super) const REJECT: u8 = 2;
+    pub(super) const LOAD: u8 = 3;
+    pub(super) const RUN: u8 = 4;
+    pub(super) const CLEAR: u8 = 5;
+    pub(super) const EXIT: u8 = 6;
+    pub(super) const FORK: u8 = 7;
+}
+
+/// Tags of messages from a worker or fork server.
+mod from_worker {
+    pub(super) const HELLO: u8 = 101;
+    pub(super) const READY: u8 = 102;
+    pub(super) const INIT_FAILED: u8 = 103;
+    pub(super) const DONE: u8 = 104;
+    pub(super) const FAILED: u8 = 105;
+    pub(super) const FORKED: u8 = 106;
+    pub(super) const EXITED: u8 = 107;
+    pub(super) const BUSY: u8 = 108;
+}
+
+/// Where a forked or spawned worker connects back to, and how it proves who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    /// The listening socket's name (abstract on Linux, a path elsewhere).
+    pub(crate) address: Vec<u8>,
+    /// Which spawn this worker is.
+    pub(crate) spawn_id: u64,
+    /// A random secret the worker echoes in its hello.
+    pub(crate) token: [u8; 16],
+}
+
+/// Messages the parent sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ToWorker {
+    /// After a good hello: settings and the initializer.
+    Config {
+        /// The parent's registry fingerprint (the worker checks it too).
+        registry: RegistryFingerprint,
+        /// `RLIMIT_AS` in bytes.
+        memory_limit: Option<u64>,
+        /// Largest frame the worker may accept.
+        max_frame: u64,
+        /// Runs once before the first task.
+        initializer: Option<RawFunc>,
+    },
+    /// After a bad hello: the worker exits.
+    Reject,
+    /// Prepare a function under `key` (sent once per worker and function).
+    Load { key: u64, func: RawFunc },
+    /// Run each item with the function under `key`, reporting results in order.
+    Run { key: u64, items: Vec<Vec<u8>> },
+    /// Forget every loaded function.
+    Clear,
+    /// Exit now.
+    Exit,
+    /// To a fork server: fork a worker that connects back with `ticket`.
+    Fork { ticket: Ticket },
+}
+
+/// Why a task or the initializer failed on the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WireError {
+    /// The function's ID is not registered on the worker.
+    UnknownSymbol { id: SymbolId },
+    /// The function could not be prepared for another reason.
+    Load { message: String },
+    /// The arguments did not decode.
+    Arguments { message: String },
+    /// The result did not encode.
+    Result { message: String },
+    /// The function panicked.
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+}
+
+/// Messages a worker or fork server sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FromWorker {
+    /// First frame on a fresh connection.
+    Hello {
+        protocol: u32,
+        pid: u32,
+        spawn_id: u64,
+        token: [u8; 16],
+        registry: RegistryFingerprint,
+    },
+    /// The initializer (if any) ran; tasks may come.
+    Ready,
+    /// The initializer failed; the worker exits.
+    InitFailed(WireError),
+    /// One item's encoded result.
+    Done(Vec<u8>),
+    /// One item failed.
+    Failed(WireError),
+    /// A fork server forked a worker.
+    Forked { spawn_id: u64, pid: u32 },
+    /// A fork server reaped a worker: raw wait status.
+    Exited { pid: u32, status: i32 },
+    /// Every result before the running task has been sent, and that task has run
+    /// for a while: if the worker dies now, it is the one to blame.
+    Busy,
+}
+
+/// A protocol violation by the peer.
+pub(crate) fn violation(detail: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, detail.into())
+}
+
+struct Out(Vec<u8>);
+
+impl Out {
+    fn new(tag: u8) -> Out {
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(&[0, 0, 0, 0, tag]);
+        Out(v)
+    }
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        self.u64(v.len() as u64);
+        self.0.extend_from_slice(v);
+    }
+    fn opt_u64(&mut self, v: Option<u64>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.u64(v);
+            }
+        }
+    }
+    fn registry(&mut self, r: RegistryFingerprint) {
+        self.u64(r.count as u64);
+        self.u64(r.hash.to_raw());
+    }
+    /// A function in the core crate's own encoding of [`RawFunc`].
+    fn func(&mut self, f: &RawFunc) -> io::Result<()> {
+        let bytes = dilly::to_bytes(f).map_err(|e| violation(e.to_string()))?;
+        self.bytes(&bytes);
+        Ok(())
+    }
+    fn error(&mut self, e: &WireError) {
+        match e {
+            WireError::UnknownSymbol { id } => {
+                self.u8(0);
+                self.u64(id.to_raw());
+            }
+            WireError::Load { message } => {
+                self.u8(1);
+                self.bytes(message.as_bytes());
+            }
+            WireError::Arguments { message } => {
+                self.u8(2);
+                self.bytes(message.as_bytes());
+            }
+            WireError::Result { message } => {
+                self.u8(3);
+                self.bytes(message.as_bytes());
+            }
+            WireError::Panicked { message, location } => {
+                self.u8(4);
+                self.bytes(message.as_bytes());
+                match location {
+                    None => self.u8(0),
+                    Some(l) => {
+                        self.u8(1);
+                        self.bytes(l.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+    /// Fills in the length prefix.
+    fn finish(mut self) -> io::Result<Vec<u8>> {
+        let len = u32::try_from(self.0.len() - 4)
+            .map_err(|_| violation("a frame does not fit a 32-bit length"))?;
+        self.0[..4].copy_from_slice(&len.to_le_bytes());
+        Ok(self.0)
+    }
+}
+
+struct In<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> In<'a> {
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(violation(format!(
+                "truncated frame: needed {n} more bytes, {} left",
+                self.rest.len()
+            )));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> io::Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> io::Result<u32> {
+        let mut b = [0; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        let mut b = [0; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+    fn i32(&mut self) -> io::Result<i32> {
+        Ok(self.u32()? as i32)
+    }
+    fn bytes(&mut self) -> io::Result<&'a [u8]> {
+        let len = self.u64()?;
+        let len = usize::try_from(len).map_err(|_| violation("length overflows usize"))?;
+        self.take(len)
+    }
+    fn string(&mut self) -> io::Result<String> {
+        Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
+    }
+    fn opt_u64(&mut self) -> io::Result<Option<u64>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.u64()?)),
+            t => Err(violation(format!("bad option tag {t}"))),
+        }
+    }
+    fn registry(&mut self) -> io::Result<RegistryFingerprint> {
+        let count = self.u64()? as usize;
+        let hash = Fingerprint::from_raw(self.u64()?);
+        Ok(RegistryFingerprint { count, hash })
+    }
+    fn func(&mut self) -> io::Result<RawFunc> {
+        dilly::from_bytes(self.bytes()?).map_err(|e| violation(format!("bad function: {e}")))
+    }
+    fn error(&mut self) -> io::Result<WireError> {
+        Ok(match self.u8()? {
+            0 => WireError::UnknownSymbol {
+                id: SymbolId::from_raw(self.u64()?),
+            },
+            1 => WireError::Load {
+                message: self.string()?,
+            },
+            2 => WireError::Arguments {
+                message: self.string()?,
+            },
+            3 => WireError::Result {
+                message: self.string()?,
+            },
+            4 => {
+                let message = self.string()?;
+                let location = match self.u8()? {
+                    0 => None,
+                    _ => Some(self.string()?),
+                };
+                WireError::Panicked { message, location }
+            }
+            t => return Err(violation(format!("bad error tag {t}"))),
+        })
+    }
+    fn token(&mut self) -> io::Result<[u8; 16]> {
+        let mut t = [0; 16];
+        t.copy_from_slice(self.take(16)?);
+        Ok(t)
+    }
+    fn end(&self) -> io::Result<()> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(violation(format!(
+                "{} unexpected bytes after a message",
+                self.rest.len()
+            )))
+        }
+    }
+}
+
+impl ToWorker {
+    /// The whole frame, length prefix included.
+    pub(crate) fn encode(&self) -> io::Result<Vec<u8>> {
+        let out = match self {
+            ToWorker::Config {
+                registry,
+                memory_limit,
+                max_frame,
+                initializer,
+            } => {
+                let mut o = Out::new(to_worker::CONFIG);
+                o.registry(*registry);
+                o.opt_u64(*memory_limit);
+                o.u64(*max_frame);
+                match initializer {
+                    None => o.u8(0),
+                    Some(f) => {
+                        o.u8(1);
+                        o.func(f)?;
+                    }
+                }
+                o
+            }
+            ToWorker::Reject => Out::new(to_worker::REJECT),
+            ToWorker::Load { key, func } => {
+                let mut o = Out::new(to_worker::LOAD);
+                o.u64(*key);
+                o.func(func)?;
+                o
+            }
+            ToWorker::Run { key, items } => return encode_run(*key, items),
+            ToWorker::Clear => Out::new(to_worker::CLEAR),
+            ToWorker::Exit => Out::new(to_worker::EXIT),
+            ToWorker::Fork { ticket } => {
+                let mut o = Out::new(to_worker::FORK);
+                o.bytes(&ticket.address);
+                o.u64(ticket.spawn_id);
+                o.0.extend_from_slice(&ticket.token);
+                o
+            }
+        };
+        out.finish()
+    }
+
+    /// Reads a body (without its length prefix).
+    pub(crate) fn decode(body: &[u8]) -> io::Result<ToWorker> {
+        let (&tag, rest) = body.split_first().ok_or_else(|| violation("empty frame"))?;
+        let mut i = In { rest };
+        let msg = match tag {
+            to_worker::CONFIG => {
+                let registry = i.registry()?;
+                let memory_limit = i.opt_u64()?;
+                let max_frame = i.u64()?;
+                let initializer = match i.u8()? {
+                    0 => None,
+                    _ => Some(i.func()?),
+                };
+                ToWorker::Config {
+                    registry,
+                    memory_limit,
+                    max_frame,
+                    initializer,
+                }
+            }
+            to_worker::REJECT => ToWorker::Reject,
+            to_worker::LOAD => ToWorker::Load {
+                key: i.u64()?,
+                func: i.func()?,
+            },
+            to_worker::RUN => {
+                let key = i.u64()?;
+                let n = i.u64()?;
+                // Each item takes at least its 8-byte length: bound the allocation.
+                if n > (i.rest.len() / 8) as u64 {
+                    return Err(violation(format!("run frame claims {n} items")));
+                }
+                let mut items = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    items.push(i.bytes()?.to_vec());
+                }
+                ToWorker::Run { key, items }
+            }
+            to_worker::CLEAR => ToWorker::Clear,
+            to_worker::EXIT => ToWorker::Exit,
+            to_worker::FORK => ToWorker::Fork {
+                ticket: Ticket {
+                    address: i.bytes()?.to_vec(),
+                    spawn_id: i.u64()?,
+                    token: i.token()?,
+                },
+            },
+            t => {
+                return Err(violation(format!(
+                    "unknown message tag {t} from the parent"
+                )));
+            }
+        };
+        i.end()?;
+        Ok(msg)
+    }
+}
+
+/// `Run` without cloning the items.
+pub(crate) fn encode_run(key: u64, items: &[Vec<u8>]) -> io::Result<Vec<u8>> {
+    let total: usize = items.iter().map(|i| i.len() + 8).sum();
+    let mut o = Out::new(to_worker::RUN);
+    o.0.reserve(total + 16);
+    o.u64(key);
+    o.u64(items.len() as u64);
+    for item in items {
+        o.bytes(item);
+    }
+    o.finish()
+}
+
+impl FromWorker {
+    /// The whole frame, length prefix included.
+    pub(crate) fn encode(&self) -> io::Result<Vec<u8>> {
+        let out = match self {
+            FromWorker::Hello {
+                protocol,
+                pid,
+                spawn_id,
+                token,
+                registry,
+            } => {
+                let mut o = Out::new(from_worker::HELLO);
+                o.u32(*protocol);
+                o.u32(*pid);
+                o.u64(*spawn_id);
+                o.0.extend_from_slice(token);
+                o.registry(*registry);
+                o
+            }
+            FromWorker::Ready => Out::new(from_worker::READY),
+            FromWorker::InitFailed(e) => {
+                let mut o = Out::new(from_worker::INIT_FAILED);
+                o.error(e);
+                o
+            }
+            FromWorker::Done(bytes) => {
+                let mut o = Out::new(from_worker::DONE);
+                o.0.extend_from_slice(bytes);
+                o
+            }
+            FromWorker::Failed(e) => {
+                let mut o = Out::new(from_worker::FAILED);
+                o.error(e);
+                o
+            }
+            FromWorker::Forked { spawn_id, pid } => {
+                let mut o = Out::new(from_worker::FORKED);
+                o.u64(*spawn_id);
+                o.u32(*pid);
+                o
+            }
+            FromWorker::Exited { pid, status } => {
+                let mut o = Out::new(from_worker::EXITED);
+                o.u32(*pid);
+                o.i32(*status);
+                o
+            }
+            FromWorker::Busy => Out::new(from_worker::BUSY),
+        };
+        out.finish()
+    }
+
+    /// Reads a body (without its length prefix).
+    pub(crate) fn decode(body: &[u8]) -> io::Result<FromWorker> {
+        let (&tag, rest) = body.split_first().ok_or_else(|| violation("empty frame"))?;
+        if tag == from_worker::DONE {
+            return Ok(FromWorker::Done(rest.to_vec()));
+        }
+        let mut i = In { rest };
+        let msg = match tag {
+            from_worker::HELLO => FromWorker::Hello {
+                protocol: i.u32()?,
+                pid: i.u32()?,
+                spawn_id: i.u64()?,
+                token: i.token()?,
+                registry: i.registry()?,
+            },
+            from_worker::READY => FromWorker::Ready,
+            from_worker::INIT_FAILED => FromWorker::InitFailed(i.error()?),
+            from_worker::FAILED => FromWorker::Failed(i.error()?),
+            from_worker::FORKED => FromWorker::Forked {
+                spawn_id: i.u64()?,
+                pid: i.u32()?,
+            },
+            from_worker::EXITED => FromWorker::Exited {
+                pid: i.u32()?,
+                status: i.i32()?,
+            },
+            from_worker::BUSY => FromWorker::Busy,
+            t => return Err(violation(format!("unknown message tag {t} from a worker"))),
+        };
+        i.end()?;
+        Ok(msg)
+    }
+}
+
+/// Whether a frame body from a worker is [`FromWorker::Busy`] (without decoding it).
+pub(crate) fn is_busy(body: &[u8]) -> bool {
+    body == [from_worker::BUSY]
+}
+
+/// Reads one frame body, refusing lengths over `limit` (+ framing overhead) before
+/// allocating. `Ok(None)` on a clean end of stream at a frame boundary.
+pub(crate) fn read_frame(r: &mut impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = u32::from_le_bytes(len) as u64;
+    if len > limit.saturating_add(OVERHEAD as u64) {
+        return Err(violation(format!(
+            "frame of {len} bytes exceeds the limit of {limit} bytes"
+        )));
+    }
+    let mut body = vec![0; len as usize];
+    r.read_exact(&mut body)?;
+    Ok(Some(body))
+}
+
+/// Writes a whole frame produced by `encode` (never raising `SIGPIPE`).
+pub(crate) fn write_frame(socket: &std::os::unix::net::UnixStream, frame: &[u8]) -> io::Result<()> {
+    crate::sys::send_all(socket, frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn func() -> RawFunc {
+        RawFunc::Registered {
+            id: SymbolId::of("a::b"),
+            fingerprint: Fingerprint::of("fn()"),
+            state: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let to = [
+            ToWorker::Config {
+                registry: RegistryFingerprint {
+                    count: 3,
+                    hash: Fingerprint::of("x"),
+                },
+                memory_limit: Some(1 << 30),
+                max_frame: 99,
+                initializer: Some(func()),
+            },
+            ToWorker::Reject,
+            ToWorker::Load {
+                key: 7,
+                func: func(),
+            },
+            ToWorker::Run {
+                key: 7,
+                items: vec![vec![1], vec![], vec![2, 3]],
+            },
+            ToWorker::Clear,
+            ToWorker::Exit,
+            ToWorker::Fork {
+                ticket: Ticket {
+                    address: b"addr".to_vec(),
+                    spawn_id: 4,
+                    token: [9; 16],
+                },
+            },
+        ];
+        for msg in to {
+            let frame = msg.encode().unwrap();
+            let body = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
+            assert_eq!(ToWorker::decode(&body).unwrap(), msg);
+        }
+        let from = [
+            FromWorker::Hello {
+                protocol: PROTOCOL,
+                pid: 5,
+                spawn_id: 6,
+                token: [1; 16],
+                registry: RegistryFingerprint {
+                    count: 1,
+                    hash: Fingerprint::of("y"),
+                },
+            },
+            FromWorker::Ready,
+            FromWorker::InitFailed(WireError::UnknownSymbol {
+                id: SymbolId::of("q"),
+            }),
+            FromWorker::Done(vec![4, 5]),
+            FromWorker::Failed(WireError::Panicked {
+                message: "boom".into(),
+                location: Some("a.rs:1:2".into()),
+            }),
+            FromWorker::Failed(WireError::Result {
+                message: "no".into(),
+            }),
+            FromWorker::Forked {
+                spawn_id: 1,
+                pid: 2,
+            },
+            FromWorker::Exited { pid: 2, status: 9 },
+            FromWorker::Busy,
+        ];
+        for msg in from {
+            let frame = msg.encode().unwrap();
+            let body = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
+            assert_eq!(FromWorker::decode(&body).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_allocating() {
+        let frame = (u32::MAX).to_le_bytes();
+        let err = read_frame(&mut &frame[..], 1024).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn truncated_and_hostile_bodies_are_errors() {
+        let frame = ToWorker::Run {
+            key: 1,
+            items: vec![vec![1, 2, 3]],
+        }
+        .encode()
+        .unwrap();
+        let body = &frame[4..];
+        for cut in 0..body.len() {
+            assert!(ToWorker::decode(&body[..cut]).is_err());
+        }
+        // A run frame claiming a huge item count is refused without allocating.
+        let mut hostile = vec![to_worker::RUN];
+        hostile.extend_from_slice(&1u64.to_le_bytes());
+        hostile.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(ToWorker::decode(&hostile).is_err());
+        assert!(read_frame(&mut &[][..], 10).unwrap().is_none());
+        assert!(read_frame(&mut &[1u8, 0][..], 10).is_err());
+    }
+}

@@ -1,0 +1,662 @@
+//! Starting worker processes: `Spawn` (re-execute this program), `ForkServer` (a
+//! spawned server that forks workers) and `Fork` (fork a server from this process),
+//! and the handshake every new worker goes through.
+//!
+//! Every worker connects back to a fresh listening Unix socket (abstract namespace
+//! on Linux) named in its ticket, and proves with the ticket's random token that it
+//! is the process the pool started. That one transport serves all three start
+//! methods: no file descriptor has to be passed through `exec` or a fork server.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, TaskError, WorkerExit};
+use crate::protocol::{self, FromWorker, PROTOCOL, Ticket, ToWorker};
+use crate::sys;
+use crate::worker::{self, MARKER, Role};
+
+/// How the pool starts its worker processes, by Python's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// Start each worker by executing this program again (`current_exe`); the
+    /// pre-main hook turns it into a worker. Safe in any process: the default.
+    #[default]
+    Spawn,
+    /// Spawn one server process at pool start, and fork every worker from it: fast
+    /// worker starts, safe in multi-threaded programs (the server has one thread).
+    ForkServer,
+    /// Fork a server from this process at pool start (so workers inherit its
+    /// memory, like Python's `fork`), and fork workers from that server. Refused
+    /// with [`Error::ForkUnsafe`] when this process runs more than one thread.
+    Fork,
+}
+
+/// Settings every start needs.
+#[derive(Debug, Clone)]
+pub(crate) struct StartConfig {
+    pub(crate) exe: PathBuf,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) memory_limit: Option<u64>,
+    pub(crate) max_frame: u64,
+    pub(crate) initializer: Option<dilly::RawFunc>,
+}
+
+/// A started worker process, parent side.
+pub(crate) enum Proc {
+    /// Spawned by this process.
+    Child(Child),
+    /// Forked by a fork server, which reaps it and reports its status (kept in
+    /// `exited` once read, so the PID is never signalled after it may be reused).
+    Forked {
+        pid: u32,
+        zygote: Arc<Zygote>,
+        exited: Option<WorkerExit>,
+    },
+}
+
+impl Proc {
+    pub(crate) fn pid(&self) -> u32 {
+        match self {
+            Proc::Child(c) => c.id(),
+            Proc::Forked { pid, .. } => *pid,
+        }
+    }
+
+    /// `SIGKILL`s the process (if it still runs).
+    pub(crate) fn kill(&mut self) {
+        match self {
+            Proc::Child(c) => {
+                let _ = c.kill();
+            }
+            Proc::Forked {
+                pid,
+                zygote,
+                exited,
+            } => {
+                if exited.is_none() && !zygote.has_exited(*pid) {
+                    sys::kill(*pid);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn try_status(&mut self) -> Option<WorkerExit> {
+        match self {
+            Proc::Child(c) => match c.try_wait() {
+                Ok(Some(status)) => Some(WorkerExit::from_status(status)),
+                Ok(None) => None,
+                Err(_) => Some(WorkerExit::Unknown),
+            },
+            Proc::Forked {
+                pid,
+                zygote,
+                exited,
+            } => {
+                if exited.is_none() {
+                    *exited = zygote.exit_status(*pid);
+                }
+                *exited
+            }
+        }
+    }
+
+    /// How the process ended: waits up to `patience` for it to end by itself, then
+    /// kills it and waits for that.
+    pub(crate) fn status(&mut self, patience: Duration) -> WorkerExit {
+        let deadline = Instant::now() + patience;
+        let mut nap = Duration::from_micros(200);
+        loop {
+            if let Some(status) = self.try_status() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(20));
+        }
+        self.kill();
+        self.reap()
+    }
+
+    /// Waits for a process that was killed (or told to exit).
+    pub(crate) fn reap(&mut self) -> WorkerExit {
+        match self {
+            Proc::Child(c) => c
+                .wait()
+                .map(WorkerExit::from_status)
+                .unwrap_or(WorkerExit::Unknown),
+            Proc::Forked {
+                pid,
+                zygote,
+                exited,
+            } => {
+                if exited.is_none() {
+                    *exited = Some(
+                        zygote
+                            .wait_exit(*pid, Duration::from_secs(5))
+                            .unwrap_or(WorkerExit::Unknown),
+                    );
+                }
+                exited.unwrap_or(WorkerExit::Unknown)
+            }
+        }
+    }
+}
+
+/// A worker that completed the handshake and ran the initializer.
+pub(crate) struct Connected {
+    pub(crate) stream: UnixStream,
+    pub(crate) proc: Proc,
+}
+
+/// Starts workers with one start method.
+pub(crate) struct Launcher {
+    config: StartConfig,
+    zygote: Option<Arc<Zygote>>,
+    next_spawn: AtomicU64,
+}
+
+impl Launcher {
+    /// Prepares the start method; `Fork` forks its server here, `ForkServer` spawns
+    /// it.
+    pub(crate) fn new(method: StartMethod, config: StartConfig) -> Result<Launcher, Error> {
+        let launcher = Launcher {
+            zygote: None,
+            config,
+            next_spawn: AtomicU64::new(1),
+        };
+        let zygote = match method {
+            StartMethod::Spawn => None,
+            StartMethod::Fork => Some(Zygote::fork_here()?),
+            StartMethod::ForkServer => Some(launcher.spawn_server()?),
+        };
+        Ok(Launcher { zygote, ..launcher })
+    }
+
+    /// Starts one worker and takes it through the handshake and the initializer.
+    /// `on_start` learns the PID as soon as the process exists (so a `terminate`
+    /// can kill a worker stuck in its initializer); returning false abandons it.
+    pub(crate) fn launch(&self, on_start: &dyn Fn(u32) -> bool) -> Result<Connected, Error> {
+        let spawn_id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
+        let (listener, ticket) = listen(spawn_id)?;
+        let proc = match &self.zygote {
+            None => Proc::Child(self.command(Role::Worker, &ticket)?),
+            Some(zygote) => Proc::Forked {
+                pid: zygote.fork(&ticket)?,
+                zygote: Arc::clone(zygote),
+                exited: None,
+            },
+        };
+        let mut guard = KillOnDrop(Some(proc));
+        if !on_start(guard.proc().pid()) {
+            return Err(Error::Closed);
+        }
+        let (mut stream, registry) = self.accept(&listener, &ticket, guard.proc())?;
+        let parent = dilly::registry::fingerprint();
+        if registry != parent {
+            let _ = protocol::write_frame(&stream, &ToWorker::Reject.encode().map_err(io_err)?);
+            return Err(Error::RegistryMismatch {
+                parent,
+                worker: registry,
+            });
+        }
+        let config = ToWorker::Config {
+            registry: parent,
+            memory_limit: self.config.memory_limit,
+            max_frame: self.config.max_frame,
+            initializer: self.config.initializer.clone(),
+        };
+        protocol::write_frame(&stream, &config.encode().map_err(io_err)?)
+            .map_err(|e| start_error(format!("the worker hung up during the handshake: {e}")))?;
+        stream.set_read_timeout(None).map_err(io_err)?;
+        match read_message(&mut stream) {
+            Ok(FromWorker::Ready) => {}
+            Ok(FromWorker::InitFailed(err)) => {
+                return Err(Error::Initializer {
+                    error: crate::pool::task_error(err, self.config.initializer.as_ref()),
+                });
+            }
+            Ok(other) => {
+                return Err(start_error(format!(
+                    "unexpected {other:?} from a new worker"
+                )));
+            }
+            Err(_) => {
+                let pid = guard.proc().pid();
+                let exit = guard.proc().status(Duration::from_secs(2));
+                let error = TaskError::WorkerDied {
+                    pid,
+                    exit,
+                    memory_limited: self.config.memory_limit.is_some(),
+                };
+                return Err(if self.config.initializer.is_some() {
+                    Error::Initializer { error }
+                } else {
+                    start_error(format!("{error}"))
+                });
+            }
+        }
+        let proc = guard.0.take().expect("the guard holds the process");
+        Ok(Connected { stream, proc })
+    }
+
+    fn command(&self, role: Role, ticket: &Ticket) -> Result<Child, Error> {
+        let mut command = Command::new(&self.config.exe);
+        // Keep the program's own name in `argv[0]` (`/proc/self/exe` would show in
+        // `ps` and in messages otherwise).
+        if let Some(arg0) = std::env::args_os().next() {
+            use std::os::unix::process::CommandExt;
+            command.arg0(arg0);
+        }
+        command
+            // A harness or argument parser that sees this flag stops at once should
+            // the pre-main hook be missing, instead of running the program again.
+            .arg("--dilly-pool-worker")
+            .env(MARKER, worker::marker_value(role, ticket))
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| start_error(format!("cannot execute {}: {e}", self.config.exe.display())))
+    }
+
+    /// Waits for the process to connect and say a valid hello.
+    fn accept(
+        &self,
+        listener: &UnixListener,
+        ticket: &Ticket,
+        proc: &mut Proc,
+    ) -> Result<(UnixStream, dilly::registry::RegistryFingerprint), Error> {
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        let mut nap = Duration::from_micros(50);
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(start_error(format!("accept failed: {e}"))),
+            }
+            if let Some(exit) = proc.try_status() {
+                return Err(start_error(format!(
+                    "the new worker process {} ended ({exit}) before connecting; if it ran \
+                     the program's `main`, the dilly-pool pre-main hook is missing: enable \
+                     the `auto-worker` feature or call `dilly_pool::serve_if_worker()` first \
+                     thing in `main`",
+                    proc.pid()
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(start_error(format!(
+                    "the new worker process {} did not connect within {:?}",
+                    proc.pid(),
+                    self.config.handshake_timeout
+                )));
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(5));
+        };
+        stream.set_nonblocking(false).map_err(io_err)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(100))))
+            .map_err(io_err)?;
+        match read_message(&mut stream) {
+            Ok(FromWorker::Hello {
+                protocol: PROTOCOL,
+                spawn_id,
+                token,
+                registry,
+                ..
+            }) if spawn_id == ticket.spawn_id && token == ticket.token => Ok((stream, registry)),
+            Ok(FromWorker::Hello { protocol, .. }) if protocol != PROTOCOL => Err(start_error(
+                format!("the worker speaks protocol {protocol}, this process {PROTOCOL}"),
+            )),
+            Ok(_) => Err(start_error(
+                "a process connected with a wrong ticket".to_owned(),
+            )),
+            Err(e) => Err(start_error(format!("no hello from the new worker: {e}"))),
+        }
+    }
+
+    /// `ForkServer`: spawns the server and waits for its hello.
+    fn spawn_server(&self) -> Result<Arc<Zygote>, Error> {
+        let spawn_id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
+        let (listener, ticket) = listen(spawn_id)?;
+        let child = self.command(Role::Server, &ticket)?;
+        let mut proc = KillOnDrop(Some(Proc::Child(child)));
+        let (stream, registry) = self.accept(&listener, &ticket, proc.proc())?;
+        let parent = dilly::registry::fingerprint();
+        if registry != parent {
+            return Err(Error::RegistryMismatch {
+                parent,
+                worker: registry,
+            });
+        }
+        stream.set_read_timeout(None).map_err(io_err)?;
+        let Some(Proc::Child(child)) = proc.0.take() else {
+            unreachable!("the server is a spawned child")
+        };
+        Zygote::start(stream, ZygoteProc::Child(child))
+    }
+
+    /// Stops the fork server, if any.
+    pub(crate) fn shutdown(&self) {
+        if let Some(zygote) = &self.zygote {
+            zygote.shutdown();
+        }
+    }
+}
+
+/// Kills a started process unless the handshake succeeded.
+struct KillOnDrop(Option<Proc>);
+
+impl KillOnDrop {
+    fn proc(&mut self) -> &mut Proc {
+        self.0.as_mut().expect("the guard holds the process")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut proc) = self.0.take() {
+            proc.kill();
+            proc.reap();
+        }
+    }
+}
+
+fn start_error(reason: String) -> Error {
+    Error::WorkerStart { reason }
+}
+
+fn io_err(source: io::Error) -> Error {
+    Error::Io {
+        context: "talking to a new worker",
+        source,
+    }
+}
+
+fn read_message(stream: &mut UnixStream) -> io::Result<FromWorker> {
+    match protocol::read_frame(stream, 1 << 20)? {
+        Some(body) => FromWorker::decode(&body),
+        None => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+/// 16 random bytes from the OS (falling back to hashed time and IDs).
+fn random_token() -> [u8; 16] {
+    let mut token = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut token))
+        .is_ok()
+    {
+        return token;
+    }
+    use std::hash::{BuildHasher, Hasher};
+    for half in token.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        h.write_u32(std::process::id());
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    token
+}
+
+/// A fresh non-blocking listener and the ticket naming it.
+fn listen(spawn_id: u64) -> Result<(UnixListener, Ticket), Error> {
+    let token = random_token();
+    let nonce: String = token[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let name = format!("dilly-pool/{}/{spawn_id}/{nonce}", std::process::id());
+    let listener = bind(&name).map_err(|source| Error::Io {
+        context: "cannot listen for a new worker",
+        source,
+    })?;
+    listener.set_nonblocking(true).map_err(io_err)?;
+    Ok((
+        listener,
+        Ticket {
+            address: address_bytes(&name),
+            spawn_id,
+            token,
+        },
+    ))
+}
+
+#[cfg(target_os = "linux")]
+fn bind(name: &str) -> io::Result<UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    UnixListener::bind_addr(&addr)
+}
+
+#[cfg(target_os = "linux")]
+fn address_bytes(name: &str) -> Vec<u8> {
+    name.as_bytes().to_vec()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn socket_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(name.replace('/', "-"))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn bind(name: &str) -> io::Result<UnixListener> {
+    let path = socket_path(name);
+    let _ = std::fs::remove_file(&path);
+    UnixListener::bind(path)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn address_bytes(name: &str) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    socket_path(name).as_os_str().as_bytes().to_vec()
+}
+
+/// The server process itself.
+enum ZygoteProc {
+    Child(Child),
+    Forked(u32),
+}
+
+/// The parent's side of a fork server.
+pub(crate) struct Zygote {
+    control: Mutex<UnixStream>,
+    state: Mutex<ZygoteState>,
+    changed: Condvar,
+    process: Mutex<Option<ZygoteProc>>,
+    /// The thread reading the server's reports, joined at shutdown so a dropped
+    /// pool leaves no thread behind (a later `Fork` pool counts threads).
+    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct ZygoteState {
+    forked: HashMap<u64, u32>,
+    exited: HashMap<u32, i32>,
+    gone: bool,
+}
+
+impl Zygote {
+    /// `Fork`: forks the server from this (single-threaded) process.
+    fn fork_here() -> Result<Arc<Zygote>, Error> {
+        let (ours, theirs) = UnixStream::pair().map_err(|source| Error::Io {
+            context: "cannot create the fork server's socket pair",
+            source,
+        })?;
+        match sys::fork_single_threaded() {
+            Ok(None) => {
+                drop(ours);
+                sys::exit_now(worker::zygote(theirs));
+            }
+            Ok(Some(pid)) => {
+                drop(theirs);
+                Zygote::start(ours, ZygoteProc::Forked(pid))
+            }
+            Err(sys::ForkRefused::Threads(threads)) => Err(Error::ForkUnsafe { threads }),
+            Err(sys::ForkRefused::Uncountable) => Err(Error::Unsupported {
+                what: "StartMethod::Fork without /proc/self/task to count threads",
+            }),
+            Err(sys::ForkRefused::Os(source)) => Err(Error::Io {
+                context: "fork failed",
+                source,
+            }),
+        }
+    }
+
+    fn start(stream: UnixStream, process: ZygoteProc) -> Result<Arc<Zygote>, Error> {
+        let reader = stream.try_clone().map_err(io_err)?;
+        let zygote = Arc::new(Zygote {
+            control: Mutex::new(stream),
+            state: Mutex::new(ZygoteState::default()),
+            changed: Condvar::new(),
+            process: Mutex::new(Some(process)),
+            reader: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&zygote);
+        let handle = std::thread::Builder::new()
+            .name("dilly-pool-forkserver".into())
+            .spawn(move || {
+                let mut reader = io::BufReader::new(reader);
+                loop {
+                    let msg = match protocol::read_frame(&mut reader, 1 << 20) {
+                        Ok(Some(body)) => FromWorker::decode(&body).ok(),
+                        _ => None,
+                    };
+                    let Some(zygote) = weak.upgrade() else { return };
+                    let mut state = lock(&zygote.state);
+                    match msg {
+                        Some(FromWorker::Forked { spawn_id, pid }) => {
+                            state.forked.insert(spawn_id, pid);
+                        }
+                        Some(FromWorker::Exited { pid, status }) => {
+                            state.exited.insert(pid, status);
+                        }
+                        _ => {
+                            state.gone = true;
+                            zygote.changed.notify_all();
+                            return;
+                        }
+                    }
+                    zygote.changed.notify_all();
+                }
+            })
+            .map_err(|source| Error::Io {
+                context: "cannot start the fork server's reader thread",
+                source,
+            })?;
+        *lock(&zygote.reader) = Some(handle);
+        Ok(zygote)
+    }
+
+    fn fork(&self, ticket: &Ticket) -> Result<u32, Error> {
+        let frame = ToWorker::Fork {
+            ticket: ticket.clone(),
+        }
+        .encode()
+        .map_err(io_err)?;
+        protocol::write_frame(&lock(&self.control), &frame)
+            .map_err(|e| start_error(format!("the fork server is gone: {e}")))?;
+        let mut state = lock(&self.state);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(pid) = state.forked.remove(&ticket.spawn_id) {
+                if pid == 0 {
+                    return Err(start_error("the fork server could not fork".to_owned()));
+                }
+                return Ok(pid);
+            }
+            if state.gone {
+                return Err(start_error("the fork server is gone".to_owned()));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(start_error("the fork server did not answer".to_owned()));
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn has_exited(&self, pid: u32) -> bool {
+        lock(&self.state).exited.contains_key(&pid)
+    }
+
+    /// The reported status of `pid`, consumed (each worker's status is read once).
+    fn exit_status(&self, pid: u32) -> Option<WorkerExit> {
+        let mut state = lock(&self.state);
+        match state.exited.remove(&pid) {
+            Some(raw) => Some(WorkerExit::from_raw(raw)),
+            None if state.gone => Some(WorkerExit::Unknown),
+            None => None,
+        }
+    }
+
+    fn wait_exit(&self, pid: u32, patience: Duration) -> Option<WorkerExit> {
+        let deadline = Instant::now() + patience;
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(raw) = state.exited.remove(&pid) {
+                return Some(WorkerExit::from_raw(raw));
+            }
+            if state.gone {
+                return None;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn shutdown(&self) {
+        let control = lock(&self.control);
+        let _ = control.shutdown(std::net::Shutdown::Both);
+        drop(control);
+        if let Some(process) = lock(&self.process).take() {
+            match process {
+                ZygoteProc::Child(mut child) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                ZygoteProc::Forked(pid) => {
+                    // It exits when its control stream closes; make sure.
+                    sys::kill(pid);
+                    sys::wait_pid(pid);
+                }
+            }
+        }
+        let reader = lock(&self.reader).take();
+        if let Some(reader) = reader {
+            if reader.thread().id() != std::thread::current().id() {
+                let _ = reader.join();
+            }
+        }
+    }
+}
+
+/// Locks, ignoring poisoning (the pool's state stays consistent across panics in
+/// user callbacks, which never run under these locks).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

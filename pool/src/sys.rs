@@ -1,0 +1,173 @@
+//! The only module with `unsafe` code: `fork`, signals, `waitpid`, `setrlimit`,
+//! the environment before `main`, and the pre-main hook. Everything here is a thin,
+//! safe wrapper whose preconditions are checked (or cannot be violated) by callers.
+#![allow(unsafe_code)]
+
+use std::io;
+
+/// Number of threads in this process, from `/proc/self/task` (Linux). `None` where
+/// it cannot be counted.
+pub(crate) fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(|dir| dir.filter(|e| e.is_ok()).count())
+}
+
+/// Forks this process if, and only if, it has exactly one thread. Returns
+/// `Ok(None)` in the child and `Ok(Some(pid))` in the parent.
+///
+/// The child must only run code that does not depend on other threads (it has
+/// none), and leave through [`exit_now`].
+pub(crate) fn fork_single_threaded() -> Result<Option<u32>, ForkRefused> {
+    match thread_count() {
+        Some(1) => {}
+        Some(threads) => return Err(ForkRefused::Threads(threads)),
+        None => return Err(ForkRefused::Uncountable),
+    }
+    // Buffered standard output would otherwise be written twice, by both processes.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: the process has a single thread (checked just above; nothing in this
+    // function starts one), so no lock can be held by a thread that does not exist
+    // in the child, which is the hazard of forking a multi-threaded process. `fork`
+    // has no memory-safety preconditions of its own.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(ForkRefused::Os(io::Error::last_os_error())),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// Why [`fork_single_threaded`] did not fork.
+#[derive(Debug)]
+pub(crate) enum ForkRefused {
+    /// The process runs this many threads.
+    Threads(usize),
+    /// `/proc/self/task` could not be read.
+    Uncountable,
+    /// `fork` itself failed.
+    Os(io::Error),
+}
+
+/// Ends the process at once, without running `atexit` handlers or destructors that
+/// belong to the parent a forked child was copied from.
+pub(crate) fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes an integer and never returns; it is async-signal-safe
+    // and valid in any process state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Sends `SIGKILL` to `pid`. Errors (the process is already gone) are ignored.
+pub(crate) fn kill(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pid <= 0 {
+        // 0 and negative values address process groups: never do that.
+        return;
+    }
+    // SAFETY: `kill` only takes integers; `pid` is a positive process ID, so it
+    // addresses one process and never a group.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}
+
+/// Reaps one exited child without blocking: `(pid, raw wait status)`.
+pub(crate) fn reap_any() -> Option<(u32, i32)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable `c_int` for the duration of the call;
+    // `-1` waits for any child, `WNOHANG` never blocks.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid > 0 {
+        Some((pid as u32, status))
+    } else {
+        None
+    }
+}
+
+/// Limits this process's address space (`RLIMIT_AS`) to `bytes`.
+pub(crate) fn set_memory_limit(bytes: u64) -> io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: `limit` is a valid `rlimit` that lives across the call, which only
+    // reads it.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Removes the worker marker from this process's environment, so programs the
+/// worker's tasks start do not take themselves for workers.
+pub(crate) fn forget_marker(name: &str) {
+    // SAFETY: called only by a worker before it has started any thread (before
+    // `main` from the pre-main hook, first thing in `serve_if_worker`, or in a
+    // freshly forked single-threaded child), so no other thread reads the
+    // environment concurrently.
+    unsafe { std::env::remove_var(name) }
+}
+
+/// The pre-main hook: a re-executed copy of the program serves as a worker (or a
+/// fork server) and exits before `main` or the test harness runs. Without the
+/// marker in the environment it returns at once and the program runs normally.
+#[cfg(feature = "auto-worker")]
+#[ctor::ctor(unsafe)]
+fn dilly_pool_worker_hook() {
+    // Only reading one environment variable happens unless the marker is set.
+    crate::worker::serve_if_worker();
+}
+
+/// Waits (blocking) for the child `pid` to end.
+pub(crate) fn wait_pid(pid: u32) -> Option<i32> {
+    let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid, writable `c_int` for the duration of the
+        // call; `pid` is positive, so only that child is waited for.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return Some(status);
+        }
+        if rc == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// Writes all of `buf` to a connected socket without ever raising `SIGPIPE` (a peer
+/// that died must be an error, not the end of this process, even in programs that
+/// restored the default `SIGPIPE` action).
+pub(crate) fn send_all(socket: &std::os::unix::net::UnixStream, mut buf: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const FLAGS: libc::c_int = 0;
+    while !buf.is_empty() {
+        // SAFETY: the pointer and length describe the live slice `buf`, which `send`
+        // only reads; the descriptor belongs to `socket`, borrowed for the call.
+        let n = unsafe { libc::send(socket.as_raw_fd(), buf.as_ptr().cast(), buf.len(), FLAGS) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}

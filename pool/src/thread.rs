@@ -1,0 +1,194 @@
+//! [`ThreadPool`]: the same API on threads of this process — for debugging, and for
+//! functions that are cheap enough that processes would not pay off.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dilly::{ErasedFunc, RawFunc};
+
+use crate::error::{Error, Result, TaskError};
+use crate::pool::{Executor, Job, Outcome, Shape};
+use crate::serial::{prepare, run_local};
+use crate::start::lock;
+
+/// A pool of threads with the API of [`ProcessPool`](crate::ProcessPool). Panics
+/// come back as [`TaskError::Panicked`](crate::TaskError::Panicked) (without a
+/// location: only a process pool installs its own panic hook); a crash takes the
+/// whole process down, there are no per-task timeouts, and dropping the pool waits
+/// for the tasks that are running (queued ones end with
+/// [`TaskError::Terminated`](crate::TaskError::Terminated)).
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    workers: usize,
+    chunk_size: Option<usize>,
+}
+
+struct Task {
+    func: Arc<dyn ErasedFunc>,
+    first: u64,
+    items: Vec<Vec<u8>>,
+    sink: mpsc::Sender<Outcome>,
+    cancelled: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Queue {
+    tasks: VecDeque<Task>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    work: Condvar,
+}
+
+impl ThreadPool {
+    /// A pool of `workers` threads (at least one).
+    pub fn new(workers: usize) -> Result<ThreadPool> {
+        let workers = workers.max(1);
+        let shared = Arc::new(Shared::default());
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let shared = Arc::clone(&shared);
+            let t = std::thread::Builder::new()
+                .name(format!("dilly-thread-{i}"))
+                .spawn(move || run(&shared))
+                .map_err(|source| Error::Io {
+                    context: "cannot start a pool thread",
+                    source,
+                })?;
+            threads.push(t);
+        }
+        Ok(ThreadPool {
+            shared,
+            threads,
+            workers,
+            chunk_size: None,
+        })
+    }
+
+    /// Sets a fixed chunk size (items per hand-off to a thread).
+    pub fn with_chunk_size(mut self, chunk_size: usize) -> ThreadPool {
+        self.chunk_size = Some(chunk_size.max(1));
+        self
+    }
+}
+
+fn run(shared: &Shared) {
+    loop {
+        let task = {
+            let mut q = lock(&shared.queue);
+            loop {
+                if let Some(t) = q.tasks.pop_front() {
+                    break t;
+                }
+                if q.closed {
+                    return;
+                }
+                q = shared.work.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        for (i, args) in task.items.iter().enumerate() {
+            if task.cancelled.load(Ordering::Relaxed) {
+                break;
+            }
+            let outcome = run_local(&*task.func, args);
+            let _ = task.sink.send((task.first + i as u64, outcome));
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    /// Queued tasks end with [`TaskError::Terminated`]; running ones finish (a
+    /// thread cannot be killed), then the threads are joined.
+    fn drop(&mut self) {
+        let queued = {
+            let mut q = lock(&self.shared.queue);
+            q.closed = true;
+            std::mem::take(&mut q.tasks)
+        };
+        for task in queued {
+            for i in 0..task.items.len() as u64 {
+                let _ = task.sink.send((task.first + i, Err(TaskError::Terminated)));
+            }
+        }
+        self.shared.work.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+struct ThreadJob {
+    shared: Arc<Shared>,
+    func: Arc<dyn ErasedFunc>,
+    sink: mpsc::Sender<Outcome>,
+    rx: mpsc::Receiver<Outcome>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Job for ThreadJob {
+    fn submit(&mut self, first: u64, items: Vec<Vec<u8>>) -> Result<()> {
+        let mut q = lock(&self.shared.queue);
+        if q.closed {
+            return Err(Error::Closed);
+        }
+        q.tasks.push_back(Task {
+            func: Arc::clone(&self.func),
+            first,
+            items,
+            sink: self.sink.clone(),
+            cancelled: Arc::clone(&self.cancelled),
+        });
+        self.shared.work.notify_one();
+        Ok(())
+    }
+
+    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcome> {
+        match timeout {
+            None => self.rx.recv().ok(),
+            Some(t) => self.rx.recv_timeout(t).ok(),
+        }
+    }
+}
+
+impl Drop for ThreadJob {
+    fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Executor for ThreadPool {
+    fn open(&self, func: &RawFunc) -> Result<Box<dyn Job>> {
+        let (sink, rx) = mpsc::channel();
+        Ok(Box::new(ThreadJob {
+            shared: Arc::clone(&self.shared),
+            func: prepare(func)?,
+            sink,
+            rx,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }))
+    }
+
+    fn shape(&self) -> Shape {
+        Shape {
+            workers: self.workers,
+            chunk_size: self.chunk_size,
+            progress: false,
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! The worker side: recognizing a re-executed copy of the program, the serve loop,
+//! and the fork server ("zygote") loop shared by `ForkServer` and `Fork`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dilly::ErasedFunc;
+
+use crate::protocol::{self, FromWorker, PROTOCOL, Ticket, ToWorker, WireError};
+use crate::sys;
+
+/// The environment variable that tells a copy of the program to serve.
+pub(crate) const MARKER: &str = "DILLY_POOL_WORKER";
+
+/// Test aid: a worker started with this variable set to `1` reports a registry
+/// fingerprint that differs from its real one, as a stale binary would.
+pub(crate) const FAKE_SKEW: &str = "DILLY_POOL_FAKE_REGISTRY_SKEW";
+
+/// Exit code of a worker that finished normally.
+const EXIT_OK: i32 = 0;
+/// Exit code of a worker that could not reach or talk to its parent.
+const EXIT_BROKEN: i32 = 101;
+
+/// What a re-executed copy of the program is asked to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Worker,
+    Server,
+}
+
+/// Builds the marker's value.
+pub(crate) fn marker_value(role: Role, ticket: &Ticket) -> String {
+    let role = match role {
+        Role::Worker => 'w',
+        Role::Server => 's',
+    };
+    format!(
+        "{PROTOCOL}:{role}:{}:{}:{}",
+        hex(&ticket.address),
+        ticket.spawn_id,
+        hex(&ticket.token)
+    )
+}
+
+fn parse_marker(value: &str) -> Option<(Role, Ticket)> {
+    let mut parts = value.split(':');
+    if parts.next()?.parse::<u32>().ok()? != PROTOCOL {
+        return None;
+    }
+    let role = match parts.next()? {
+        "w" => Role::Worker,
+        "s" => Role::Server,
+        _ => return None,
+    };
+    let address = unhex(parts.next()?)?;
+    let spawn_id = parts.next()?.parse().ok()?;
+    let token: [u8; 16] = unhex(parts.next()?)?.try_into().ok()?;
+    Some((
+        role,
+        Ticket {
+            address,
+            spawn_id,
+            token,
+        },
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Serves as a pool worker and exits if this process was started as one; returns
+/// at once otherwise.
+///
+/// With the default `auto-worker` feature a pre-main hook calls this before `main`
+/// (or the test harness) runs, so no set-up is needed. Without that feature, call it
+/// first thing in `main` — before any output, thread or side effect — so that a
+/// worker never runs the rest of `main`:
+///
+/// ```no_run
+/// # #[allow(clippy::needless_doctest_main)]
+/// fn main() {
+///     dilly_pool::serve_if_worker();
+///     // ... the program, which builds pools ...
+/// }
+/// ```
+pub fn serve_if_worker() {
+    let Some(value) = std::env::var_os(MARKER) else {
+        return;
+    };
+    sys::forget_marker(MARKER);
+    let code = match value.to_str().and_then(parse_marker) {
+        Some((Role::Worker, ticket)) => run_worker(&ticket),
+        Some((Role::Server, ticket)) => run_server(&ticket),
+        None => {
+            eprintln!(
+                "dilly-pool: this process was started as a worker, but the {MARKER} value \
+                 {value:?} is not understood (a different dilly-pool version?); exiting"
+            );
+            EXIT_BROKEN
+        }
+    };
+    sys::exit_now(code);
+}
+
+/// Connects to the parent's listener named by `ticket`.
+pub(crate) fn connect(ticket: &Ticket) -> io::Result<UnixStream> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&ticket.address)?;
+        UnixStream::connect_addr(&addr)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        UnixStream::connect(std::ffi::OsStr::from_bytes(&ticket.address))
+    }
+}
+
+fn hello(ticket: &Ticket) -> FromWorker {
+    let mut registry = dilly::registry::fingerprint();
+    if std::env::var_os(FAKE_SKEW).is_some_and(|v| v == "1") {
+        registry.count += 1;
+    }
+    FromWorker::Hello {
+        protocol: PROTOCOL,
+        pid: std::process::id(),
+        spawn_id: ticket.spawn_id,
+        token: ticket.token,
+        registry,
+    }
+}
+
+fn send(stream: &UnixStream, msg: &FromWorker) -> io::Result<()> {
+    protocol::write_frame(stream, &msg.encode()?)
+}
+
+/// A worker: connect, handshake, initializer, then tasks until told to exit or
+/// until the parent goes away.
+pub(crate) fn run_worker(ticket: &Ticket) -> i32 {
+    match worker(ticket) {
+        Ok(()) => EXIT_OK,
+        Err(_) => EXIT_BROKEN,
+    }
+}
+
+thread_local! {
+    /// The last panic's message and location, recorded by the worker's panic hook.
+    static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+}
+
+fn install_panic_hook() {
+    panic::set_hook(Box::new(|info| {
+        let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = info.payload().downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "Box<dyn Any>".to_owned()
+        };
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some((message, location)));
+    }));
+}
+
+fn take_panic() -> WireError {
+    let (message, location) = LAST_PANIC
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_else(|| ("unknown panic".to_owned(), None));
+    WireError::Panicked { message, location }
+}
+
+fn load(func: &dilly::RawFunc) -> Result<Arc<dyn ErasedFunc>, WireError> {
+    let prepared = panic::catch_unwind(|| func.prepare());
+    match prepared {
+        Ok(Ok(f)) => Ok(f),
+        Ok(Err(dilly::Error::UnknownSymbol { id, .. })) => Err(WireError::UnknownSymbol { id }),
+        Ok(Err(other)) => Err(WireError::Load {
+            message: other.to_string(),
+        }),
+        Err(_) => Err(take_panic()),
+    }
+}
+
+fn call(f: &Arc<dyn ErasedFunc>, args: &[u8]) -> Result<Vec<u8>, WireError> {
+    match panic::catch_unwind(AssertUnwindSafe(|| f.call_bytes(args))) {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(dilly::Error::Encode { detail, .. })) => Err(WireError::Result { message: detail }),
+        Ok(Err(other)) => Err(WireError::Arguments {
+            message: other.to_string(),
+        }),
+        Err(_) => Err(take_panic()),
+    }
+}
+
+fn worker(ticket: &Ticket) -> io::Result<()> {
+    let stream = connect(ticket)?;
+    send(&stream, &hello(ticket))?;
+    let mut reader = io::BufReader::with_capacity(64 << 10, stream.try_clone()?);
+    let mut limit = dilly::Limits::DEFAULT.max_len as u64;
+    let Some(body) = protocol::read_frame(&mut reader, limit)? else {
+        return Ok(());
+    };
+    let (registry, memory_limit, max_frame, initializer) = match ToWorker::decode(&body)? {
+        ToWorker::Config {
+            registry,
+            memory_limit,
+            max_frame,
+            initializer,
+        } => (registry, memory_limit, max_frame, initializer),
+        ToWorker::Reject | ToWorker::Exit => return Ok(()),
+        other => {
+            return Err(protocol::violation(format!(
+                "expected config, got {other:?}"
+            )));
+        }
+    };
+    if registry != dilly::registry::fingerprint() {
+        // The parent refuses us too; nothing to do.
+        return Ok(());
+    }
+    limit = max_frame;
+    install_panic_hook();
+    if let Some(bytes) = memory_limit {
+        // Best effort: a failure leaves the worker unlimited, which the parent
+        // cannot observe; report it on stderr like any worker diagnostic.
+        if let Err(err) = sys::set_memory_limit(bytes) {
+            eprintln!(
+                "dilly-pool: worker {}: cannot set the memory limit: {err}",
+                std::process::id()
+            );
+        }
+    }
+    if let Some(init) = initializer {
+        let unit = dilly::to_bytes(&())
+            .map(|b| b[1..].to_vec())
+            .unwrap_or_default();
+        match load(&init).and_then(|f| call(&f, &unit)) {
+            Ok(_) => send(&stream, &FromWorker::Ready)?,
+            Err(err) => {
+                send(&stream, &FromWorker::InitFailed(err))?;
+                return Ok(());
+            }
+        }
+    } else {
+        send(&stream, &FromWorker::Ready)?;
+    }
+
+    let results = Results::start(stream.try_clone()?);
+    let mut funcs: HashMap<u64, Result<Arc<dyn ErasedFunc>, WireError>> = HashMap::new();
+    while let Some(body) = protocol::read_frame(&mut reader, limit)? {
+        match ToWorker::decode(&body)? {
+            ToWorker::Load { key, func } => {
+                funcs.insert(key, load(&func));
+            }
+            ToWorker::Run { key, items } => {
+                let func = funcs.get(&key).cloned().unwrap_or_else(|| {
+                    Err(WireError::Load {
+                        message: format!("no function loaded under key {key}"),
+                    })
+                });
+                for (n, item) in items.iter().enumerate() {
+                    results.start_task();
+                    let msg = match &func {
+                        Ok(f) => match call(f, item) {
+                            Ok(bytes) if bytes.len() as u64 > limit => {
+                                FromWorker::Failed(WireError::Result {
+                                    message: format!(
+                                        "a result of {} bytes exceeds the frame limit of {limit} \
+                                         bytes; raise it with `Builder::max_frame`",
+                                        bytes.len()
+                                    ),
+                                })
+                            }
+                            Ok(bytes) => FromWorker::Done(bytes),
+                            Err(err) => FromWorker::Failed(err),
+                        },
+                        Err(err) => FromWorker::Failed(err.clone()),
+                    };
+                    // The chunk's last result goes out at once, with any before it.
+                    results.push(&msg.encode()?, n + 1 == items.len())?;
+                }
+            }
+            ToWorker::Clear => funcs.clear(),
+            ToWorker::Exit => return Ok(()),
+            other => return Err(protocol::violation(format!("unexpected {other:?}"))),
+        }
+    }
+    Ok(())
+}
+
+/// How long a finished task's result may wait in the worker's buffer for the
+/// results of the next ones. Results of fast tasks travel together (one write for
+/// many). Once a task has run longer than this, every earlier result is sent,
+/// followed by a `Busy` frame: if the worker dies now (or is killed at a timeout),
+/// the parent knows exactly which task it was running.
+pub(crate) const RESULT_WINDOW: Duration = Duration::from_millis(1);
+
+/// Results waiting to be written, flushed at the end of a chunk, when large, or by
+/// a helper thread at most [`RESULT_WINDOW`] after the first one arrived.
+struct Results {
+    shared: Arc<ResultsShared>,
+}
+
+struct ResultsShared {
+    stream: UnixStream,
+    buf: std::sync::Mutex<ResultBuf>,
+    filled: std::sync::Condvar,
+    /// Signalled when `Busy` was sent (for [`wait_until_busy`]).
+    busy: std::sync::Condvar,
+}
+
+/// This worker's result buffer, for [`wait_until_busy`].
+static RESULTS: std::sync::OnceLock<std::sync::Weak<ResultsShared>> = std::sync::OnceLock::new();
+
+/// Test aid: in a task running on a pool worker, blocks until the worker has told
+/// the parent that this task is the one running (the `Busy` frame), after which a
+/// death of the worker is blamed on this task exactly. Returns at once elsewhere.
+pub(crate) fn wait_until_busy() {
+    let Some(shared) = RESULTS.get().and_then(std::sync::Weak::upgrade) else {
+        return;
+    };
+    let mut buf = lock(&shared.buf);
+    while buf.running.is_some() && buf.busy_sent != buf.running && !buf.broken {
+        buf = shared
+            .busy
+            .wait_timeout(buf, Duration::from_millis(100))
+            .map(|(b, _)| b)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+#[derive(Default)]
+struct ResultBuf {
+    bytes: Vec<u8>,
+    broken: bool,
+    /// Sequence number of the running task, if one runs.
+    running: Option<u64>,
+    /// Tasks started so far.
+    started: u64,
+    /// The running task for which `Busy` was sent.
+    busy_sent: Option<u64>,
+}
+
+/// Buffered results beyond this size are written at once.
+const RESULT_BUFFER: usize = 64 << 10;
+
+impl Results {
+    fn start(stream: UnixStream) -> Results {
+        let shared = Arc::new(ResultsShared {
+            stream,
+            buf: std::sync::Mutex::new(ResultBuf::default()),
+            filled: std::sync::Condvar::new(),
+            busy: std::sync::Condvar::new(),
+        });
+        let weak = Arc::downgrade(&shared);
+        let _ = RESULTS.set(weak.clone());
+        // Without the helper thread every result is written at once: slower for
+        // tiny tasks, never wrong.
+        let _ = std::thread::Builder::new()
+            .name("dilly-pool-results".into())
+            .spawn(move || {
+                loop {
+                    let Some(shared) = weak.upgrade() else { return };
+                    let seen = {
+                        let buf = lock(&shared.buf);
+                        let buf = shared
+                            .filled
+                            .wait_timeout_while(buf, Duration::from_millis(100), |b| {
+                                b.bytes.is_empty() && b.running.is_none()
+                            })
+                            .map(|(b, _)| b)
+                            .unwrap_or_else(|e| e.into_inner().0);
+                        if buf.bytes.is_empty() && buf.running.is_none() {
+                            continue;
+                        }
+                        buf.running
+                    };
+                    std::thread::sleep(RESULT_WINDOW);
+                    let mut buf = lock(&shared.buf);
+                    shared.write(&mut buf);
+                    // The same task still runs after a whole window: say so, after
+                    // every earlier result.
+                    if seen.is_some() && buf.running == seen && buf.busy_sent != seen {
+                        buf.busy_sent = seen;
+                        match FromWorker::Busy.encode() {
+                            Ok(frame) => {
+                                buf.bytes.extend_from_slice(&frame);
+                                shared.write(&mut buf);
+                            }
+                            Err(_) => buf.broken = true,
+                        }
+                        shared.busy.notify_all();
+                    }
+                }
+            });
+        Results { shared }
+    }
+
+    /// Marks the start of a task.
+    fn start_task(&self) {
+        let mut buf = lock(&self.shared.buf);
+        let idle = buf.running.is_none() && buf.bytes.is_empty();
+        buf.started += 1;
+        buf.running = Some(buf.started);
+        if idle {
+            self.shared.filled.notify_one();
+        }
+    }
+
+    /// Adds the running task's result frame; writes everything buffered if `now`.
+    fn push(&self, frame: &[u8], now: bool) -> io::Result<()> {
+        let mut buf = lock(&self.shared.buf);
+        buf.running = None;
+        if buf.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let was_empty = buf.bytes.is_empty();
+        buf.bytes.extend_from_slice(frame);
+        if now || buf.bytes.len() >= RESULT_BUFFER {
+            self.shared.write(&mut buf);
+        } else if was_empty {
+            self.shared.filled.notify_one();
+        }
+        if buf.broken {
+            Err(io::ErrorKind::BrokenPipe.into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl ResultsShared {
+    fn write(&self, buf: &mut ResultBuf) {
+        if buf.bytes.is_empty() || buf.broken {
+            return;
+        }
+        if sys::send_all(&self.stream, &buf.bytes).is_err() {
+            buf.broken = true;
+        }
+        buf.bytes.clear();
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fork server started by `StartMethod::ForkServer`: connect, say hello, then
+/// fork workers on request.
+fn run_server(ticket: &Ticket) -> i32 {
+    let Ok(stream) = connect(ticket) else {
+        return EXIT_BROKEN;
+    };
+    if send(&stream, &hello(ticket)).is_err() {
+        return EXIT_BROKEN;
+    }
+    zygote(stream)
+}
+
+/// Accumulates bytes from a stream with a read timeout and hands out whole frames.
+struct Frames {
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    /// The next complete frame body: `Ok(None)` if none arrived within the read
+    /// timeout, `Err(UnexpectedEof)` when the peer closed the stream.
+    fn next(&mut self, stream: &mut UnixStream) -> io::Result<Option<Vec<u8>>> {
+        loop {
+            if self.buf.len() >= 4 {
+                let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                    as usize;
+                if len > (1 << 20) {
+                    return Err(protocol::violation("oversized control frame"));
+                }
+                if self.buf.len() >= 4 + len {
+                    let body = self.buf[4..4 + len].to_vec();
+                    self.buf.drain(..4 + len);
+                    return Ok(Some(body));
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The fork server loop: single-threaded; forks a worker per `Fork` request, reports
+/// each fork and each reaped worker, and exits when the parent closes the stream.
+pub(crate) fn zygote(mut control: UnixStream) -> i32 {
+    // Build the registry index once, so forked workers inherit it ready.
+    let _ = dilly::registry::fingerprint();
+    if control
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .is_err()
+    {
+        return EXIT_BROKEN;
+    }
+    let mut frames = Frames { buf: Vec::new() };
+    loop {
+        while let Some((pid, status)) = sys::reap_any() {
+            if send(&control, &FromWorker::Exited { pid, status }).is_err() {
+                return EXIT_BROKEN;
+            }
+        }
+        let body = match frames.next(&mut control) {
+            Ok(Some(body)) => body,
+            Ok(None) => continue,
+            Err(_) => return EXIT_OK,
+        };
+        match ToWorker::decode(&body) {
+            Ok(ToWorker::Fork { ticket }) => match sys::fork_single_threaded() {
+                Ok(None) => {
+                    // The child: it must not keep the parent's control stream open.
+                    drop(control);
+                    sys::exit_now(run_worker(&ticket));
+                }
+                Ok(Some(pid)) => {
+                    let reply = FromWorker::Forked {
+                        spawn_id: ticket.spawn_id,
+                        pid,
+                    };
+                    if send(&control, &reply).is_err() {
+                        return EXIT_BROKEN;
+                    }
+                }
+                Err(_) => {
+                    let reply = FromWorker::Forked {
+                        spawn_id: ticket.spawn_id,
+                        pid: 0,
+                    };
+                    if send(&control, &reply).is_err() {
+                        return EXIT_BROKEN;
+                    }
+                }
+            },
+            Ok(ToWorker::Exit) => return EXIT_OK,
+            _ => return EXIT_BROKEN,
+        }
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`; other payloads get a
+/// placeholder).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_round_trips() {
+        let ticket = Ticket {
+            address: b"\x00abc/1".to_vec(),
+            spawn_id: 42,
+            token: [7; 16],
+        };
+        for role in [Role::Worker, Role::Server] {
+            let value = marker_value(role, &ticket);
+            assert_eq!(parse_marker(&value), Some((role, ticket.clone())));
+        }
+        assert_eq!(parse_marker("garbage"), None);
+        assert_eq!(parse_marker("1:w:zz:1:00"), None);
+    }
+}

@@ -1,0 +1,64 @@
+//! `StartMethod::Fork` in a single-threaded program (this test has no harness, so
+//! `main` runs alone on the main thread).
+
+use dilly_pool::{Error, Executor, ProcessPool, StartMethod, TaskError, WorkerExit};
+
+#[dilly::func]
+fn work(x: u64) -> u64 {
+    if x == 1000 {
+        std::process::abort();
+    }
+    x + 1
+}
+
+fn main() {
+    let mut passed = 0;
+    let f = dilly::func_of!(work);
+    {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .start_method(StartMethod::Fork)
+            .max_tasks_per_child(7)
+            .build()
+            .expect("fork pool in a single-threaded process");
+        let out = pool.map(&f, 0..40u64).unwrap();
+        assert_eq!(out, (1..=40).collect::<Vec<u64>>());
+        match pool.map(&f, [12, 1000u64, 14]) {
+            Err(Error::Task {
+                index: 1,
+                error:
+                    TaskError::WorkerDied {
+                        exit: WorkerExit::Signal(6),
+                        ..
+                    },
+            }) => {}
+            other => panic!("expected WorkerDied(SIGABRT) at 1, got {other:?}"),
+        }
+        assert_eq!(pool.map(&f, [1u64]).unwrap(), [2]);
+        passed += 1;
+    }
+    // A dropped pool leaves no thread behind: forking works again.
+    {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .start_method(StartMethod::Fork)
+            .build()
+            .expect("a second fork pool once the first was dropped");
+        assert_eq!(pool.map(&f, [5u64]).unwrap(), [6]);
+        passed += 1;
+    }
+    // Now with pool threads gone but another thread alive: refused.
+    let keep = std::thread::spawn(std::thread::park);
+    match ProcessPool::builder()
+        .workers(1)
+        .start_method(StartMethod::Fork)
+        .build()
+    {
+        Err(Error::ForkUnsafe { threads }) => assert!(threads > 1),
+        other => panic!("expected ForkUnsafe, got {other:?}"),
+    }
+    keep.thread().unpark();
+    keep.join().unwrap();
+    passed += 1;
+    println!("fork: {passed} passed, 0 failed");
+}

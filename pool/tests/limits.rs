@@ -1,0 +1,52 @@
+//! Frame limits: big chunks are split, oversized arguments and results fail alone.
+
+use dilly_pool::{Error, Executor, ProcessPool, TaskError};
+
+#[dilly::func]
+fn echo_len(v: Vec<u8>) -> usize {
+    v.len()
+}
+
+#[dilly::func]
+fn blow_up(n: usize) -> Vec<u8> {
+    vec![7; n]
+}
+
+#[test]
+fn oversized_items_fail_alone_and_big_chunks_are_split() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(50)
+        .max_frame(4096)
+        .build()
+        .unwrap();
+    // 50 items of 1000 bytes: one chunk, several frames.
+    let out = pool
+        .map(&dilly::func_of!(echo_len), vec![vec![1u8; 1000]; 50])
+        .unwrap();
+    assert_eq!(out, vec![1000; 50]);
+    match pool.map(
+        &dilly::func_of!(echo_len),
+        [vec![0u8; 10], vec![0u8; 10_000], vec![0u8; 3]],
+    ) {
+        Err(Error::Task {
+            index: 1,
+            error:
+                TaskError::Arguments {
+                    error: dilly::Error::TooLarge { .. },
+                },
+        }) => {}
+        other => panic!("expected Arguments(TooLarge) at 1, got {other:?}"),
+    }
+    match pool.map(&dilly::func_of!(blow_up), [10usize, 100_000, 20]) {
+        Err(Error::Task {
+            index: 1,
+            error: TaskError::Unserializable { error },
+        }) => assert!(error.to_string().contains("frame limit"), "{error}"),
+        other => panic!("expected Unserializable at 1, got {other:?}"),
+    }
+    assert_eq!(
+        pool.map(&dilly::func_of!(blow_up), [3usize]).unwrap(),
+        [vec![7; 3]]
+    );
+}

@@ -1,0 +1,79 @@
+//! A function the worker does not know (stale or foreign sender), and a worker
+//! whose whole registry differs (the executable was rebuilt).
+
+use dilly::{Fingerprint, RawFunc, SymbolId};
+use dilly_pool::{Error, Executor, ProcessPool, TaskError};
+
+#[dilly::func]
+fn triple(x: u64) -> u64 {
+    x * 3
+}
+
+#[test]
+fn unknown_symbol_is_rejected_by_the_worker() {
+    let pool = ProcessPool::builder().workers(2).build().unwrap();
+    let ghost_id = SymbolId::of("some_other_build::ghost");
+    let ghost = RawFunc::Registered {
+        id: ghost_id,
+        fingerprint: Fingerprint::of("fn(u64) -> u64"),
+        state: Vec::new(),
+    };
+    let mut job = pool.open(&ghost).unwrap();
+    job.submit(0, vec![vec![1], vec![2]]).unwrap();
+    for _ in 0..2 {
+        match job.next(None) {
+            Some((
+                _,
+                Err(TaskError::Rejected {
+                    error: error @ dilly::Error::UnknownSymbol { .. },
+                }),
+            )) => {
+                assert!(error.is_version_skew());
+                assert!(matches!(error, dilly::Error::UnknownSymbol { id, .. } if id == ghost_id));
+            }
+            other => panic!("expected Rejected(UnknownSymbol), got {other:?}"),
+        }
+    }
+    drop(job);
+    assert_eq!(
+        pool.map(&dilly::func_of!(triple), [1u64, 2]).unwrap(),
+        [3, 6]
+    );
+}
+
+#[test]
+fn signature_mismatch_is_rejected_by_the_worker() {
+    let pool = ProcessPool::builder().workers(1).build().unwrap();
+    let f = dilly::func_of!(triple);
+    let skewed = RawFunc::Registered {
+        id: f.id(),
+        fingerprint: Fingerprint::of("fn(u32) -> u32"),
+        state: Vec::new(),
+    };
+    let mut job = pool.open(&skewed).unwrap();
+    job.submit(0, vec![vec![1]]).unwrap();
+    match job.next(None) {
+        Some((
+            0,
+            Err(TaskError::Rejected {
+                error: dilly::Error::SignatureMismatch { .. },
+            }),
+        )) => {}
+        other => panic!("expected Rejected(SignatureMismatch), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_worker_with_another_registry_is_refused_at_start() {
+    let result = ProcessPool::builder()
+        .workers(1)
+        .env(dilly_pool::__test::FAKE_REGISTRY_SKEW, "1")
+        .build();
+    match result {
+        Err(Error::RegistryMismatch { parent, worker }) => {
+            assert_eq!(parent, dilly::registry::fingerprint());
+            assert_ne!(parent, worker);
+        }
+        other => panic!("expected RegistryMismatch, got {other:?}"),
+    }
+}

@@ -1,0 +1,57 @@
+//! Same-build closures — no capture types written, closures of generic functions —
+//! run in pool workers, which are this very executable started again.
+
+use std::ops::Mul;
+
+use dilly::{Func, SameBuild, closure};
+use dilly_pool::{Executor, ProcessPool, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn scale_by<T>(factor: T) -> Func<(T,), T, SameBuild>
+where
+    T: Serialize + DeserializeOwned + Mul<Output = T> + Copy + Send + Sync + 'static,
+{
+    closure!(move |x: T| x * factor)
+}
+
+#[test]
+fn a_closure_with_an_inferred_capture_runs_in_workers() {
+    let pool = ProcessPool::builder().workers(2).build().unwrap();
+    let factor = 3; // its type, u64, is only inferred from the use below
+    let f = closure!(move |x: u64| x * factor);
+    assert!(!f.is_portable());
+    assert_eq!(pool.map(&f, 1..=4).unwrap(), [3, 6, 9, 12]);
+    let pids = pool.worker_pids();
+    assert!(!pids.contains(&std::process::id()));
+}
+
+#[test]
+fn closures_of_a_generic_function_run_for_two_types() {
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .start_method(method)
+            .build()
+            .unwrap();
+        assert_eq!(pool.map(&scale_by(2u32), [1, 2, 3]).unwrap(), [2, 4, 6]);
+        assert_eq!(
+            pool.map(&scale_by(0.5f64), [1.0, 3.0]).unwrap(),
+            [0.5, 1.5],
+            "{method:?}"
+        );
+    }
+}
+
+#[test]
+fn captured_collections_travel_to_the_workers() {
+    let pool = ProcessPool::builder().workers(2).build().unwrap();
+    let words = vec!["alpha".to_string(), "beta".to_string()];
+    let sep = String::from(", ");
+    let f: Func<(usize,), String, SameBuild> =
+        closure!(move |n| format!("{}{sep}{n}", words.join(&sep)));
+    assert_eq!(
+        pool.map(&f, [1, 2]).unwrap(),
+        ["alpha, beta, 1", "alpha, beta, 2"]
+    );
+}

@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
-# Side-by-side table: dilly and serde_closure (criterion) against dill, cloudpickle
-# and pickle (benches/python), for the `serialize` workload of issue 2.
+# Side-by-side tables: dilly's criterion benches against the Python tools.
 #
-#   bash benches/compare.sh            # full run: ~1 min of Rust benches + ~10 s of Python
-#   QUICK=1 bash benches/compare.sh    # Python in --quick mode (smoke test)
+#   bash benches/compare.sh [serialize|pool|all]   # default: all
+#   QUICK=1 bash benches/compare.sh pool           # Python in --quick mode (smoke test)
 #
-# Works from any directory. Steps:
-#   1. cargo bench --bench serialize   -> <target>/criterion/serialize/<tool>/<kind>/new/
-#                                         <target>/dilly-bench/serialize-sizes.json
-#   2. benches/python/run.sh serialize.py --json <target>/dilly-bench/python-serialize.json
-#   3. python3 benches/python/compare.py serialize  -> one markdown table on stdout
-# Progress and the tools' own output go to stderr; stdout is only the final table.
+#   serialize  dilly and serde_closure against dill, cloudpickle and pickle (issue 2);
+#              ~1 min of Rust benches + ~10 s of Python
+#   pool       dilly-pool, procspawn and a raw pipe against multiprocessing.Pool (fork,
+#              spawn), ProcessPoolExecutor, pathos and loky (issue 3);
+#              ~1.5 min of Rust benches + ~2-3 min of Python
+#
+# Works from any directory. Steps, per workload W:
+#   1. cargo bench --bench W   -> <target>/criterion/<group>/<tool>/<case>/new/
+#                                 <target>/dilly-bench/{serialize-sizes,pool-latency}.json
+#   2. benches/python/run.sh W.py --json <target>/dilly-bench/python-W.json
+#   3. python3 benches/python/compare.py W   -> one markdown report on stdout
+# Progress and the tools' own output go to stderr; stdout is only the final tables.
 set -euo pipefail
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 cd -- "$ROOT"
+
+case "${1:-all}" in
+    serialize) workloads=(serialize) ;;
+    pool) workloads=(pool) ;;
+    all) workloads=(serialize pool) ;;
+    *)
+        echo "usage: bash benches/compare.sh [serialize|pool|all]" >&2
+        exit 2
+        ;;
+esac
 
 # The cargo target directory, as cargo itself resolves it (CARGO_TARGET_DIR,
 # .cargo/config.toml, or ./target).
@@ -23,15 +38,26 @@ TARGET_DIR="$(cargo metadata --format-version 1 --no-deps \
 OUT="$TARGET_DIR/dilly-bench"
 mkdir -p -- "$OUT"
 
-echo "compare.sh: [1/3] cargo bench --bench serialize" >&2
-cargo bench -p dilly --bench serialize >&2
+first=1
+for w in "${workloads[@]}"; do
+    echo "compare.sh: [$w 1/3] cargo bench --bench $w" >&2
+    cargo bench -p dilly --bench "$w" >&2
 
-echo "compare.sh: [2/3] benches/python/run.sh serialize.py" >&2
-py_args=(--json "$OUT/python-serialize.json")
-if [[ -n "${QUICK:-}" ]]; then
-    py_args+=(--quick)
-fi
-bash "$ROOT/benches/python/run.sh" serialize.py "${py_args[@]}" >&2
+    echo "compare.sh: [$w 2/3] benches/python/run.sh $w.py" >&2
+    py_args=(--json "$OUT/python-$w.json")
+    if [[ -n "${QUICK:-}" ]]; then
+        py_args+=(--quick)
+    fi
+    bash "$ROOT/benches/python/run.sh" "$w.py" "${py_args[@]}" >&2
 
-echo "compare.sh: [3/3] compare.py serialize" >&2
-python3 "$ROOT/benches/python/compare.py" serialize --target-dir "$TARGET_DIR"
+    echo "compare.sh: [$w 3/3] compare.py $w" >&2
+    if [[ -z "$first" ]]; then
+        echo
+    fi
+    first=
+    if [[ ${#workloads[@]} -gt 1 ]]; then
+        echo "## $w"
+        echo
+    fi
+    python3 "$ROOT/benches/python/compare.py" "$w" --target-dir "$TARGET_DIR"
+done

@@ -11,8 +11,9 @@ cargo test --workspace
 
 step "tests with the inventory collector"
 # dilly-pool's zero-set-up workers start before inventory has collected anything
-# (docs/decisions.md), so its tests run with linkme only.
-cargo test --workspace --exclude dilly-pool --features dilly/inventory
+# (docs/decisions.md), so its tests, and the doc tests that start pools, run with
+# linkme only.
+cargo test --workspace --exclude dilly-pool --features dilly/inventory --lib --bins --tests
 
 step "release build: registry, wire, same-build and pool tests (link sections and timing differ when optimized)"
 cargo test --release -p dilly -p dilly-fixture --test registry --test wire --test cross_process --test same_build

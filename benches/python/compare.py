@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Put dilly's criterion results next to the Python (dill / cloudpickle / pickle) ones.
+"""Put dilly's criterion results next to the Python ones (serialize: dill / cloudpickle /
+pickle; pool: multiprocessing / concurrent.futures / pathos / loky).
 
 Standard library only. Normally run by benches/compare.sh, after it has run the
 criterion benchmark and the Python script for a workload:
@@ -17,9 +18,16 @@ Output: one markdown table on stdout, then one line per target of issue 2 saying
 whether it is met. Exit status 0 even when a target is missed (the table is the
 report); 2 when an input is missing.
 
-Adding a workload (e.g. `pool`) means writing one `report_<name>(target_dir)` function
-that returns the markdown text and listing it in WORKLOADS; the loaders below are
-shared.
+For the `pool` workload:
+
+* criterion/{pool_start,worker_start,throughput,round_trip,payload}/... -- written by
+  `cargo bench --bench pool` (medians per iteration);
+* dilly-bench/pool-latency.json -- median and p99 of 2,000 sequential round trips per
+  tool (dilly, procspawn, pipe, and CPU-pinned variants), written by the same bench;
+* dilly-bench/python-pool.json -- written by `run.sh pool.py --json ...`.
+
+Adding a workload means writing one `report_<name>(target_dir)` function that returns
+the markdown text and listing it in WORKLOADS; the loaders below are shared.
 """
 
 from __future__ import annotations
@@ -200,9 +208,219 @@ def report_serialize(target_dir: Path) -> str:
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------------------------------
+# Workload: pool
+# ---------------------------------------------------------------------------------------
+
+PY_TOOLS = [("mp_fork", "mp fork"), ("mp_spawn", "mp spawn"), ("cf", "ProcessPoolExecutor"),
+            ("pathos", "pathos"), ("loky", "loky")]
+
+
+def fmt_rate(x: float | None, unit: str) -> str:
+    if x is None:
+        return "—"
+    if x >= 1e6:
+        return f"{x / 1e6:,.2f} M{unit}"
+    if x >= 1e3:
+        return f"{x / 1e3:,.1f} k{unit}"
+    return f"{x:,.0f} {unit}"
+
+
+def fmt_us(ns: float | None) -> str:
+    return "—" if ns is None else f"{ns / 1e3:,.1f} µs"
+
+
+def fmt_ms(ns: float | None) -> str:
+    return "—" if ns is None else f"{ns / 1e6:,.2f} ms"
+
+
+def report_pool(target_dir: Path) -> str:
+    """dilly-pool (criterion + pool-latency.json) against multiprocessing,
+    ProcessPoolExecutor, pathos, loky (python-pool.json), procspawn and a raw pipe."""
+    bench = target_dir / "dilly-bench"
+    crit = {}
+    for group in ["pool_start", "worker_start", "throughput", "round_trip", "payload"]:
+        try:
+            crit[group] = criterion_medians(target_dir, group)
+        except MissingInput:
+            crit[group] = {}
+    lat_doc = load_json(bench / "pool-latency.json")
+    lat = {r["tool"]: r for r in lat_doc["latency"]}
+    py_doc = load_json(bench / "python-pool.json")
+    py = {(r["workload"], r["tool"]): r for r in py_doc["results"]}
+
+    def c(group, tool, case):
+        return crit.get(group, {}).get((tool, case))
+
+    def pyv(workload, tool, field):
+        r = py.get((workload, tool))
+        return None if r is None or r.get(field) is None else float(r[field])
+
+    def rate(items, ns):
+        return None if ns is None else items / (ns / 1e9)
+
+    mib = 64  # 64 x 1 MiB per map
+    d = {
+        "tp_default": rate(100_000, c("throughput", "dilly", "map_default_100k")),
+        "tp_chunk1": rate(20_000, c("throughput", "dilly", "map_chunk1_20k")),
+        "rt_median": (lat.get("dilly") or {}).get("median_ns"),
+        "rt_p99": (lat.get("dilly") or {}).get("p99_ns"),
+        "pl_default": rate(mib, c("payload", "dilly", "map_default")),
+        "pl_chunk1": rate(mib, c("payload", "dilly", "map_chunk1")),
+        "plb_default": rate(mib, c("payload", "dilly_bytebuf", "map_default")),
+        "plb_chunk1": rate(mib, c("payload", "dilly_bytebuf", "map_chunk1")),
+    }
+
+    # Main table: one row per workload; each Python cell is "value (dilly's advantage)".
+    # Advantage > 1 means dilly is better (more per second, or less time).
+    rows = []
+
+    def row(name, dilly_val, fmt, higher_better, py_vals):
+        cells = [name, fmt(dilly_val)]
+        for tool, _ in PY_TOOLS:
+            v = py_vals(tool)
+            adv = ratio(dilly_val, v) if higher_better else ratio(v, dilly_val)
+            cells.append("—" if v is None else f"{fmt(v)} ({fmt_ratio(adv)})")
+        rows.append(cells)
+
+    row("tiny tasks, 100,000, default chunking", d["tp_default"], lambda x: fmt_rate(x, "/s"),
+        True, lambda t: pyv("throughput_default", t, "tasks_per_s"))
+    row("tiny tasks, 20,000, chunk size 1", d["tp_chunk1"], lambda x: fmt_rate(x, "/s"),
+        True, lambda t: pyv("throughput_chunk1", t, "tasks_per_s"))
+    row("round trip, median of 2,000", d["rt_median"], fmt_us, False,
+        lambda t: pyv("round_trip", t, "median_ns"))
+    row("round trip, p99 of 2,000", d["rt_p99"], fmt_us, False,
+        lambda t: pyv("round_trip", t, "p99_ns"))
+    mibs = lambda x: "—" if x is None else f"{x:,.0f} MiB/s"  # noqa: E731
+    row("64 × 1 MiB, default chunking (`Vec<u8>`)", d["pl_default"], mibs, True,
+        lambda t: pyv("payload", t, "mib_per_s"))
+    row("64 × 1 MiB, chunk size 1 (`Vec<u8>`)", d["pl_chunk1"], mibs, True,
+        lambda t: pyv("payload_chunk1", t, "mib_per_s") or pyv("payload", t, "mib_per_s"))
+    row("64 × 1 MiB, default chunking (`ByteBuf`)", d["plb_default"], mibs, True,
+        lambda t: pyv("payload", t, "mib_per_s"))
+    row("64 × 1 MiB, chunk size 1 (`ByteBuf`)", d["plb_chunk1"], mibs, True,
+        lambda t: pyv("payload_chunk1", t, "mib_per_s") or pyv("payload", t, "mib_per_s"))
+    headers = ["workload (2 workers)", "dilly-pool"] + [label for _, label in PY_TOOLS]
+    out = ["Each Python cell: its value (dilly-pool's advantage: > 1× means dilly-pool "
+           "is faster).", "",
+           markdown_table(headers, rows, [False] + [True] * (len(headers) - 1)), ""]
+
+    # Pool start, per start method.
+    starts = {m: c("pool_start", "dilly", m) for m in ["fork", "forkserver", "spawn"]}
+    py_start = {t: pyv("pool_start", t, "seconds") for t in
+                ["mp_fork", "mp_forkserver", "mp_spawn", "cf", "pathos", "loky"]}
+    py_start = {t: None if v is None else v * 1e9 for t, v in py_start.items()}
+    srows = []
+    for method in ["fork", "forkserver", "spawn"]:
+        mp = py_start.get(f"mp_{method}")
+        srows.append([f"`{method}`", fmt_ms(starts[method]), fmt_ms(mp),
+                      fmt_ratio(ratio(mp, starts[method])),
+                      fmt_ratio(ratio(py_start.get("mp_fork"), starts[method]))])
+    out.append("Pool start (create + first `apply` result, 2 workers; tear-down not timed):")
+    out.append("")
+    out.append(markdown_table(
+        ["start method", "dilly-pool", "multiprocessing, same method",
+         "mp same method / dilly", "mp fork / dilly"], srows,
+        [False, True, True, True, True]))
+    out.append("")
+    out.append("Other Python pool starts: " + ", ".join(
+        f"{label} {fmt_ms(py_start.get(t))}" for t, label in
+        [("cf", "ProcessPoolExecutor (fork)"), ("pathos", "pathos (fork)"),
+         ("loky", "loky (spawn-like)")]) + ".")
+    out.append("")
+
+    # Worker start and round-trip baselines.
+    ws = {m: c("worker_start", "dilly", m) for m in ["fork", "forkserver", "spawn"]}
+    out.append("Worker start in a running pool (1 worker, `max_tasks_per_child(1)`, one "
+               "sequential `apply` per iteration = retire the old worker, start a new one, "
+               "run the task): " + ", ".join(f"`{m}` {fmt_ms(ws[m])}" for m in ws) + ".")
+    out.append("")
+    brow = []
+    for tool, label in [("dilly", "dilly-pool `apply`"), ("procspawn", "procspawn warm `Pool`"),
+                        ("pipe", "raw pipe ping-pong (8 bytes)"),
+                        ("dilly_one_cpu", "dilly-pool `apply`, all on CPU 0"),
+                        ("pipe_one_cpu", "pipe ping-pong, both on CPU 0"),
+                        ("pipe_two_cpus", "pipe ping-pong, CPU 0 ↔ CPU 1")]:
+        r = lat.get(tool)
+        if r is None:
+            continue
+        brow.append([label, fmt_us(r["median_ns"]), fmt_us(r["p99_ns"]),
+                     fmt_ratio(ratio(r["median_ns"], d["rt_median"]))])
+    out.append("Round trip against the Rust baselines (2,000 sequential calls, each timed):")
+    out.append("")
+    out.append(markdown_table(["", "median", "p99", "median / dilly-pool's"], brow,
+                              [False, True, True, True]))
+    out.append("")
+    if py_doc.get("quick"):
+        out.append("Python numbers are from a --quick run (fewer items; noisier).")
+        out.append("")
+
+    # Targets of issue 3.
+    mp_tp = pyv("throughput_default", "mp_fork", "tasks_per_s")
+    mp_tp1 = pyv("throughput_chunk1", "mp_fork", "tasks_per_s")
+    mp_rt = pyv("round_trip", "mp_fork", "median_ns")
+    ps_rt = (lat.get("procspawn") or {}).get("median_ns")
+    pipe_rt = (lat.get("pipe") or {}).get("median_ns")
+    mp_best = max((v for v in [pyv(w, t, "mib_per_s") for w in ["payload", "payload_chunk1"]
+                               for t in ["mp_fork", "mp_spawn"]] if v is not None),
+                  default=None)
+    d_best = max((v for v in [d["pl_default"], d["pl_chunk1"]] if v is not None), default=None)
+    db_best = max((v for v in [d["plb_default"], d["plb_chunk1"]] if v is not None),
+                  default=None)
+    mp_fork_start = py_start.get("mp_fork")
+
+    def check(value, bound, higher):
+        if value is None:
+            return None
+        return value >= bound if higher else value <= bound
+
+    targets = [
+        ("throughput ≥ 20× multiprocessing.Pool, default chunking (100,000 tasks)",
+         check(ratio(d["tp_default"], mp_tp), 20, True),
+         f"{fmt_ratio(ratio(d['tp_default'], mp_tp))}: {fmt_rate(d['tp_default'], '/s')} vs "
+         f"{fmt_rate(mp_tp, '/s')}"),
+        ("throughput ≥ 50× multiprocessing.Pool at chunk size 1 (20,000 tasks)",
+         check(ratio(d["tp_chunk1"], mp_tp1), 50, True),
+         f"{fmt_ratio(ratio(d['tp_chunk1'], mp_tp1))}: {fmt_rate(d['tp_chunk1'], '/s')} vs "
+         f"{fmt_rate(mp_tp1, '/s')}"),
+        ("median round trip ≤ 1/5 of multiprocessing.Pool's",
+         check(ratio(mp_rt, d["rt_median"]), 5, True),
+         f"{fmt_us(d['rt_median'])} vs {fmt_us(mp_rt)}: "
+         f"{fmt_ratio(ratio(mp_rt, d['rt_median']))} faster"),
+        ("median round trip ≤ ½ of procspawn's warm pool",
+         check(ratio(ps_rt, d["rt_median"]), 2, True),
+         f"{fmt_us(d['rt_median'])} vs {fmt_us(ps_rt)}: "
+         f"{fmt_ratio(ratio(ps_rt, d['rt_median']))} faster"),
+        ("median round trip within 3× of a raw pipe ping-pong",
+         check(ratio(d["rt_median"], pipe_rt), 3, False),
+         f"{fmt_us(d['rt_median'])} vs {fmt_us(pipe_rt)}: "
+         f"{fmt_ratio(ratio(d['rt_median'], pipe_rt))}"),
+        ("1 MiB payloads ≥ 3× multiprocessing.Pool's best (`Vec<u8>`)",
+         check(ratio(d_best, mp_best), 3, True),
+         f"{fmt_ratio(ratio(d_best, mp_best))}: {mibs(d_best)} vs {mibs(mp_best)}"
+         f" (with `ByteBuf`: {fmt_ratio(ratio(db_best, mp_best))}, {mibs(db_best)})"),
+        ("pool start (2 workers, default `Spawn`) ≤ ¼ of multiprocessing.Pool's fork start",
+         check(ratio(mp_fork_start, starts["spawn"]), 4, True),
+         f"{fmt_ms(starts['spawn'])} vs {fmt_ms(mp_fork_start)}: "
+         f"{fmt_ratio(ratio(mp_fork_start, starts['spawn']))} faster; `ForkServer` "
+         f"{fmt_ratio(ratio(mp_fork_start, starts['forkserver']))}, `Fork` "
+         f"{fmt_ratio(ratio(mp_fork_start, starts['fork']))}"),
+        ("`ForkServer` worker start ≤ 1/5 of `Spawn`'s",
+         check(ratio(ws["forkserver"], ws["spawn"]), 0.2, False),
+         f"{fmt_ms(ws['forkserver'])} vs {fmt_ms(ws['spawn'])}: "
+         f"{fmt_ratio(ratio(ws['forkserver'], ws['spawn']))} of Spawn's"),
+    ]
+    out.append("Targets (issue 3; multiprocessing.Pool = its Linux default, `fork`):")
+    out.append("")
+    for name, ok, detail in targets:
+        mark = "**unknown** (missing data)" if ok is None else verdict(ok)
+        out.append(f"* {name}: {mark} ({detail})")
+    return "\n".join(out)
+
+
 WORKLOADS = {
     "serialize": report_serialize,
-    # "pool": report_pool,  -- add when the pool benchmark exists
+    "pool": report_pool,
 }
 
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::func::ErasedFunc;
@@ -77,6 +77,9 @@ pub struct Entry {
     id: SymbolId,
     fingerprint: Fingerprint,
     ops: Ops,
+    /// The prepared function for an empty state (free functions, closures without
+    /// captures): immutable, so every receipt can share it instead of allocating.
+    stateless: OnceLock<Arc<dyn ErasedFunc>>,
 }
 
 impl Entry {
@@ -93,6 +96,7 @@ impl Entry {
             id: SymbolId::of(name),
             fingerprint: Fingerprint::of(signature),
             ops,
+            stateless: OnceLock::new(),
         }
     }
 
@@ -146,10 +150,17 @@ impl Entry {
     }
 
     pub(crate) fn prepare_owned(&self, state: Vec<u8>) -> Result<Arc<dyn ErasedFunc>> {
-        match self.ops {
-            Ops::Func { prepare, .. } => prepare(state),
-            Ops::Object { .. } => Err(self.wrong_kind("function")),
+        let Ops::Func { prepare, .. } = self.ops else {
+            return Err(self.wrong_kind("function"));
+        };
+        if !state.is_empty() {
+            return prepare(state);
         }
+        if let Some(shared) = self.stateless.get() {
+            return Ok(Arc::clone(shared));
+        }
+        let prepared = prepare(state)?;
+        Ok(Arc::clone(self.stateless.get_or_init(|| prepared)))
     }
 
     pub(crate) fn wrong_kind(&self, expected: &'static str) -> Error {

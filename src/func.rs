@@ -210,7 +210,7 @@ impl<A: 'static, R: 'static> Func<A, R> {
     /// `fingerprint` and this value's type parameters.
     pub fn from_parts(id: SymbolId, fingerprint: Fingerprint, state: Vec<u8>) -> Result<Self> {
         let entry = registry::lookup_callable(id, fingerprint)?;
-        let prepared = entry.prepare_owned(state)?;
+        let prepared = entry.prepare(&state)?;
         Self::assemble(Origin::Registered(entry), prepared)
     }
 
@@ -397,7 +397,7 @@ impl RawFunc {
                 build,
                 offset,
                 state,
-            } => same_build::resolve(*build, *offset)?(state.clone()),
+            } => same_build::resolve(*build, *offset)?(state),
         }
     }
 
@@ -408,12 +408,12 @@ impl RawFunc {
                 id,
                 fingerprint,
                 state,
-            } => registry::lookup_callable(id, fingerprint)?.prepare_owned(state),
+            } => registry::lookup_callable(id, fingerprint)?.prepare(&state),
             RawFunc::SameBuild {
                 build,
                 offset,
                 state,
-            } => same_build::resolve(build, offset)?(state),
+            } => same_build::resolve(build, offset)?(&state),
         }
     }
 
@@ -579,6 +579,16 @@ impl<'de> Deserialize<'de> for Header {
 /// Receives an owned byte buffer from any format (bytes, or a sequence of `u8`).
 struct ByteBuf(Vec<u8>);
 
+impl ByteBuf {
+    fn from_seq<'de, S: SeqAccess<'de>>(mut seq: S) -> Result<ByteBuf, S::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(b) = seq.next_element::<u8>()? {
+            out.push(b);
+        }
+        Ok(ByteBuf(out))
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteBuf {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct BufVisitor;
@@ -593,12 +603,8 @@ impl<'de> Deserialize<'de> for ByteBuf {
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
                 Ok(ByteBuf(v))
             }
-            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<ByteBuf, S::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-                while let Some(b) = seq.next_element::<u8>()? {
-                    out.push(b);
-                }
-                Ok(ByteBuf(out))
+            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<ByteBuf, S::Error> {
+                ByteBuf::from_seq(seq)
             }
         }
         deserializer.deserialize_byte_buf(BufVisitor)
@@ -662,21 +668,65 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
                 &"a 16-byte (registered) or 24-byte (same-build) header",
             ));
         }
-        let ByteBuf(state) = seq.next_element()?.ok_or_else(|| missing(2))?;
-        let raw = if tag == 0 {
-            RawFunc::Registered {
-                id: SymbolId::from_raw(u64::from_le_bytes(header.split(0))),
-                fingerprint: Fingerprint::from_raw(u64::from_le_bytes(header.split(8))),
-                state,
-            }
+        let (origin, preparer) = if tag == 0 {
+            let id = SymbolId::from_raw(u64::from_le_bytes(header.split(0)));
+            let fingerprint = Fingerprint::from_raw(u64::from_le_bytes(header.split(8)));
+            let entry = registry::lookup_callable(id, fingerprint).map_err(de_error)?;
+            (Origin::Registered(entry), Preparer::Entry(entry))
+        } else if M::PORTABLE {
+            return Err(de_error(Error::NotPortable));
         } else {
-            RawFunc::SameBuild {
-                build: BuildId(header.split(0)),
-                offset: i64::from_le_bytes(header.split(16)),
-                state,
-            }
+            let build = BuildId(header.split(0));
+            let offset = i64::from_le_bytes(header.split(16));
+            let prepare = same_build::resolve(build, offset).map_err(de_error)?;
+            (
+                Origin::Address { build, offset },
+                Preparer::Address(prepare),
+            )
         };
-        finish_raw(raw).map_err(de_error)
+        let prepared = seq.next_element_seed(preparer)?.ok_or_else(|| missing(2))?;
+        Func::assemble(origin, prepared).map_err(de_error)
+    }
+}
+
+/// Prepares a function from its state bytes as they are read, without copying them.
+enum Preparer {
+    Entry(&'static Entry),
+    Address(crate::registry::PrepareFn),
+}
+
+impl Preparer {
+    fn prepare<E: de::Error>(&self, state: &[u8]) -> Result<Arc<dyn ErasedFunc>, E> {
+        match self {
+            Preparer::Entry(entry) => entry.prepare(state),
+            Preparer::Address(prepare) => prepare(state),
+        }
+        .map_err(de_error)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Preparer {
+    type Value = Arc<dyn ErasedFunc>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Preparer {
+    type Value = Arc<dyn ErasedFunc>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a function's state as a byte string")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        self.prepare(v)
+    }
+
+    fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+        let ByteBuf(bytes) = ByteBuf::from_seq(seq)?;
+        self.prepare(&bytes)
     }
 }
 
@@ -798,14 +848,16 @@ impl<'de> DeserializeSeed<'de> for ReadableState {
 /// closures, free functions with `S = ()`).
 pub(crate) struct Shared<S, A, R, F> {
     pub(crate) state: S,
-    pub(crate) encoded: Vec<u8>,
+    /// The encoding of `state`: set when the value is made locally, computed on
+    /// first use when it was received.
+    pub(crate) encoded: std::sync::OnceLock<Vec<u8>>,
     pub(crate) call: F,
     pub(crate) types: PhantomData<fn(A) -> R>,
 }
 
 impl<S, A, R, F> ErasedFunc for Shared<S, A, R, F>
 where
-    S: Send + Sync + 'static,
+    S: Serialize + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
@@ -816,7 +868,13 @@ where
     }
 
     fn state(&self) -> &[u8] {
-        &self.encoded
+        self.encoded
+            .get_or_init(|| match codec::encode(&self.state, "state") {
+                Ok(bytes) => bytes,
+                // The state was decoded from bytes; only a `Serialize` impl that fails on
+                // a value its `Deserialize` produced gets here.
+                Err(err) => panic!("dilly: a received state does not encode again: {err}"),
+            })
     }
 
     fn types(&self) -> FuncTypes {

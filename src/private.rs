@@ -1,7 +1,7 @@
 //! What the macros' output refers to. Not public API: no stability promise, no docs.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,9 +96,9 @@ where
     func_entry::<T>(name, signature, Kind::Task, prepare_task::<T>)
 }
 
-fn prepare_task<T>(state: Vec<u8>) -> Result<Arc<dyn ErasedFunc>>
+fn prepare_task<T>(state: &[u8]) -> Result<Arc<dyn ErasedFunc>>
 where
-    T: Task + DeserializeOwned,
+    T: Task + Serialize + DeserializeOwned,
     T::Args: DeserializeOwned + 'static,
     T::Output: Serialize + 'static,
 {
@@ -134,17 +134,19 @@ where
 }
 
 /// Decodes `S` and pairs it with code that borrows it.
-pub fn prepare_shared<S, A, R, F>(encoded: Vec<u8>, call: F) -> Result<Arc<dyn ErasedFunc>>
+pub fn prepare_shared<S, A, R, F>(encoded: &[u8], call: F) -> Result<Arc<dyn ErasedFunc>>
 where
-    S: DeserializeOwned + Send + Sync + 'static,
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let state: S = codec::decode(&encoded, "state")?;
+    let state: S = codec::decode(encoded, "state")?;
     Ok(Arc::new(Shared {
         state,
-        encoded,
+        // Encoded again only if the value is sent on: receiving allocates nothing
+        // for the bytes.
+        encoded: OnceLock::new(),
         call,
         types: PhantomData,
     }))
@@ -152,16 +154,16 @@ where
 
 /// Checks that `S` decodes and pairs the bytes with code that consumes a fresh copy
 /// per call.
-pub fn prepare_owned<S, A, R, F>(state: Vec<u8>, call: F) -> Result<Arc<dyn ErasedFunc>>
+pub fn prepare_owned<S, A, R, F>(state: &[u8], call: F) -> Result<Arc<dyn ErasedFunc>>
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
-    let _: S = codec::decode(&state, "state")?;
+    let _: S = codec::decode(state, "state")?;
     Ok(Arc::new(Owned {
-        state,
+        state: state.to_vec(),
         call,
         types: PhantomData,
     }))
@@ -189,7 +191,7 @@ where
     let encoded = encode_state(entry, &state);
     let prepared = Arc::new(Shared {
         state,
-        encoded,
+        encoded: OnceLock::from(encoded),
         call,
         types: PhantomData,
     });
@@ -205,7 +207,7 @@ where
     R: 'static,
 {
     let bytes = encode_state(entry, receiver);
-    match entry.prepare_owned(bytes) {
+    match entry.prepare(&bytes) {
         Ok(prepared) => Func::from_local(entry, prepared),
         Err(err) => panic!(
             "dilly: the receiver of `{}` does not decode from its own encoding: {err}",
@@ -232,7 +234,7 @@ where
     };
     let prepared = Arc::new(Shared {
         state: captures,
-        encoded,
+        encoded: OnceLock::from(encoded),
         call: lifted,
         types: PhantomData,
     });

@@ -46,7 +46,7 @@ impl Kind {
 }
 
 /// Builds a callable from a function entry's encoded state, keeping the bytes.
-pub(crate) type PrepareFn = fn(Vec<u8>) -> Result<Arc<dyn ErasedFunc>>;
+pub(crate) type PrepareFn = fn(&[u8]) -> Result<Arc<dyn ErasedFunc>>;
 /// Decodes encoded state into something that serializes it readably.
 pub(crate) type StateToReadableFn = fn(&[u8]) -> Result<Box<dyn erased_serde::Serialize>>;
 /// Reads state from a readable format and encodes it.
@@ -146,10 +146,6 @@ impl Entry {
     /// Decodes `state` and returns the function ready to be called with encoded
     /// arguments. This is what a worker does once per function it is sent.
     pub fn prepare(&self, state: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
-        self.prepare_owned(state.to_vec())
-    }
-
-    pub(crate) fn prepare_owned(&self, state: Vec<u8>) -> Result<Arc<dyn ErasedFunc>> {
         let Ops::Func { prepare, .. } = self.ops else {
             return Err(self.wrong_kind("function"));
         };
@@ -391,7 +387,7 @@ pub fn check() -> Result<()> {
 mod tests {
     use super::*;
 
-    fn never_prepare(_: Vec<u8>) -> Result<Arc<dyn ErasedFunc>> {
+    fn never_prepare(_: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
         Err(Error::Malformed {
             what: "state",
             detail: "test entry".into(),

@@ -259,17 +259,17 @@ fn address_to_preparer(address: usize) -> PrepareFn {
 
 /// Prepares a same-build closure: decodes the captures `C` and pairs them with the
 /// lifted body `L`, a zero-sized closure type.
-fn prepare_closure<C, A, R, L>(encoded: Vec<u8>) -> Result<Arc<dyn ErasedFunc>>
+fn prepare_closure<C, A, R, L>(encoded: &[u8]) -> Result<Arc<dyn ErasedFunc>>
 where
-    C: DeserializeOwned + Send + Sync + 'static,
+    C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
-    let state: C = codec::decode(&encoded, "state")?;
+    let state: C = codec::decode(encoded, "state")?;
     Ok(Arc::new(Shared {
         state,
-        encoded,
+        encoded: std::sync::OnceLock::new(),
         call: conjure::<L>(),
         types: PhantomData,
     }))
@@ -299,7 +299,7 @@ fn conjure<L: Copy>() -> L {
 /// The preparer of a same-build closure whose lifted body is `lifted`.
 pub(crate) fn preparer_for<C, A, R, L>(_lifted: &L) -> PrepareFn
 where
-    C: DeserializeOwned + Send + Sync + 'static,
+    C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
@@ -363,7 +363,7 @@ mod tests {
         let lifted = |c: &u64, (x,): (u64,)| x * c;
         let prepare = preparer_for::<u64, (u64,), u64, _>(&lifted);
         let back = resolve(this_build().unwrap(), offset_of(prepare)).unwrap();
-        let f = back(codec::encode(&6u64, "state").unwrap()).unwrap();
+        let f = back(&codec::encode(&6u64, "state").unwrap()).unwrap();
         let out = f
             .call_bytes(&codec::encode(&(7u64,), "args").unwrap())
             .unwrap();

@@ -123,7 +123,7 @@ fn huge_claimed_lengths_are_refused_without_allocating() {
     let closure = dilly_fixture::counting_closure(vec![], 1);
     let mut bytes = dilly::to_bytes(&closure).unwrap();
     // Replace the state: length-prefixed bytes holding a varint 2^60 vec length.
-    let state_start = 1 + 8 + 8;
+    let state_start = 1 + 1 + 16; // version, header length, header
     bytes.truncate(state_start);
     let hostile_state = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10, 10];
     bytes.push(hostile_state.len() as u8);

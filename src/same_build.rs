@@ -66,17 +66,30 @@ struct ThisBuild {
     code: Vec<(usize, usize)>,
 }
 
+fn identify(path: &std::path::Path) -> std::result::Result<(BuildId, BuildIdSource), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(match gnu_build_id(&bytes) {
+        Some(note) => (BuildId(first_16(note)), BuildIdSource::GnuNote),
+        None => (file_hash(&bytes), BuildIdSource::FileHash),
+    })
+}
+
+/// The build ID of the executable at `path`, computed as for this process: an
+/// executor that starts workers from another program compares it with
+/// [`this_build`] to refuse same-build values before it sends them.
+pub fn build_id_of(path: &std::path::Path) -> Result<BuildId> {
+    identify(path)
+        .map(|(id, _)| id)
+        .map_err(|detail| Error::SameBuildUnavailable { detail })
+}
+
 static THIS_BUILD: LazyLock<ThisBuild> = LazyLock::new(|| {
-    let id = std::env::current_exe()
-        .map_err(|e| format!("cannot locate the executable: {e}"))
-        .and_then(|path| {
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Ok(match gnu_build_id(&bytes) {
-                Some(note) => (BuildId(first_16(note)), BuildIdSource::GnuNote),
-                None => (file_hash(&bytes), BuildIdSource::FileHash),
-            })
-        });
+    // `/proc/self/exe` is this very file even after a rebuild replaced it on disk.
+    let id = identify(std::path::Path::new("/proc/self/exe")).or_else(|_| {
+        let path =
+            std::env::current_exe().map_err(|e| format!("cannot locate the executable: {e}"))?;
+        identify(&path)
+    });
     ThisBuild {
         id,
         code: own_code_ranges().unwrap_or_default(),
@@ -316,6 +329,19 @@ mod tests {
         let a = this_build().unwrap();
         assert_eq!(a, this_build().unwrap());
         assert_ne!(a, BuildId([0; 16]));
+        assert_eq!(build_id_of(&std::env::current_exe().unwrap()).unwrap(), a);
+    }
+
+    #[test]
+    fn other_files_have_other_build_ids() {
+        let shell = build_id_of(std::path::Path::new("/bin/sh"));
+        if let Ok(other) = shell {
+            assert_ne!(other, this_build().unwrap());
+        }
+        assert!(matches!(
+            build_id_of(std::path::Path::new("/nonexistent/dilly")),
+            Err(Error::SameBuildUnavailable { .. })
+        ));
     }
 
     #[test]

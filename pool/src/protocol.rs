@@ -484,6 +484,18 @@ impl FromWorker {
         if tag == from_worker::DONE {
             return Ok(FromWorker::Done(rest.to_vec()));
         }
+        FromWorker::decode_rest(tag, rest)
+    }
+
+    /// Reads a frame split by [`read_tagged`]; a `Done` keeps `rest` (no copy).
+    pub(crate) fn decode_tagged(tag: u8, rest: Vec<u8>) -> io::Result<FromWorker> {
+        if tag == from_worker::DONE {
+            return Ok(FromWorker::Done(rest));
+        }
+        FromWorker::decode_rest(tag, &rest)
+    }
+
+    fn decode_rest(tag: u8, rest: &[u8]) -> io::Result<FromWorker> {
         let mut i = In { rest };
         let msg = match tag {
             from_worker::HELLO => FromWorker::Hello {
@@ -512,9 +524,80 @@ impl FromWorker {
     }
 }
 
-/// Whether a frame body from a worker is [`FromWorker::Busy`] (without decoding it).
-pub(crate) fn is_busy(body: &[u8]) -> bool {
-    body == [from_worker::BUSY]
+/// Whether a frame split by [`read_tagged`] is [`FromWorker::Busy`].
+pub(crate) fn is_busy(tag: u8, rest: &[u8]) -> bool {
+    tag == from_worker::BUSY && rest.is_empty()
+}
+
+/// Appends a whole `Done` frame carrying `result` to `out`, without building the
+/// message first.
+pub(crate) fn append_done(out: &mut Vec<u8>, result: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(result.len() + 1)
+        .map_err(|_| violation("a frame does not fit a 32-bit length"))?;
+    out.reserve(result.len() + 5);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(from_worker::DONE);
+    out.extend_from_slice(result);
+    Ok(())
+}
+
+/// Whether `buf` starts with a whole frame (so reading it will not block).
+pub(crate) fn holds_frame(buf: &[u8]) -> bool {
+    buf.len() >= 4
+        && (buf.len() - 4) as u64 >= u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]))
+}
+
+/// A `Run` body: the function key and the items, borrowed from the body.
+pub(crate) type RunItems<'a> = (u64, Vec<&'a [u8]>);
+
+/// A `Run` body's function key and items, borrowed from the body; `Ok(None)` if the
+/// body is another message.
+pub(crate) fn decode_run(body: &[u8]) -> io::Result<Option<RunItems<'_>>> {
+    let Some((&to_worker::RUN, rest)) = body.split_first() else {
+        return Ok(None);
+    };
+    let mut i = In { rest };
+    let key = i.u64()?;
+    let n = i.u64()?;
+    // Each item takes at least its 8-byte length: bound the allocation.
+    if n > (i.rest.len() / 8) as u64 {
+        return Err(violation(format!("run frame claims {n} items")));
+    }
+    let mut items = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        items.push(i.bytes()?);
+    }
+    i.end()?;
+    Ok(Some((key, items)))
+}
+
+/// Like [`read_frame`], but splits off the tag byte, so that the rest is allocated
+/// once and can become a `Done` result as it is.
+pub(crate) fn read_tagged(r: &mut impl Read, limit: u64) -> io::Result<Option<(u8, Vec<u8>)>> {
+    let mut head = [0u8; 5];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut head[got..4]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as u64;
+    if len > limit.saturating_add(OVERHEAD as u64) {
+        return Err(violation(format!(
+            "frame of {len} bytes exceeds the limit of {limit} bytes"
+        )));
+    }
+    if len == 0 {
+        return Err(violation("empty frame"));
+    }
+    r.read_exact(&mut head[4..5])?;
+    let mut rest = vec![0; len as usize - 1];
+    r.read_exact(&mut rest)?;
+    Ok(Some((head[4], rest)))
 }
 
 /// Reads one frame body, refusing lengths over `limit` (+ framing overhead) before
@@ -630,6 +713,51 @@ mod tests {
             let body = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
             assert_eq!(FromWorker::decode(&body).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn fast_paths_match_the_messages() {
+        let items = vec![vec![1], vec![], vec![2, 3]];
+        let frame = ToWorker::Run {
+            key: 7,
+            items: items.clone(),
+        }
+        .encode()
+        .unwrap();
+        let body = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
+        let (key, borrowed) = decode_run(&body).unwrap().unwrap();
+        assert_eq!(key, 7);
+        assert_eq!(
+            borrowed,
+            items.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        for cut in 0..body.len() {
+            assert!(decode_run(&body[..cut]).map_or(true, |r| r.is_none() || cut == body.len()));
+        }
+        assert!(
+            decode_run(&ToWorker::Clear.encode().unwrap()[4..])
+                .unwrap()
+                .is_none()
+        );
+
+        let mut out = Vec::new();
+        append_done(&mut out, &[4, 5]).unwrap();
+        assert_eq!(out, FromWorker::Done(vec![4, 5]).encode().unwrap());
+        let busy = FromWorker::Busy.encode().unwrap();
+        out.extend_from_slice(&busy);
+        assert!(holds_frame(&out));
+        assert!(!holds_frame(&out[..6]));
+        let mut r = &out[..];
+        let (tag, rest) = read_tagged(&mut r, 1 << 20).unwrap().unwrap();
+        assert_eq!(
+            FromWorker::decode_tagged(tag, rest).unwrap(),
+            FromWorker::Done(vec![4, 5])
+        );
+        let (tag, rest) = read_tagged(&mut r, 1 << 20).unwrap().unwrap();
+        assert!(is_busy(tag, &rest));
+        assert!(read_tagged(&mut r, 1 << 20).unwrap().is_none());
+        assert!(read_tagged(&mut &[0u8, 0, 0, 0][..], 10).is_err());
+        assert!(read_tagged(&mut &u32::MAX.to_le_bytes()[..], 10).is_err());
     }
 
     #[test]

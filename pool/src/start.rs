@@ -110,19 +110,56 @@ impl Proc {
     }
 
     /// How the process ended: waits up to `patience` for it to end by itself, then
-    /// kills it and waits for that.
+    /// kills it and waits for that. Sleeps until the end is known (a pidfd for a
+    /// spawned child, the fork server's report for a forked one), never in naps.
     pub(crate) fn status(&mut self, patience: Duration) -> WorkerExit {
+        if let Some(status) = self.try_status() {
+            return status;
+        }
         let deadline = Instant::now() + patience;
-        let mut nap = Duration::from_micros(200);
-        loop {
-            if let Some(status) = self.try_status() {
-                return status;
+        match self {
+            Proc::Child(c) => match sys::pidfd(c.id()) {
+                Some(fd) => {
+                    use std::os::fd::AsFd;
+                    loop {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if let Some(status) = self.try_status() {
+                            return status;
+                        }
+                        if left.is_zero() {
+                            break;
+                        }
+                        if sys::poll_readable(&[fd.as_fd()], Some(left)).is_err() {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    let mut nap = Duration::from_micros(200);
+                    loop {
+                        if let Some(status) = self.try_status() {
+                            return status;
+                        }
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                        std::thread::sleep(nap);
+                        nap = (nap * 2).min(Duration::from_millis(20));
+                    }
+                }
+            },
+            Proc::Forked {
+                pid,
+                zygote,
+                exited,
+            } => {
+                if exited.is_none() {
+                    *exited = zygote.wait_exit(*pid, patience);
+                }
+                if let Some(status) = *exited {
+                    return status;
+                }
             }
-            if Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(20));
         }
         self.kill();
         self.reap()
@@ -184,24 +221,49 @@ impl Launcher {
     }
 
     /// Starts one worker and takes it through the handshake and the initializer.
-    /// `on_start` learns the PID as soon as the process exists (so a `terminate`
-    /// can kill a worker stuck in its initializer); returning false abandons it.
+    /// `on_start` learns the PID before the initializer runs (so a `terminate` can
+    /// kill a worker stuck in it): as soon as a spawned process exists, once a
+    /// forked one has said hello. Returning false abandons the worker.
     pub(crate) fn launch(&self, on_start: &dyn Fn(u32) -> bool) -> Result<Connected, Error> {
         let spawn_id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
         let (listener, ticket) = listen(spawn_id)?;
-        let proc = match &self.zygote {
-            None => Proc::Child(self.command(Role::Worker, &ticket)?),
-            Some(zygote) => Proc::Forked {
-                pid: zygote.fork(&ticket)?,
-                zygote: Arc::clone(zygote),
-                exited: None,
-            },
+        let (mut guard, mut stream, registry) = match &self.zygote {
+            None => {
+                let mut guard = KillOnDrop(Some(Proc::Child(self.command(Role::Worker, &ticket)?)));
+                if !on_start(guard.proc().pid()) {
+                    return Err(Error::Closed);
+                }
+                let (stream, registry) =
+                    self.accept(&listener, &ticket, Pending::Proc(guard.proc()))?;
+                (guard, stream, registry)
+            }
+            Some(zygote) => {
+                zygote.request_fork(&ticket)?;
+                // Wait for the connection first: the server's reply with the PID
+                // goes through its reader thread and may come later (the new
+                // worker can run before the server does); waiting for it first
+                // would put two more thread wake-ups on every worker start.
+                let accepted = self.accept(
+                    &listener,
+                    &ticket,
+                    Pending::Fork {
+                        zygote,
+                        spawn_id: ticket.spawn_id,
+                    },
+                );
+                let pid = zygote.forked_pid(ticket.spawn_id)?;
+                let guard = KillOnDrop(Some(Proc::Forked {
+                    pid,
+                    zygote: Arc::clone(zygote),
+                    exited: None,
+                }));
+                if !on_start(pid) {
+                    return Err(Error::Closed);
+                }
+                let (stream, registry) = accepted?;
+                (guard, stream, registry)
+            }
         };
-        let mut guard = KillOnDrop(Some(proc));
-        if !on_start(guard.proc().pid()) {
-            return Err(Error::Closed);
-        }
-        let (mut stream, registry) = self.accept(&listener, &ticket, guard.proc())?;
         let parent = dilly::registry::fingerprint();
         if registry != parent {
             let _ = protocol::write_frame(&stream, &ToWorker::Reject.encode().map_err(io_err)?);
@@ -274,34 +336,44 @@ impl Launcher {
         &self,
         listener: &UnixListener,
         ticket: &Ticket,
-        proc: &mut Proc,
+        mut pending: Pending<'_>,
     ) -> Result<(UnixStream, dilly::registry::RegistryFingerprint), Error> {
+        use std::os::fd::AsFd;
         let deadline = Instant::now() + self.config.handshake_timeout;
-        let mut nap = Duration::from_micros(50);
+        // A spawned child's end wakes the wait too; a forked one's is reported by
+        // the fork server, looked at every few milliseconds.
+        let pidfd = match &pending {
+            Pending::Proc(Proc::Child(c)) => sys::pidfd(c.id()),
+            _ => None,
+        };
         let mut stream = loop {
             match listener.accept() {
                 Ok((stream, _)) => break stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(start_error(format!("accept failed: {e}"))),
             }
-            if let Some(exit) = proc.try_status() {
-                return Err(start_error(format!(
-                    "the new worker process {} ended ({exit}) before connecting; if it ran \
-                     the program's `main`, the dilly-pool pre-main hook is missing: enable \
-                     the `auto-worker` feature or call `dilly_pool::serve_if_worker()` first \
-                     thing in `main`",
-                    proc.pid()
-                )));
+            if let Some(error) = pending.ended() {
+                return Err(error);
             }
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(start_error(format!(
-                    "the new worker process {} did not connect within {:?}",
-                    proc.pid(),
+                    "{} did not connect within {:?}",
+                    pending.describe(),
                     self.config.handshake_timeout
                 )));
             }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(5));
+            let mut fds = vec![listener.as_fd()];
+            let slice = match &pidfd {
+                Some(fd) => {
+                    fds.push(fd.as_fd());
+                    left
+                }
+                None => left.min(ACCEPT_TICK),
+            };
+            sys::poll_readable(&fds, Some(slice))
+                .map_err(|e| start_error(format!("waiting for a new worker failed: {e}")))?;
         };
         stream.set_nonblocking(false).map_err(io_err)?;
         let left = deadline.saturating_duration_since(Instant::now());
@@ -332,7 +404,7 @@ impl Launcher {
         let (listener, ticket) = listen(spawn_id)?;
         let child = self.command(Role::Server, &ticket)?;
         let mut proc = KillOnDrop(Some(Proc::Child(child)));
-        let (stream, registry) = self.accept(&listener, &ticket, proc.proc())?;
+        let (stream, registry) = self.accept(&listener, &ticket, Pending::Proc(proc.proc()))?;
         let parent = dilly::registry::fingerprint();
         if registry != parent {
             return Err(Error::RegistryMismatch {
@@ -354,6 +426,69 @@ impl Launcher {
         }
     }
 }
+
+/// A started process the pool waits for to connect.
+enum Pending<'a> {
+    /// A process whose PID is known.
+    Proc(&'a mut Proc),
+    /// A fork requested from a fork server, whose reply may still be on its way.
+    Fork { zygote: &'a Zygote, spawn_id: u64 },
+}
+
+impl Pending<'_> {
+    /// The process, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Pending::Proc(proc) => format!("the new worker process {}", proc.pid()),
+            Pending::Fork { zygote, spawn_id } => match zygote.peek_fork(*spawn_id) {
+                ForkState::Running(pid) | ForkState::Exited(pid, _) => {
+                    format!("the new worker process {pid}")
+                }
+                _ => "the new worker process".to_owned(),
+            },
+        }
+    }
+
+    /// The error to report if the process can no longer connect. Never consumes
+    /// a forked worker's exit report (its `Proc` is made later and needs it).
+    fn ended(&mut self) -> Option<Error> {
+        let (pid, exit) = match self {
+            Pending::Proc(proc) => (proc.pid(), proc.try_status()?),
+            Pending::Fork { zygote, spawn_id } => match zygote.peek_fork(*spawn_id) {
+                ForkState::Requested | ForkState::Running(_) => return None,
+                ForkState::Failed => {
+                    return Some(start_error("the fork server could not fork".to_owned()));
+                }
+                ForkState::Gone => return Some(start_error("the fork server is gone".to_owned())),
+                ForkState::Exited(pid, exit) => (pid, exit),
+            },
+        };
+        Some(start_error(format!(
+            "the new worker process {pid} ended ({exit}) before connecting; if it ran \
+             the program's `main`, the dilly-pool pre-main hook is missing: enable \
+             the `auto-worker` feature or call `dilly_pool::serve_if_worker()` first \
+             thing in `main`"
+        )))
+    }
+}
+
+/// What a fork server did with a fork request, so far.
+enum ForkState {
+    /// No reply yet.
+    Requested,
+    /// It could not fork.
+    Failed,
+    /// It is gone.
+    Gone,
+    /// The worker runs.
+    Running(u32),
+    /// The worker ended (its report is still there to be consumed).
+    Exited(u32, WorkerExit),
+}
+
+/// How often a pool waiting for a forked worker to connect looks whether the fork
+/// server reported it gone (a connection wakes the wait at once).
+const ACCEPT_TICK: Duration = Duration::from_millis(5);
 
 /// Kills a started process unless the handshake succeeded.
 struct KillOnDrop(Option<Proc>);
@@ -561,18 +696,38 @@ impl Zygote {
         Ok(zygote)
     }
 
-    fn fork(&self, ticket: &Ticket) -> Result<u32, Error> {
+    /// Asks the server to fork a worker for `ticket` (see [`Zygote::forked_pid`]).
+    fn request_fork(&self, ticket: &Ticket) -> Result<(), Error> {
         let frame = ToWorker::Fork {
             ticket: ticket.clone(),
         }
         .encode()
         .map_err(io_err)?;
         protocol::write_frame(&lock(&self.control), &frame)
-            .map_err(|e| start_error(format!("the fork server is gone: {e}")))?;
+            .map_err(|e| start_error(format!("the fork server is gone: {e}")))
+    }
+
+    /// Where a fork request stands, without consuming anything.
+    fn peek_fork(&self, spawn_id: u64) -> ForkState {
+        let state = lock(&self.state);
+        match state.forked.get(&spawn_id) {
+            Some(0) => ForkState::Failed,
+            Some(&pid) => match state.exited.get(&pid) {
+                Some(&raw) => ForkState::Exited(pid, WorkerExit::from_raw(raw)),
+                None if state.gone => ForkState::Gone,
+                None => ForkState::Running(pid),
+            },
+            None if state.gone => ForkState::Gone,
+            None => ForkState::Requested,
+        }
+    }
+
+    /// The PID the server reported for a fork request, waiting for the report.
+    fn forked_pid(&self, spawn_id: u64) -> Result<u32, Error> {
         let mut state = lock(&self.state);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(pid) = state.forked.remove(&ticket.spawn_id) {
+            if let Some(pid) = state.forked.remove(&spawn_id) {
                 if pid == 0 {
                     return Err(start_error("the fork server could not fork".to_owned()));
                 }

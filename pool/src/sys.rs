@@ -171,3 +171,63 @@ pub(crate) fn send_all(socket: &std::os::unix::net::UnixStream, mut buf: &[u8]) 
     }
     Ok(())
 }
+
+/// Waits until one of `fds` is readable (or hung up / in error), at most `timeout`
+/// (forever with `None`). Returns which ones are ready; all `false` on a timeout or
+/// when a signal interrupted the wait.
+pub(crate) fn poll_readable(
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<Vec<bool>> {
+    use std::os::fd::AsRawFd;
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = match timeout {
+        None => -1,
+        // Round up, so a short positive timeout never becomes a busy loop.
+        Some(t) => libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX),
+    };
+    // SAFETY: `polled` is a valid, writable array of `polled.len()` `pollfd`s for the
+    // duration of the call; every descriptor in it is borrowed from `fds`, so it
+    // stays open until `poll` returns.
+    let rc = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(err);
+    }
+    Ok(polled.iter().map(|p| p.revents != 0).collect())
+}
+
+/// A descriptor that becomes readable when process `pid` ends (`pidfd_open`, Linux
+/// 5.3+). `None` where unsupported; callers then fall back to polling the status.
+///
+/// Only for processes that cannot be reaped (and their PID reused) behind the
+/// caller's back: this process's own unwaited children.
+pub(crate) fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::FromRawFd;
+        let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
+        // SAFETY: `pidfd_open` takes a PID and flags (0) and returns a new
+        // descriptor or -1; it reads and writes no memory of ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+        let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+        // SAFETY: `fd` was just returned by `pidfd_open`, is open, and is owned by
+        // nothing else.
+        Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = pid;
+        None
+    }
+}

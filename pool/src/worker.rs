@@ -267,37 +267,40 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
     let results = Results::start(stream.try_clone()?);
     let mut funcs: HashMap<u64, Result<Arc<dyn ErasedFunc>, WireError>> = HashMap::new();
     while let Some(body) = protocol::read_frame(&mut reader, limit)? {
+        // The hot message, with its items borrowed from the frame.
+        if let Some((key, items)) = protocol::decode_run(&body)? {
+            let func = funcs.get(&key).cloned().unwrap_or_else(|| {
+                Err(WireError::Load {
+                    message: format!("no function loaded under key {key}"),
+                })
+            });
+            for (n, item) in items.iter().enumerate() {
+                let last = n + 1 == items.len();
+                results.start_task(last);
+                let outcome = match &func {
+                    Ok(f) => match call(f, item) {
+                        Ok(bytes) if bytes.len() as u64 > limit => Err(WireError::Result {
+                            message: format!(
+                                "a result of {} bytes exceeds the frame limit of {limit} \
+                                 bytes; raise it with `Builder::max_frame`",
+                                bytes.len()
+                            ),
+                        }),
+                        other => other,
+                    },
+                    Err(err) => Err(err.clone()),
+                };
+                // The chunk's last result goes out at once, with any before it.
+                match outcome {
+                    Ok(bytes) => results.push_done(&bytes, last)?,
+                    Err(err) => results.push(&FromWorker::Failed(err).encode()?, last)?,
+                }
+            }
+            continue;
+        }
         match ToWorker::decode(&body)? {
             ToWorker::Load { key, func } => {
                 funcs.insert(key, load(&func));
-            }
-            ToWorker::Run { key, items } => {
-                let func = funcs.get(&key).cloned().unwrap_or_else(|| {
-                    Err(WireError::Load {
-                        message: format!("no function loaded under key {key}"),
-                    })
-                });
-                for (n, item) in items.iter().enumerate() {
-                    results.start_task();
-                    let msg = match &func {
-                        Ok(f) => match call(f, item) {
-                            Ok(bytes) if bytes.len() as u64 > limit => {
-                                FromWorker::Failed(WireError::Result {
-                                    message: format!(
-                                        "a result of {} bytes exceeds the frame limit of {limit} \
-                                         bytes; raise it with `Builder::max_frame`",
-                                        bytes.len()
-                                    ),
-                                })
-                            }
-                            Ok(bytes) => FromWorker::Done(bytes),
-                            Err(err) => FromWorker::Failed(err),
-                        },
-                        Err(err) => FromWorker::Failed(err.clone()),
-                    };
-                    // The chunk's last result goes out at once, with any before it.
-                    results.push(&msg.encode()?, n + 1 == items.len())?;
-                }
             }
             ToWorker::Clear => funcs.clear(),
             ToWorker::Exit => return Ok(()),
@@ -339,7 +342,11 @@ pub(crate) fn wait_until_busy() {
         return;
     };
     let mut buf = lock(&shared.buf);
-    while buf.running.is_some() && buf.busy_sent != buf.running && !buf.broken {
+    while buf.running.is_some()
+        && buf.busy_sent != buf.running
+        && !buf.broken
+        && buf.helper != Helper::Failed
+    {
         buf = shared
             .busy
             .wait_timeout(buf, Duration::from_millis(100))
@@ -358,6 +365,23 @@ struct ResultBuf {
     started: u64,
     /// The running task for which `Busy` was sent.
     busy_sent: Option<u64>,
+    /// The helper thread.
+    helper: Helper,
+}
+
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+enum Helper {
+    #[default]
+    NotStarted,
+    Running,
+    Failed,
+}
+
+impl ResultBuf {
+    /// Nothing buffered, and no task running that may need a `Busy` frame.
+    fn nothing_to_do(&self) -> bool {
+        self.bytes.is_empty() && (self.running.is_none() || self.busy_sent == self.running)
+    }
 }
 
 /// Buffered results beyond this size are written at once.
@@ -371,11 +395,31 @@ impl Results {
             filled: std::sync::Condvar::new(),
             busy: std::sync::Condvar::new(),
         });
-        let weak = Arc::downgrade(&shared);
-        let _ = RESULTS.set(weak.clone());
-        // Without the helper thread every result is written at once: slower for
-        // tiny tasks, never wrong.
-        let _ = std::thread::Builder::new()
+        let _ = RESULTS.set(Arc::downgrade(&shared));
+        Results { shared }
+    }
+
+    /// Starts the helper thread that writes buffered results after
+    /// [`RESULT_WINDOW`] and sends `Busy` frames, the first time one is needed (a
+    /// worker that only ever runs one-item chunks never starts it). Called with the
+    /// buffer locked. Without it, every result is written at once: slower for tiny
+    /// tasks, never wrong — but then no `Busy` either, so blame for a death
+    /// mid-chunk is found by re-running the chunk's rest one item per chunk.
+    fn wake_helper(&self, buf: &mut ResultBuf) {
+        match buf.helper {
+            Helper::Running => self.shared.filled.notify_one(),
+            Helper::Failed => {}
+            Helper::NotStarted => {
+                buf.helper = match Results::spawn_helper(Arc::downgrade(&self.shared)) {
+                    Ok(()) => Helper::Running,
+                    Err(_) => Helper::Failed,
+                };
+            }
+        }
+    }
+
+    fn spawn_helper(weak: std::sync::Weak<ResultsShared>) -> io::Result<()> {
+        std::thread::Builder::new()
             .name("dilly-pool-results".into())
             .spawn(move || {
                 loop {
@@ -385,11 +429,11 @@ impl Results {
                         let buf = shared
                             .filled
                             .wait_timeout_while(buf, Duration::from_millis(100), |b| {
-                                b.bytes.is_empty() && b.running.is_none()
+                                b.nothing_to_do()
                             })
                             .map(|(b, _)| b)
                             .unwrap_or_else(|e| e.into_inner().0);
-                        if buf.bytes.is_empty() && buf.running.is_none() {
+                        if buf.nothing_to_do() {
                             continue;
                         }
                         buf.running
@@ -411,34 +455,60 @@ impl Results {
                         shared.busy.notify_all();
                     }
                 }
-            });
-        Results { shared }
+            })
+            .map(drop)
     }
 
-    /// Marks the start of a task.
-    fn start_task(&self) {
+    /// Marks the start of a task; `last` if it is the last of its chunk.
+    ///
+    /// The last task of a chunk that starts with no result buffered is the only
+    /// unreported item of its chunk: should the worker die now, the parent blames
+    /// it and nothing else without a `Busy` frame (its result, when done, is
+    /// written at once). So the helper thread is not woken for it — the common
+    /// one-item chunk (`apply`, chunk size 1) costs no thread wake-up besides the
+    /// worker's own — and it counts as reported busy from the start.
+    fn start_task(&self, last: bool) {
         let mut buf = lock(&self.shared.buf);
         let idle = buf.running.is_none() && buf.bytes.is_empty();
         buf.started += 1;
         buf.running = Some(buf.started);
-        if idle {
-            self.shared.filled.notify_one();
+        if last && buf.bytes.is_empty() {
+            buf.busy_sent = buf.running;
+        } else if idle {
+            self.wake_helper(&mut buf);
         }
     }
 
     /// Adds the running task's result frame; writes everything buffered if `now`.
     fn push(&self, frame: &[u8], now: bool) -> io::Result<()> {
+        self.push_with(now, |out| {
+            out.extend_from_slice(frame);
+            Ok(())
+        })
+    }
+
+    /// Adds a `Done` frame for the running task's result, encoded straight into the
+    /// buffer; writes everything buffered if `now`.
+    fn push_done(&self, result: &[u8], now: bool) -> io::Result<()> {
+        self.push_with(now, |out| protocol::append_done(out, result))
+    }
+
+    fn push_with(
+        &self,
+        now: bool,
+        append: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut buf = lock(&self.shared.buf);
         buf.running = None;
         if buf.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let was_empty = buf.bytes.is_empty();
-        buf.bytes.extend_from_slice(frame);
-        if now || buf.bytes.len() >= RESULT_BUFFER {
+        append(&mut buf.bytes)?;
+        if now || buf.bytes.len() >= RESULT_BUFFER || buf.helper == Helper::Failed {
             self.shared.write(&mut buf);
         } else if was_empty {
-            self.shared.filled.notify_one();
+            self.wake_helper(&mut buf);
         }
         if buf.broken {
             Err(io::ErrorKind::BrokenPipe.into())
@@ -476,78 +546,116 @@ fn run_server(ticket: &Ticket) -> i32 {
     zygote(stream)
 }
 
-/// Accumulates bytes from a stream with a read timeout and hands out whole frames.
+/// Accumulates bytes from a stream and hands out whole frames.
 struct Frames {
     buf: Vec<u8>,
 }
 
 impl Frames {
-    /// The next complete frame body: `Ok(None)` if none arrived within the read
-    /// timeout, `Err(UnexpectedEof)` when the peer closed the stream.
-    fn next(&mut self, stream: &mut UnixStream) -> io::Result<Option<Vec<u8>>> {
-        loop {
-            if self.buf.len() >= 4 {
-                let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
-                    as usize;
-                if len > (1 << 20) {
-                    return Err(protocol::violation("oversized control frame"));
-                }
-                if self.buf.len() >= 4 + len {
-                    let body = self.buf[4..4 + len].to_vec();
-                    self.buf.drain(..4 + len);
-                    return Ok(Some(body));
-                }
+    /// The next complete frame body already received, if any.
+    fn take(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.buf.len() >= 4 {
+            let len =
+                u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+            if len > (1 << 20) {
+                return Err(protocol::violation("oversized control frame"));
             }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Ok(None);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            if self.buf.len() >= 4 + len {
+                let body = self.buf[4..4 + len].to_vec();
+                self.buf.drain(..4 + len);
+                return Ok(Some(body));
             }
+        }
+        Ok(None)
+    }
+
+    /// Reads what the stream has (one `read`); `Err(UnexpectedEof)` when the peer
+    /// closed it.
+    fn fill(&mut self, stream: &mut UnixStream) -> io::Result<()> {
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 }
 
+/// How long the fork server sleeps between looks for ended workers where it cannot
+/// be woken by their end (no `pidfd_open`).
+const ZYGOTE_FALLBACK_TICK: Duration = Duration::from_millis(20);
+
 /// The fork server loop: single-threaded; forks a worker per `Fork` request, reports
 /// each fork and each reaped worker, and exits when the parent closes the stream.
+///
+/// It sleeps in `poll` on the control stream and on one pidfd per live worker, so a
+/// worker's end is reported as soon as it happens (the parent waits for that report
+/// when it replaces a worker that died). Without pidfds it looks every 20 ms.
 pub(crate) fn zygote(mut control: UnixStream) -> i32 {
+    use std::os::fd::{AsFd, OwnedFd};
     // Build the registry index once, so forked workers inherit it ready.
     let _ = dilly::registry::fingerprint();
-    if control
-        .set_read_timeout(Some(Duration::from_millis(20)))
-        .is_err()
-    {
+    // Blocking: it is read only after `poll` said it is readable.
+    if control.set_read_timeout(None).is_err() {
         return EXIT_BROKEN;
     }
     let mut frames = Frames { buf: Vec::new() };
+    // Live workers' pidfds; `fallback` once one could not be opened.
+    let mut pidfds: HashMap<u32, OwnedFd> = HashMap::new();
+    let mut fallback = false;
     loop {
         while let Some((pid, status)) = sys::reap_any() {
+            pidfds.remove(&pid);
             if send(&control, &FromWorker::Exited { pid, status }).is_err() {
                 return EXIT_BROKEN;
             }
         }
-        let body = match frames.next(&mut control) {
+        let body = match frames.take() {
             Ok(Some(body)) => body,
-            Ok(None) => continue,
-            Err(_) => return EXIT_OK,
+            Ok(None) => {
+                let timeout = fallback.then_some(ZYGOTE_FALLBACK_TICK);
+                let mut fds = vec![control.as_fd()];
+                fds.extend(pidfds.values().map(|fd| fd.as_fd()));
+                let ready = match sys::poll_readable(&fds, timeout) {
+                    Ok(ready) => ready,
+                    Err(_) => return EXIT_BROKEN,
+                };
+                if ready[0] && frames.fill(&mut control).is_err() {
+                    return EXIT_OK;
+                }
+                continue;
+            }
+            Err(_) => return EXIT_BROKEN,
         };
         match ToWorker::decode(&body) {
             Ok(ToWorker::Fork { ticket }) => match sys::fork_single_threaded() {
                 Ok(None) => {
-                    // The child: it must not keep the parent's control stream open.
+                    // The child: it must not keep the parent's control stream (or
+                    // its siblings' pidfds) open.
+                    drop(pidfds);
                     drop(control);
                     sys::exit_now(run_worker(&ticket));
                 }
                 Ok(Some(pid)) => {
+                    match sys::pidfd(pid) {
+                        Some(fd) => {
+                            pidfds.insert(pid, fd);
+                        }
+                        None => fallback = true,
+                    }
                     let reply = FromWorker::Forked {
                         spawn_id: ticket.spawn_id,
                         pid,

@@ -174,6 +174,7 @@ impl Builder {
                 "max_tasks_per_child must be at least 1".into(),
             ));
         }
+        let program = self.program.clone();
         let exe = match self.program {
             Some(p) => p,
             None if cfg!(target_os = "linux") && std::path::Path::new(SELF_EXE).exists() => {
@@ -203,6 +204,7 @@ impl Builder {
                 max_tasks_per_child: self.max_tasks_per_child,
                 memory_limited: self.memory_limit.is_some(),
                 max_frame: self.max_frame as u64,
+                program,
             },
         )
     }

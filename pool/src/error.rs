@@ -157,6 +157,23 @@ impl TaskError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A same-build function value was submitted to a pool whose workers run
+    /// another executable (`Builder::program`): refused before anything is sent.
+    #[error(
+        "this same-build function value can only run in workers of the executable that made it \
+         (build {found}), but this pool's workers run {} ({workers}); make the value portable \
+         by listing its captures' types in `closure!([name: Type] ...)`, or let the workers run this executable",
+        program.display()
+    )]
+    NotSameBuild {
+        /// The program the workers run.
+        program: std::path::PathBuf,
+        /// That program's build ID, or why it could not be read.
+        workers: String,
+        /// The build the value belongs to.
+        found: dilly::BuildId,
+    },
+
     /// Task number `index` (0-based, in input order) failed; see [`TaskError`].
     #[error("task {index} failed: {error}")]
     Task {

@@ -211,6 +211,8 @@ pub(crate) struct Settings {
     pub(crate) max_tasks_per_child: Option<usize>,
     pub(crate) memory_limited: bool,
     pub(crate) max_frame: u64,
+    /// The program workers run, when it is not this executable (`Builder::program`).
+    pub(crate) program: Option<std::path::PathBuf>,
 }
 
 struct Chunk {
@@ -313,6 +315,8 @@ const MAX_LOADED: usize = 256;
 pub struct ProcessPool {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The build ID of `Settings::program`, read on the first same-build submission.
+    program_build: std::sync::OnceLock<std::result::Result<dilly::BuildId, String>>,
 }
 
 impl ProcessPool {
@@ -338,6 +342,7 @@ impl ProcessPool {
         let pool = ProcessPool {
             shared: Arc::clone(&shared),
             threads: Mutex::new(Vec::new()),
+            program_build: std::sync::OnceLock::new(),
         };
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         for slot in 0..workers {
@@ -463,7 +468,31 @@ impl std::fmt::Debug for ProcessPool {
 }
 
 impl ProcessPool {
+    /// Refuses, at submission, a same-build value that the workers' program could
+    /// not run: a worker would only refuse it task by task.
+    fn check_same_build(&self, func: &RawFunc) -> Result<()> {
+        let (RawFunc::SameBuild { build, .. }, Some(program)) = (func, &self.shared.settings.program)
+        else {
+            return Ok(());
+        };
+        let workers = self.program_build.get_or_init(|| {
+            dilly::same_build::build_id_of(program).map_err(|e| e.to_string())
+        });
+        match workers {
+            Ok(workers) if workers == build => Ok(()),
+            other => Err(Error::NotSameBuild {
+                program: program.clone(),
+                workers: match other {
+                    Ok(id) => format!("build {id}"),
+                    Err(e) => e.clone(),
+                },
+                found: *build,
+            }),
+        }
+    }
+
     fn open_job(&self, func: &RawFunc) -> Result<ProcessJob> {
+        self.check_same_build(func)?;
         let wire = func.clone();
         let mut state = lock(&self.shared.state);
         if state.closed {

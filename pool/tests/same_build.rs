@@ -55,3 +55,43 @@ fn captured_collections_travel_to_the_workers() {
         ["alpha, beta, 1", "alpha, beta, 2"]
     );
 }
+
+#[test]
+fn a_pool_running_another_build_refuses_same_build_values_at_submit_time() {
+    // A copy of this test binary whose build-id note differs: another build with
+    // the same registry, so its workers start and serve portable values.
+    let exe = std::fs::read("/proc/self/exe").unwrap();
+    let id = dilly::same_build::this_build().unwrap();
+    let at = exe
+        .windows(16)
+        .position(|w| w == id.0)
+        .expect("the build-id note is in the file");
+    let mut other = exe.clone();
+    other[at] ^= 0xff;
+    let dir = std::env::temp_dir().join(format!("dilly-pool-other-build-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join("worker");
+    std::fs::write(&program, &other).unwrap();
+    std::fs::set_permissions(
+        &program,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .program(&program)
+        .build()
+        .unwrap();
+    let k = 1u64;
+    let portable: Func<(u64,), u64> = closure!([k: u64] move |x: u64| x + k);
+    assert_eq!(pool.map(&portable, [1, 2]).unwrap(), [2, 3]);
+
+    let same_build = closure!(move |x: u64| x + k);
+    match pool.map(&same_build, [1, 2]) {
+        Err(dilly_pool::Error::NotSameBuild { found, .. }) => assert_eq!(found, id),
+        other => panic!("expected NotSameBuild, got {other:?}"),
+    }
+    drop(pool);
+    let _ = std::fs::remove_dir_all(&dir);
+}

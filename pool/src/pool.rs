@@ -471,13 +471,14 @@ impl ProcessPool {
     /// Refuses, at submission, a same-build value that the workers' program could
     /// not run: a worker would only refuse it task by task.
     fn check_same_build(&self, func: &RawFunc) -> Result<()> {
-        let (RawFunc::SameBuild { build, .. }, Some(program)) = (func, &self.shared.settings.program)
+        let (RawFunc::SameBuild { build, .. }, Some(program)) =
+            (func, &self.shared.settings.program)
         else {
             return Ok(());
         };
-        let workers = self.program_build.get_or_init(|| {
-            dilly::same_build::build_id_of(program).map_err(|e| e.to_string())
-        });
+        let workers = self
+            .program_build
+            .get_or_init(|| dilly::same_build::build_id_of(program).map_err(|e| e.to_string()));
         match workers {
             Ok(workers) if workers == build => Ok(()),
             other => Err(Error::NotSameBuild {

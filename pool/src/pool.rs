@@ -1132,7 +1132,7 @@ impl Slot<'_> {
                 Next::Relaunch => continue,
                 Next::Stop => return false,
             };
-            let Some(worker) = self.live.as_mut() else {
+            if self.live.is_none() {
                 let reason = self
                     .start_error
                     .clone()
@@ -1147,41 +1147,22 @@ impl Slot<'_> {
                 // Do not spin on a start failure that repeats.
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
-            };
-            // A worker that died while idle is replaced without blaming any task.
-            if worker.proc.try_status().is_some() {
-                self.shared.forget(self.index);
-                self.live = None;
-                self.shared
-                    .requeue(&job, chunk.job, chunk.first, chunk.items);
-                self.shared.chunk_done();
-                continue;
             }
-            let sent = self.shared.send_run(worker, &job, &chunk.items).is_ok();
-            self.inflight.push_back(InFlight {
-                job,
-                chunk,
-                reported: 0,
-                sent,
-                out: Vec::new(),
-            });
-            if !sent {
-                // It died before it could start this chunk: nobody is to blame.
-                self.lost(None, false);
-                continue;
+            if self.dispatch(job, chunk) {
+                return true;
             }
-            return true;
         }
     }
 
-    /// Runs one chunk on the current worker and reads all its results (for
-    /// [`Shared::run_inline`]).
-    fn run_chunk(&mut self, job: Arc<JobInfo>, chunk: Chunk) {
+    /// Sends `chunk` to the live worker and tracks it as in flight. False when there
+    /// is no live worker or it turned out dead: the chunk is then requeued, or
+    /// handed to `lost` without blame.
+    fn dispatch(&mut self, job: Arc<JobInfo>, chunk: Chunk) -> bool {
         let Some(worker) = self.live.as_mut() else {
             self.shared
                 .requeue(&job, chunk.job, chunk.first, chunk.items);
             self.shared.chunk_done();
-            return;
+            return false;
         };
         // A worker that died while idle is replaced without blaming any task.
         if worker.proc.try_status().is_some() {
@@ -1190,7 +1171,7 @@ impl Slot<'_> {
             self.shared
                 .requeue(&job, chunk.job, chunk.first, chunk.items);
             self.shared.chunk_done();
-            return;
+            return false;
         }
         let sent = self.shared.send_run(worker, &job, &chunk.items).is_ok();
         self.inflight.push_back(InFlight {
@@ -1203,10 +1184,18 @@ impl Slot<'_> {
         if !sent {
             // It died before it could start this chunk: nobody is to blame.
             self.lost(None, false);
-            return;
+            return false;
         }
-        while !self.inflight.is_empty() && self.live.is_some() {
-            self.read_one();
+        true
+    }
+
+    /// Runs one chunk on the current worker and reads all its results (for
+    /// [`Shared::run_inline`]).
+    fn run_chunk(&mut self, job: Arc<JobInfo>, chunk: Chunk) {
+        if self.dispatch(job, chunk) {
+            while !self.inflight.is_empty() && self.live.is_some() {
+                self.read_one();
+            }
         }
     }
 

@@ -31,6 +31,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::func::{ErasedFunc, Shared};
 use crate::registry::PrepareFn;
+use crate::symbol::{FNV_OFFSET_BASIS, fnv1a};
 
 /// The identity of an executable file: 16 bytes of its GNU build-id note, or of a
 /// hash of its contents where it has no such note.
@@ -102,21 +103,14 @@ fn first_16(note: &[u8]) -> [u8; 16] {
     out[..n].copy_from_slice(&note[..n]);
     if note.len() < 16 {
         // Short notes (e.g. 8-byte "fast" IDs) are stretched with a hash of themselves.
-        let h = fnv1a(0xcbf2_9ce4_8422_2325, note).to_le_bytes();
+        let h = fnv1a(FNV_OFFSET_BASIS, note).to_le_bytes();
         out[n..].copy_from_slice(&h[..16 - n]);
     }
     out
 }
 
-fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        state = (state ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    state
-}
-
 fn file_hash(bytes: &[u8]) -> BuildId {
-    let a = fnv1a(0xcbf2_9ce4_8422_2325, bytes).to_le_bytes();
+    let a = fnv1a(FNV_OFFSET_BASIS, bytes).to_le_bytes();
     let b = fnv1a(0x6c62_272e_07bb_0142, bytes).to_le_bytes();
     let mut out = [0; 16];
     out[..8].copy_from_slice(&a);

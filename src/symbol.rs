@@ -9,11 +9,11 @@
 
 use std::fmt;
 
-const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// FNV-1a over `bytes`, continuing from `state`.
-const fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
     let mut i = 0;
     while i < bytes.len() {
         state ^= bytes[i] as u64;

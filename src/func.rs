@@ -193,15 +193,25 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
     /// this value's type parameters. A same-build `raw` is refused for a portable
     /// `Func` with [`Error::NotPortable`].
     pub fn from_raw(raw: RawFunc) -> Result<Self> {
-        let origin = match &raw {
-            RawFunc::Registered { id, .. } => Origin::Registered(registry::lookup(*id)?),
-            RawFunc::SameBuild { .. } if M::PORTABLE => return Err(Error::NotPortable),
-            RawFunc::SameBuild { build, offset, .. } => Origin::Address {
-                build: *build,
-                offset: *offset,
-            },
-        };
-        Self::assemble(origin, raw.into_prepared()?)
+        match raw {
+            RawFunc::Registered {
+                id,
+                fingerprint,
+                state,
+            } => {
+                let entry = registry::lookup_callable(id, fingerprint)?;
+                Self::assemble(Origin::Registered(entry), entry.prepare(&state)?)
+            }
+            RawFunc::SameBuild { .. } if M::PORTABLE => Err(Error::NotPortable),
+            RawFunc::SameBuild {
+                build,
+                offset,
+                state,
+            } => {
+                let prepared = same_build::resolve(build, offset)?(&state)?;
+                Self::assemble(Origin::Address { build, offset }, prepared)
+            }
+        }
     }
 }
 
@@ -209,9 +219,11 @@ impl<A: 'static, R: 'static> Func<A, R> {
     /// Builds the value for `id` from its encoded `state`, checking the sender's
     /// `fingerprint` and this value's type parameters.
     pub fn from_parts(id: SymbolId, fingerprint: Fingerprint, state: Vec<u8>) -> Result<Self> {
-        let entry = registry::lookup_callable(id, fingerprint)?;
-        let prepared = entry.prepare(&state)?;
-        Self::assemble(Origin::Registered(entry), prepared)
+        Self::from_raw(RawFunc::Registered {
+            id,
+            fingerprint,
+            state,
+        })
     }
 
     /// Wraps a local value whose state the caller has already encoded.
@@ -398,22 +410,6 @@ impl RawFunc {
                 offset,
                 state,
             } => same_build::resolve(*build, *offset)?(state),
-        }
-    }
-
-    /// [`prepare`](RawFunc::prepare), handing the state bytes over instead of copying them.
-    pub fn into_prepared(self) -> Result<Arc<dyn ErasedFunc>> {
-        match self {
-            RawFunc::Registered {
-                id,
-                fingerprint,
-                state,
-            } => registry::lookup_callable(id, fingerprint)?.prepare(&state),
-            RawFunc::SameBuild {
-                build,
-                offset,
-                state,
-            } => same_build::resolve(build, offset)?(&state),
         }
     }
 
@@ -730,17 +726,6 @@ impl<'de> Visitor<'de> for Preparer {
     }
 }
 
-/// Builds the value, checking the fingerprint for registered code.
-fn finish_raw<A: 'static, R: 'static, M: Mode>(raw: RawFunc) -> Result<Func<A, R, M>> {
-    if let RawFunc::Registered {
-        id, fingerprint, ..
-    } = &raw
-    {
-        registry::lookup_callable(*id, *fingerprint)?;
-    }
-    Func::from_raw(raw)
-}
-
 struct ReadableVisitor<A, R, M>(PhantomData<fn(A, M) -> R>);
 
 impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for ReadableVisitor<A, R, M> {
@@ -810,7 +795,7 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for ReadableVisitor<A, R
             },
             (None, None) => return Err(de::Error::missing_field("fn")),
         };
-        finish_raw(raw).map_err(de_error)
+        Func::from_raw(raw).map_err(de_error)
     }
 }
 
@@ -841,6 +826,29 @@ impl<'de> DeserializeSeed<'de> for ReadableState {
         };
         let mut erased = <dyn erased_serde::Deserializer>::erase(deserializer);
         state_from_readable(&mut erased).map_err(de::Error::custom)
+    }
+}
+
+/// The body of [`ErasedFunc::call_any`]: takes the `Option<A>` behind `args`, runs
+/// `call` and stores its result in the `Option<R>` behind `out`; false if either has
+/// another type.
+fn call_typed<A: 'static, R: 'static>(
+    args: &mut dyn Any,
+    out: &mut dyn Any,
+    call: impl FnOnce(A) -> R,
+) -> bool {
+    match (
+        args.downcast_mut::<Option<A>>(),
+        out.downcast_mut::<Option<R>>(),
+    ) {
+        (Some(args), Some(out)) => match args.take() {
+            Some(args) => {
+                *out = Some(call(args));
+                true
+            }
+            None => false,
+        },
+        _ => false,
     }
 }
 
@@ -882,19 +890,7 @@ where
     }
 
     fn call_any(&self, args: &mut dyn Any, out: &mut dyn Any) -> bool {
-        match (
-            args.downcast_mut::<Option<A>>(),
-            out.downcast_mut::<Option<R>>(),
-        ) {
-            (Some(args), Some(out)) => match args.take() {
-                Some(args) => {
-                    *out = Some((self.call)(&self.state, args));
-                    true
-                }
-                None => false,
-            },
-            _ => false,
-        }
+        call_typed(args, out, |args| (self.call)(&self.state, args))
     }
 }
 
@@ -941,18 +937,6 @@ where
     }
 
     fn call_any(&self, args: &mut dyn Any, out: &mut dyn Any) -> bool {
-        match (
-            args.downcast_mut::<Option<A>>(),
-            out.downcast_mut::<Option<R>>(),
-        ) {
-            (Some(args), Some(out)) => match args.take() {
-                Some(args) => {
-                    *out = Some((self.call)(self.fresh_state(), args));
-                    true
-                }
-                None => false,
-            },
-            _ => false,
-        }
+        call_typed(args, out, |args| (self.call)(self.fresh_state(), args))
     }
 }

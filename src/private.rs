@@ -169,13 +169,11 @@ where
     }))
 }
 
-fn encode_state<S: Serialize + ?Sized>(entry: &'static Entry, state: &S) -> Vec<u8> {
+/// Encodes the state of a value being made; `owner` names it in the panic message.
+fn encode_state<S: Serialize + ?Sized>(owner: &dyn std::fmt::Display, state: &S) -> Vec<u8> {
     match codec::encode(state, "state") {
         Ok(bytes) => bytes,
-        Err(err) => panic!(
-            "dilly: the captured state of `{}` cannot be encoded: {err}",
-            entry.name()
-        ),
+        Err(err) => panic!("dilly: the captured state of {owner} cannot be encoded: {err}"),
     }
 }
 
@@ -188,7 +186,7 @@ where
     R: Serialize + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let encoded = encode_state(entry, &state);
+    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state);
     let prepared = Arc::new(Shared {
         state,
         encoded: OnceLock::from(encoded),
@@ -206,7 +204,7 @@ where
     A: 'static,
     R: 'static,
 {
-    let bytes = encode_state(entry, receiver);
+    let bytes = encode_state(&format_args!("`{}`", entry.name()), receiver);
     match entry.prepare(&bytes) {
         Ok(prepared) => Func::from_local(entry, prepared),
         Err(err) => panic!(
@@ -226,12 +224,7 @@ where
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let offset = same_build::offset_of(same_build::preparer_for::<C, A, R, L>(&lifted));
-    let encoded = match codec::encode(&captures, "state") {
-        Ok(bytes) => bytes,
-        Err(err) => {
-            panic!("dilly: the captured state of a same-build closure cannot be encoded: {err}")
-        }
-    };
+    let encoded = encode_state(&"a same-build closure", &captures);
     let prepared = Arc::new(Shared {
         state: captures,
         encoded: OnceLock::from(encoded),

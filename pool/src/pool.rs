@@ -156,13 +156,22 @@ pub trait Executor: Send + Sync {
         R: DeserializeOwned + 'static,
         M: Mode,
     {
-        let bytes = func
-            .encode_args(&args)
-            .map_err(|error| Error::Encode { index: 0, error })?;
+        let bytes = encode_single_call(func, &args)?;
         let mut job = self.open(&func.raw())?;
         job.submit(0, vec![bytes])?;
         Ok(AsyncResult::new(job, func.clone()))
     }
+}
+
+/// The encoded arguments of a one-task job (`apply`, `apply_async`).
+fn encode_single_call<A, R, M>(func: &Func<A, R, M>, args: &A) -> Result<Vec<u8>>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    M: Mode,
+{
+    func.encode_args(args)
+        .map_err(|error| Error::Encode { index: 0, error })
 }
 
 /// Maps a worker's report to the task error, reconstructing the core crate's
@@ -538,9 +547,7 @@ impl Executor for ProcessPool {
         R: DeserializeOwned + 'static,
         M: Mode,
     {
-        let bytes = func
-            .encode_args(&args)
-            .map_err(|error| Error::Encode { index: 0, error })?;
+        let bytes = encode_single_call(func, &args)?;
         let mut job = self.open_job(&func.raw())?;
         job.push(0, vec![bytes], false)?;
         if !self.shared.run_inline(job.id) {

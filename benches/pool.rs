@@ -34,9 +34,10 @@
 //! serves them), and the pipe ping-pong child is this binary too, started with
 //! [`PIPE_CHILD_ENV`] set.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -94,18 +95,6 @@ fn double_plain(x: u64) -> u64 {
 // ---------------------------------------------------------------------------------
 // Helpers.
 // ---------------------------------------------------------------------------------
-
-/// The cargo target directory: `CARGO_TARGET_DIR`, else the directory three levels
-/// above this executable (`<target>/<profile>/deps/pool-<hash>`), else `target`.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
 
 /// Threads of this process (`/proc/self/task`), if countable.
 fn thread_count() -> Option<usize> {
@@ -298,12 +287,7 @@ fn write_latencies(latencies: &[Latency], notes: &[String]) {
         rows.join(",\n"),
         notes.join(",\n")
     );
-    let dir = target_dir().join("dilly-bench");
-    let path = dir.join("pool-latency.json");
-    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-        Ok(()) => println!("round-trip latencies written to {}", path.display()),
-        Err(err) => eprintln!("warning: cannot write {}: {err}", path.display()),
-    }
+    common::write_report("pool-latency.json", &json, "round-trip latencies");
     for l in latencies {
         println!(
             "  {:<10} median {:>7} ns  p99 {:>7} ns  ({} calls)",

@@ -25,8 +25,9 @@
 //! criterion's usual place, `<target dir>/criterion/serialize/<tool>/<kind>/`.
 //! `benches/compare.sh` puts both next to the Python numbers.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion};
@@ -213,18 +214,6 @@ fn check_and_measure_sizes() -> Vec<(&'static str, &'static str, usize)> {
     sizes
 }
 
-/// The cargo target directory: `CARGO_TARGET_DIR`, else the directory three levels
-/// above this executable (`<target>/<profile>/deps/serialize-<hash>`), else `target`.
-fn target_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
-
 /// Writes `<target>/dilly-bench/serialize-sizes.json` and prints the sizes.
 fn write_sizes(sizes: &[(&str, &str, usize)]) {
     let rows: Vec<String> = sizes
@@ -237,12 +226,7 @@ fn write_sizes(sizes: &[(&str, &str, usize)]) {
         "{{\n  \"workload\": \"serialize\",\n  \"sizes\": [\n{}\n  ]\n}}\n",
         rows.join(",\n")
     );
-    let dir = target_dir().join("dilly-bench");
-    let path = dir.join("serialize-sizes.json");
-    match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, json)) {
-        Ok(()) => println!("payload sizes written to {}", path.display()),
-        Err(err) => eprintln!("warning: cannot write {}: {err}", path.display()),
-    }
+    common::write_report("serialize-sizes.json", &json, "payload sizes");
     for kind in KINDS {
         let of = |tool: &str| {
             sizes

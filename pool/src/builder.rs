@@ -88,6 +88,12 @@ impl Builder {
     /// Items sent to a worker at a time (Python's `chunksize`). Default: about four
     /// chunks per worker for inputs of known length; for lazy `imap` inputs, a size
     /// that adapts so one chunk takes about 20 ms.
+    ///
+    /// This is the unit of scheduling for tasks that take a while. Chunks of tasks
+    /// measured to be fast are merged while their work fits about 1 ms (the time a
+    /// worker batches results anyway), so that chunk size 1 over tiny tasks does not
+    /// cost a round trip per item; a merged chunk keeps every failure guarantee of a
+    /// chunk (`docs/decisions.md`, "Small chunks of fast tasks are merged").
     pub fn chunk_size(mut self, chunk_size: usize) -> Builder {
         self.chunk_size = Some(chunk_size);
         self

@@ -3,10 +3,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufReader};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dilly::{Func, Mode, RawFunc};
 use serde::Serialize;
@@ -228,6 +229,9 @@ struct Chunk {
     job: u64,
     first: u64,
     items: Vec<Vec<u8>>,
+    /// Must run alone (a suspect re-run after an ambiguous worker death): never
+    /// merged with the chunks around it.
+    isolated: bool,
 }
 
 struct JobInfo {
@@ -236,9 +240,34 @@ struct JobInfo {
     /// Outcomes go to the job in batches (one message per chunk, or per read of
     /// the worker's socket), never empty ones.
     sink: mpsc::Sender<Vec<Outcome>>,
+    /// Estimated time a worker spends per item of this job, in nanoseconds (0 until
+    /// a chunk has completed): how many small chunks may be merged into one.
+    item_nanos: AtomicU64,
 }
 
 impl JobInfo {
+    /// Most items a chunk of this job may hold after merging: as many as its
+    /// workers are estimated to finish within one result window, the time results
+    /// are batched anyway. One while nothing is known.
+    fn merge_budget(&self) -> usize {
+        match self.item_nanos.load(Ordering::Relaxed) {
+            0 => 1,
+            nanos => usize::try_from(MERGE_WINDOW.as_nanos() / u128::from(nanos))
+                .unwrap_or(usize::MAX)
+                .max(1),
+        }
+    }
+
+    /// Folds the measured time per item of a completed chunk into the estimate.
+    fn observe(&self, per_item: Duration) {
+        let new = u64::try_from(per_item.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let old = self.item_nanos.load(Ordering::Relaxed);
+        let next = if old == 0 { new } else { old / 2 + new / 2 };
+        self.item_nanos.store(next.max(1), Ordering::Relaxed);
+    }
+
     fn send(&self, outcomes: Vec<Outcome>) {
         if !outcomes.is_empty() {
             let _ = self.sink.send(outcomes);
@@ -521,6 +550,7 @@ impl ProcessPool {
                 func: Arc::new(wire),
                 key,
                 sink,
+                item_nanos: AtomicU64::new(0),
             }),
         );
         Ok(ProcessJob {
@@ -593,6 +623,7 @@ impl ProcessJob {
             job: self.id,
             first,
             items,
+            isolated: false,
         });
         if notify {
             self.shared.work.notify_one();
@@ -675,9 +706,58 @@ const PIPELINE_FRAME: usize = 32 << 10;
 /// Chunks sent to one worker ahead of its results.
 const PIPELINE_DEPTH: usize = 2;
 
+/// Queued chunks of one job are merged into one while their items are estimated
+/// to run within this time in total ([`JobInfo::merge_budget`]). It is the worker's
+/// result window: a merged chunk exposes no task to a second run after a crash
+/// that the window did not already expose (see `docs/decisions.md`), and it bounds
+/// the work a merge can hold back from an idle worker.
+const MERGE_WINDOW: Duration = crate::worker::RESULT_WINDOW;
+
 /// Bytes an item takes in a `Run` frame.
 fn framed(item: &[u8]) -> usize {
     item.len() + 8
+}
+
+/// Appends to `chunk` the items of the chunks queued right behind it that continue
+/// it (same job, next indices, not isolated), while it holds fewer than `budget`
+/// items and `max_bytes` of arguments (`bytes` so far), and no item exceeds
+/// `limit`. Small chunks of fast tasks thus travel and report as one.
+fn merge_following(
+    queue: &mut VecDeque<Chunk>,
+    chunk: &mut Chunk,
+    budget: usize,
+    limit: usize,
+    max_bytes: usize,
+    mut bytes: usize,
+) {
+    while chunk.items.len() < budget {
+        let Some(next) = queue.front_mut() else {
+            return;
+        };
+        let end = chunk.first + chunk.items.len() as u64;
+        if next.job != chunk.job || next.isolated || next.first != end {
+            return;
+        }
+        let mut take = 0;
+        while take < next.items.len()
+            && chunk.items.len() + take < budget
+            && next.items[take].len() <= limit
+            && bytes + framed(&next.items[take]) <= max_bytes
+        {
+            bytes += framed(&next.items[take]);
+            take += 1;
+        }
+        if take == next.items.len() {
+            let next = queue.pop_front().expect("the front chunk");
+            chunk.items.extend(next.items);
+        } else {
+            let rest = next.items.split_off(take);
+            let taken = std::mem::replace(&mut next.items, rest);
+            next.first += take as u64;
+            chunk.items.extend(taken);
+            return;
+        }
+    }
 }
 
 /// A chunk sent to a worker whose results are being read.
@@ -690,6 +770,8 @@ struct InFlight {
     sent: bool,
     /// Outcomes read but not yet handed to the job.
     out: Vec<Outcome>,
+    /// When its frame was written.
+    sent_at: Instant,
 }
 
 impl Shared {
@@ -746,7 +828,18 @@ impl Shared {
                     job: chunk.job,
                     first: chunk.first + take as u64,
                     items: rest,
+                    isolated: chunk.isolated,
                 });
+            } else if !chunk.isolated {
+                let budget = job.merge_budget().min(cap);
+                merge_following(
+                    &mut state.queue,
+                    &mut chunk,
+                    budget,
+                    limit,
+                    max_bytes,
+                    bytes,
+                );
             }
             state.in_flight += 1;
             return Some((job, chunk));
@@ -836,6 +929,7 @@ impl Shared {
             inflight: VecDeque::new(),
             start_error: None,
             retiring: Vec::new(),
+            last_done: None,
         };
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             slot.run_chunk(info, chunk);
@@ -893,6 +987,7 @@ impl Shared {
                 job: chunk_job,
                 first,
                 items,
+                isolated: false,
             });
             self.work.notify_one();
         }
@@ -911,6 +1006,7 @@ impl Shared {
                 job: chunk_job,
                 first: first + i as u64,
                 items: vec![item],
+                isolated: true,
             });
         }
         self.work.notify_all();
@@ -1079,6 +1175,7 @@ fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) 
         inflight: VecDeque::new(),
         start_error: None,
         retiring: Vec::new(),
+        last_done: None,
     };
     slot.serve();
     slot.stop();
@@ -1093,6 +1190,9 @@ struct Slot<'a> {
     /// Workers told to exit whose end is not collected yet: the replacement starts
     /// first.
     retiring: Vec<Proc>,
+    /// When the last chunk completed on this worker (a chunk pipelined behind it
+    /// started then).
+    last_done: Option<Instant>,
 }
 
 impl Slot<'_> {
@@ -1187,6 +1287,7 @@ impl Slot<'_> {
             reported: 0,
             sent,
             out: Vec::new(),
+            sent_at: Instant::now(),
         });
         if !sent {
             // It died before it could start this chunk: nobody is to blame.
@@ -1234,6 +1335,7 @@ impl Slot<'_> {
                 reported: 0,
                 sent,
                 out: Vec::new(),
+                sent_at: Instant::now(),
             });
             if !sent {
                 // The head chunk's read will see the death and sort everything out.
@@ -1253,6 +1355,11 @@ impl Slot<'_> {
                 head.reported += 1;
                 if head.reported == head.chunk.items.len() {
                     let done = self.inflight.pop_front().expect("a head chunk");
+                    let now = Instant::now();
+                    let began = self.last_done.map_or(done.sent_at, |t| t.max(done.sent_at));
+                    done.job
+                        .observe(now.duration_since(began) / done.chunk.items.len() as u32);
+                    self.last_done = Some(now);
                     done.job.send(done.out);
                     worker.tasks += done.chunk.items.len();
                     self.shared.chunk_done();
@@ -1341,6 +1448,7 @@ impl Slot<'_> {
             reported,
             sent,
             out,
+            ..
         }) = self.inflight.pop_front()
         {
             // What arrived before the loss goes first.
@@ -1418,5 +1526,102 @@ impl Slot<'_> {
                 worker.proc.status(Duration::from_secs(2));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(job: u64, first: u64, len: usize, isolated: bool) -> Chunk {
+        Chunk {
+            job,
+            first,
+            items: (0..len).map(|i| vec![(first + i as u64) as u8]).collect(),
+            isolated,
+        }
+    }
+
+    fn firsts(queue: &VecDeque<Chunk>) -> Vec<(u64, u64, usize)> {
+        queue
+            .iter()
+            .map(|c| (c.job, c.first, c.items.len()))
+            .collect()
+    }
+
+    #[test]
+    fn merging_takes_the_continuing_chunks_of_the_same_job_up_to_the_budget() {
+        let mut head = chunk(1, 0, 1, false);
+        let mut queue: VecDeque<Chunk> = (1..6).map(|i| chunk(1, i, 1, false)).collect();
+        merge_following(&mut queue, &mut head, 4, usize::MAX, usize::MAX, 9);
+        assert_eq!(head.items, [[0], [1], [2], [3]]);
+        assert_eq!(firsts(&queue), [(1, 4, 1), (1, 5, 1)]);
+    }
+
+    #[test]
+    fn merging_splits_a_chunk_that_does_not_fit_and_renumbers_its_rest() {
+        let mut head = chunk(1, 0, 2, false);
+        let mut queue = VecDeque::from([chunk(1, 2, 5, false)]);
+        merge_following(&mut queue, &mut head, 4, usize::MAX, usize::MAX, 18);
+        assert_eq!(head.items, [[0], [1], [2], [3]]);
+        assert_eq!(firsts(&queue), [(1, 4, 3)]);
+        assert_eq!(queue[0].items, [[4], [5], [6]]);
+    }
+
+    #[test]
+    fn merging_stops_at_another_job_an_isolated_chunk_or_a_gap() {
+        for next in [
+            chunk(2, 1, 1, false),
+            chunk(1, 1, 1, true),
+            chunk(1, 7, 1, false),
+        ] {
+            let mut head = chunk(1, 0, 1, false);
+            let mut queue = VecDeque::from([next]);
+            merge_following(&mut queue, &mut head, 100, usize::MAX, usize::MAX, 9);
+            assert_eq!(head.items.len(), 1);
+            assert_eq!(queue.len(), 1);
+        }
+    }
+
+    #[test]
+    fn merging_respects_the_byte_bound_and_the_item_limit() {
+        // Each one-byte item takes 9 bytes in a frame: 27 bytes fit three.
+        let mut head = chunk(1, 0, 1, false);
+        let mut queue = VecDeque::from([chunk(1, 1, 5, false)]);
+        merge_following(&mut queue, &mut head, 100, usize::MAX, 27, 9);
+        assert_eq!(head.items.len(), 3);
+        assert_eq!(firsts(&queue), [(1, 3, 3)]);
+
+        // An item over the frame limit is left for `take` to fail on its own.
+        let mut head = chunk(1, 0, 1, false);
+        let mut big = chunk(1, 1, 2, false);
+        big.items[1] = vec![0; 10];
+        let mut queue = VecDeque::from([big]);
+        merge_following(&mut queue, &mut head, 100, 5, usize::MAX, 9);
+        assert_eq!(head.items.len(), 2);
+        assert_eq!(firsts(&queue), [(1, 2, 1)]);
+    }
+
+    #[test]
+    fn the_merge_budget_follows_the_measured_time_per_item() {
+        let (sink, _rx) = mpsc::channel();
+        let job = JobInfo {
+            func: Arc::new(dilly::func_of!(tests_noop).raw()),
+            key: 1,
+            sink,
+            item_nanos: AtomicU64::new(0),
+        };
+        assert_eq!(job.merge_budget(), 1, "nothing measured: no merging");
+        job.observe(Duration::from_micros(1));
+        assert_eq!(job.merge_budget(), 1000);
+        job.observe(Duration::from_micros(3));
+        assert_eq!(job.merge_budget(), 500, "the estimate averages");
+        job.observe(MERGE_WINDOW * 4);
+        assert_eq!(job.merge_budget(), 1, "slow tasks are not merged");
+    }
+
+    #[dilly::func]
+    fn tests_noop(x: u64) -> u64 {
+        x
     }
 }

@@ -1,0 +1,101 @@
+//! With chunk size 1, the pool merges the small chunks of fast tasks (up to about
+//! one result window of work): results still come back complete and in order, and
+//! a worker that dies inside a merged chunk still fails exactly the task it held.
+
+use dilly_pool::{Error, Executor, ProcessPool, TaskError, WorkerExit};
+
+const ITEMS: u64 = 20_000;
+const FATAL: u64 = 15_000;
+
+/// Where workers note each run of the fatal task: one file per test process (the
+/// workers' parent).
+fn fatal_runs_log(test_process: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("dilly-pool-chunk-merge-{test_process}.log"))
+}
+
+#[dilly::func]
+fn double_or_abort(x: u64) -> u64 {
+    if x == FATAL {
+        use std::io::Write;
+        let log = fatal_runs_log(std::os::unix::process::parent_id());
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "ran");
+        }
+        std::process::abort();
+    }
+    x * 2
+}
+
+#[dilly::func]
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+fn chunk_size_one() -> ProcessPool {
+    ProcessPool::builder()
+        .workers(2)
+        .chunk_size(1)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn many_one_item_chunks_come_back_complete_and_in_order() {
+    let pool = chunk_size_one();
+    let f = dilly::func_of!(double);
+    let expected: Vec<u64> = (0..ITEMS).map(|x| x * 2).collect();
+    assert_eq!(pool.map(&f, 0..ITEMS).unwrap(), expected);
+    let mut unordered: Vec<u64> = pool
+        .imap_unordered(&f, 0..ITEMS)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    unordered.sort_unstable();
+    assert_eq!(unordered, expected);
+}
+
+#[test]
+fn a_death_inside_merged_chunks_fails_exactly_its_task() {
+    let log = fatal_runs_log(std::process::id());
+    let _ = std::fs::remove_file(&log);
+    let pool = chunk_size_one();
+    let f = dilly::func_of!(double_or_abort);
+    let results: Vec<_> = pool.imap(&f, 0..ITEMS).unwrap().collect();
+    assert_eq!(results.len() as u64, ITEMS);
+    // Once inside a merged chunk (ambiguous: it is re-run alone), once alone.
+    let runs = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        (1..=2).contains(&runs),
+        "the fatal task ran {runs} times: a suspect re-run must not be merged again"
+    );
+    for (x, result) in (0..ITEMS).zip(&results) {
+        if x == FATAL {
+            assert!(
+                matches!(
+                    result,
+                    Err(TaskError::WorkerDied {
+                        exit: WorkerExit::Signal(6),
+                        ..
+                    })
+                ),
+                "task {x}: {result:?}"
+            );
+        } else {
+            assert_eq!(result.as_ref().ok(), Some(&(x * 2)), "task {x}");
+        }
+    }
+    match pool.map(&f, 0..ITEMS) {
+        Err(Error::Task { index, .. }) => assert_eq!(index as u64, FATAL),
+        other => panic!("expected the task {FATAL} to fail, got {other:?}"),
+    }
+    assert_eq!(pool.map(&f, [1u64, 2]).unwrap(), [2, 4]);
+    let _ = std::fs::remove_file(&log);
+}

@@ -339,6 +339,13 @@ impl<A: Serialize, R: DeserializeOwned, M: Mode> Func<A, R, M> {
         codec::encode(args, "arguments")
     }
 
+    /// Like [`encode_args`](Func::encode_args), but appends the encoding to `out`
+    /// (many argument tuples can share one buffer). On an error, `out` may hold
+    /// part of the encoding after its old end.
+    pub fn encode_args_into(&self, args: &A, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_into(args, "arguments", out)
+    }
+
     /// Decodes a result produced by [`ErasedFunc::call_bytes`].
     pub fn decode_result(&self, bytes: &[u8]) -> Result<R> {
         codec::decode(bytes, "result")

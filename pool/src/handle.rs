@@ -103,9 +103,10 @@ impl Inner {
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if let Some((_, outcome)) = self.job.next(left) {
+        // A one-task job: its one outcome.
+        if let Some((_, outcome)) = self.job.next(left).as_ref().and_then(|o| o.iter().next()) {
             self.succeeded = Some(outcome.is_ok());
-            self.outcome = Some(outcome);
+            self.outcome = Some(outcome.map(<[u8]>::to_vec).map_err(TaskError::clone));
         }
     }
 }

@@ -69,6 +69,7 @@
 
 #![deny(unsafe_code)]
 
+mod batch;
 mod builder;
 mod error;
 mod handle;
@@ -82,11 +83,12 @@ mod sys;
 mod thread;
 mod worker;
 
+pub use crate::batch::{Items, Outcomes};
 pub use crate::builder::Builder;
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
 pub use crate::handle::AsyncResult;
 pub use crate::map::{Imap, Indexed};
-pub use crate::pool::{Executor, Job, Outcome, ProcessPool, Shape};
+pub use crate::pool::{Executor, Job, ProcessPool, Shape};
 pub use crate::serial::Serial;
 pub use crate::start::StartMethod;
 pub use crate::thread::ThreadPool;

@@ -8,6 +8,7 @@ use dilly::{Func, Mode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batch::Items;
 use crate::error::{Error, Result, TaskError};
 use crate::pool::{Executor, Job};
 use crate::progress::Progress;
@@ -33,13 +34,14 @@ where
     R: DeserializeOwned + 'static,
     M: Mode,
 {
-    let encoded = args
-        .enumerate()
-        .map(|(index, a)| {
-            func.encode_args(&a)
-                .map_err(|error| Error::Encode { index, error })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Every argument is encoded before any task runs: one that cannot be encoded
+    // fails the map without side effects.
+    let mut encoded = Items::with_capacity(args.size_hint().0, 0);
+    for (index, a) in args.enumerate() {
+        encoded
+            .push_with(|out| func.encode_args_into(&a, out))
+            .map_err(|error| Error::Encode { index, error })?;
+    }
     let n = encoded.len();
     if n == 0 {
         return Ok(Vec::new());
@@ -50,42 +52,45 @@ where
         .unwrap_or_else(|| auto_chunk(n, shape.workers))
         .max(1);
     let mut job = exec.open(&func.raw())?;
-    let mut items = encoded.into_iter();
-    let mut first = 0u64;
-    loop {
-        let batch: Vec<Vec<u8>> = items.by_ref().take(chunk).collect();
-        if batch.is_empty() {
-            break;
-        }
-        let len = batch.len() as u64;
-        job.submit(first, batch)?;
-        first += len;
+    // Cut from the back, so that each split copies one chunk's bytes.
+    let mut chunks = Vec::with_capacity(n.div_ceil(chunk));
+    for first in (0..n).step_by(chunk).rev() {
+        chunks.push((first as u64, encoded.split_off(first)));
+    }
+    for (first, items) in chunks.into_iter().rev() {
+        job.submit(first, items)?;
     }
     let progress = Progress::new(shape.progress, Some(n as u64));
     let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(n).collect();
     let mut failure: Option<(usize, TaskError)> = None;
-    for _ in 0..n {
-        let Some((index, outcome)) = job.next(None) else {
+    let mut received = 0;
+    while received < n {
+        let Some(batch) = job.next(None) else {
             return Err(Error::Closed);
         };
-        let index = index as usize;
-        let value = outcome.and_then(|bytes| {
-            func.decode_result(&bytes)
-                .map_err(|error| TaskError::Unserializable { error })
-        });
-        match value {
-            Ok(v) => {
-                if let Some(slot) = out.get_mut(index) {
-                    *slot = Some(v);
+        received += batch.len();
+        for (index, outcome) in batch.iter() {
+            let index = index as usize;
+            let value = match outcome {
+                Ok(bytes) => func
+                    .decode_result(bytes)
+                    .map_err(|error| TaskError::Unserializable { error }),
+                Err(error) => Err(error.clone()),
+            };
+            match value {
+                Ok(v) => {
+                    if let Some(slot) = out.get_mut(index) {
+                        *slot = Some(v);
+                    }
+                }
+                Err(error) => {
+                    if failure.as_ref().is_none_or(|(i, _)| index < *i) {
+                        failure = Some((index, error));
+                    }
                 }
             }
-            Err(error) => {
-                if failure.as_ref().is_none_or(|(i, _)| index < *i) {
-                    failure = Some((index, error));
-                }
-            }
+            progress.inc();
         }
-        progress.inc();
     }
     progress.finish();
     if let Some((index, error)) = failure {
@@ -104,6 +109,9 @@ where
 
 type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
 
+/// Encodes the next input item into the given batch; `None` when the input ends.
+type Feed<'a> = Box<dyn FnMut(&mut Items) -> Option<dilly::Result<()>> + 'a>;
+
 /// The iterator of [`Executor::imap`] (results in input order) and
 /// [`Executor::imap_unordered`] (results as they finish): one `Result` per input
 /// item, so partial results survive failures. The input is read lazily, a few
@@ -112,7 +120,7 @@ type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
 /// [`indexed`](Imap::indexed) also yields each result's input position.
 pub struct Imap<'a, R> {
     job: Box<dyn Job>,
-    input: Option<Box<dyn Iterator<Item = dilly::Result<Vec<u8>>> + 'a>>,
+    input: Option<Feed<'a>>,
     decode: Decode<R>,
     ordered: bool,
     /// Results waiting to be yielded, by index (ordered mode).
@@ -156,9 +164,14 @@ impl<'a, R: DeserializeOwned + 'static> Imap<'a, R> {
         let job = exec.open(&func.raw())?;
         let enc = func.clone();
         let dec = func.clone();
+        let mut args = args;
+        let feed: Feed<'a> = Box::new(move |items: &mut Items| {
+            let a = args.next()?;
+            Some(items.push_with(|out| enc.encode_args_into(&a, out)))
+        });
         Ok(Imap {
             job,
-            input: Some(Box::new(args.map(move |a| enc.encode_args(&a)))),
+            input: Some(feed),
             decode: Box::new(move |bytes| dec.decode_result(bytes)),
             ordered,
             waiting: BTreeMap::new(),
@@ -197,17 +210,17 @@ impl<R> Imap<'_, R> {
             let Some(input) = self.input.as_mut() else {
                 return;
             };
-            let mut batch = Vec::with_capacity(self.chunk);
+            let mut batch = Items::with_capacity(self.chunk, 0);
             let first = self.next_index;
             let mut exhausted = false;
             let mut failed = None;
             while batch.len() < self.chunk {
-                match input.next() {
+                match input(&mut batch) {
                     None => {
                         exhausted = true;
                         break;
                     }
-                    Some(Ok(bytes)) => batch.push(bytes),
+                    Some(Ok(())) => {}
                     Some(Err(error)) => {
                         failed = Some(error);
                         break;
@@ -274,7 +287,7 @@ impl<R> Imap<'_, R> {
             if self.outstanding == 0 {
                 continue;
             }
-            let Some((index, outcome)) = self.job.next(None) else {
+            let Some(batch) = self.job.next(None) else {
                 // The executor dropped the job: fail what is left instead of hanging.
                 self.outstanding = 0;
                 self.input = None;
@@ -285,12 +298,17 @@ impl<R> Imap<'_, R> {
                 }
                 continue;
             };
-            self.outstanding -= 1;
-            self.received += 1;
-            let result = outcome.and_then(|bytes| {
-                (self.decode)(&bytes).map_err(|error| TaskError::Unserializable { error })
-            });
-            self.store(index, result);
+            for (index, outcome) in batch.iter() {
+                self.outstanding -= 1;
+                self.received += 1;
+                let result = match outcome {
+                    Ok(bytes) => {
+                        (self.decode)(bytes).map_err(|error| TaskError::Unserializable { error })
+                    }
+                    Err(error) => Err(error.clone()),
+                };
+                self.store(index, result);
+            }
             self.adapt();
         }
     }

@@ -13,6 +13,7 @@ use dilly::{Func, Mode, RawFunc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::batch::{Items, Outcomes};
 use crate::builder::Builder;
 use crate::error::{Error, Result, TaskError};
 use crate::handle::AsyncResult;
@@ -20,21 +21,20 @@ use crate::map::{self, Imap};
 use crate::protocol::{self, FromWorker, ToWorker, WireError};
 use crate::start::{Connected, Launcher, Proc, lock};
 
-/// One task's outcome: its index in the job and its encoded result.
-pub type Outcome = (u64, std::result::Result<Vec<u8>, TaskError>);
-
 /// A running call of one function on an executor: chunks of encoded argument
-/// tuples go in, one [`Outcome`] per item comes out, in completion order.
+/// tuples go in as [`Items`], one outcome per item comes out, in batches
+/// ([`Outcomes`]) in completion order.
 ///
 /// This is the seam a backend implements (with [`Executor::open`]); users call the
 /// typed methods of [`Executor`] instead. Dropping a job cancels its queued items.
 pub trait Job: Send {
     /// Queues `items` (encoded argument tuples) as tasks `first`, `first + 1`, ….
-    fn submit(&mut self, first: u64, items: Vec<Vec<u8>>) -> Result<()>;
+    fn submit(&mut self, first: u64, items: Items) -> Result<()>;
 
-    /// The next outcome: waits at most `timeout` (forever with `None`); `None` if
-    /// nothing arrived in time. Every submitted item yields exactly one outcome.
-    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcome>;
+    /// The outcomes that arrived next (at least one): waits at most `timeout`
+    /// (forever with `None`); `None` if nothing arrived in time. Every submitted
+    /// item yields exactly one outcome.
+    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes>;
 }
 
 /// Settings that shape how the typed methods cut work into chunks.
@@ -157,22 +157,25 @@ pub trait Executor: Send + Sync {
         R: DeserializeOwned + 'static,
         M: Mode,
     {
-        let bytes = encode_single_call(func, &args)?;
+        let items = encode_single_call(func, &args)?;
         let mut job = self.open(&func.raw())?;
-        job.submit(0, vec![bytes])?;
+        job.submit(0, items)?;
         Ok(AsyncResult::new(job, func.clone()))
     }
 }
 
 /// The encoded arguments of a one-task job (`apply`, `apply_async`).
-fn encode_single_call<A, R, M>(func: &Func<A, R, M>, args: &A) -> Result<Vec<u8>>
+fn encode_single_call<A, R, M>(func: &Func<A, R, M>, args: &A) -> Result<Items>
 where
     A: Serialize,
     R: DeserializeOwned,
     M: Mode,
 {
-    func.encode_args(args)
-        .map_err(|error| Error::Encode { index: 0, error })
+    let mut items = Items::with_capacity(1, 32);
+    items
+        .push_with(|out| func.encode_args_into(args, out))
+        .map_err(|error| Error::Encode { index: 0, error })?;
+    Ok(items)
 }
 
 /// Maps a worker's report to the task error, reconstructing the core crate's
@@ -228,7 +231,7 @@ pub(crate) struct Settings {
 struct Chunk {
     job: u64,
     first: u64,
-    items: Vec<Vec<u8>>,
+    items: Items,
     /// Must run alone (a suspect re-run after an ambiguous worker death): never
     /// merged with the chunks around it.
     isolated: bool,
@@ -239,7 +242,7 @@ struct JobInfo {
     key: u64,
     /// Outcomes go to the job in batches (one message per chunk, or per read of
     /// the worker's socket), never empty ones.
-    sink: mpsc::Sender<Vec<Outcome>>,
+    sink: mpsc::Sender<Outcomes>,
     /// Estimated time a worker spends per item of this job, in nanoseconds (0 until
     /// a chunk has completed): how many small chunks may be merged into one.
     item_nanos: AtomicU64,
@@ -268,14 +271,16 @@ impl JobInfo {
         self.item_nanos.store(next.max(1), Ordering::Relaxed);
     }
 
-    fn send(&self, outcomes: Vec<Outcome>) {
+    fn send(&self, outcomes: Outcomes) {
         if !outcomes.is_empty() {
             let _ = self.sink.send(outcomes);
         }
     }
 
-    fn send_one(&self, outcome: Outcome) {
-        let _ = self.sink.send(vec![outcome]);
+    fn send_error(&self, index: u64, error: TaskError) {
+        let mut outcomes = Outcomes::new();
+        outcomes.push_err(index, error);
+        let _ = self.sink.send(outcomes);
     }
 }
 
@@ -557,7 +562,6 @@ impl ProcessPool {
             shared: Arc::clone(&self.shared),
             id,
             rx,
-            ready: VecDeque::new(),
             chunks: 0,
         })
     }
@@ -577,9 +581,9 @@ impl Executor for ProcessPool {
         R: DeserializeOwned + 'static,
         M: Mode,
     {
-        let bytes = encode_single_call(func, &args)?;
+        let items = encode_single_call(func, &args)?;
         let mut job = self.open_job(&func.raw())?;
-        job.push(0, vec![bytes], false)?;
+        job.push(0, items, false)?;
         if !self.shared.run_inline(job.id) {
             // The wake-up `submit` would have given.
             self.shared.work.notify_one();
@@ -599,9 +603,7 @@ impl Executor for ProcessPool {
 struct ProcessJob {
     shared: Arc<Shared>,
     id: u64,
-    rx: mpsc::Receiver<Vec<Outcome>>,
-    /// The rest of the last batch received.
-    ready: VecDeque<Outcome>,
+    rx: mpsc::Receiver<Outcomes>,
     /// Chunks submitted: a job of one chunk (`apply`, `apply_async`, a tiny `map`)
     /// may run it from the waiting caller's thread; longer ones leave that to the
     /// slot threads, so that the caller stays free to feed and collect.
@@ -610,7 +612,7 @@ struct ProcessJob {
 
 impl ProcessJob {
     /// Queues a chunk; wakes an idle slot if `notify`.
-    fn push(&mut self, first: u64, items: Vec<Vec<u8>>, notify: bool) -> Result<()> {
+    fn push(&mut self, first: u64, items: Items, notify: bool) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -633,26 +635,20 @@ impl ProcessJob {
 }
 
 impl Job for ProcessJob {
-    fn submit(&mut self, first: u64, items: Vec<Vec<u8>>) -> Result<()> {
+    fn submit(&mut self, first: u64, items: Items) -> Result<()> {
         self.push(first, items, true)
     }
 
-    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcome> {
-        if let Some(outcome) = self.ready.pop_front() {
-            return Some(outcome);
-        }
+    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {
         if timeout.is_none() && self.chunks == 1 && self.shared.run_inline(self.id) {
             if let Ok(batch) = self.rx.try_recv() {
-                self.ready = VecDeque::from(batch);
-                return self.ready.pop_front();
+                return Some(batch);
             }
         }
-        let batch = match timeout {
-            None => self.rx.recv().ok()?,
-            Some(t) => self.rx.recv_timeout(t).ok()?,
-        };
-        self.ready = VecDeque::from(batch);
-        self.ready.pop_front()
+        match timeout {
+            None => self.rx.recv().ok(),
+            Some(t) => self.rx.recv_timeout(t).ok(),
+        }
     }
 }
 
@@ -666,11 +662,11 @@ impl Drop for ProcessJob {
 }
 
 fn fail_chunk(job: &JobInfo, first: u64, len: usize, error: &TaskError) {
-    job.send(
-        (0..len as u64)
-            .map(|i| (first + i, Err(error.clone())))
-            .collect(),
-    );
+    let mut outcomes = Outcomes::new();
+    for i in 0..len as u64 {
+        outcomes.push_err(first + i, error.clone());
+    }
+    job.send(outcomes);
 }
 
 /// A live worker, parent side.
@@ -718,6 +714,28 @@ fn framed(item: &[u8]) -> usize {
     item.len() + 8
 }
 
+/// How many of the first `items` fit a chunk: at most `cap` of them, none over
+/// `limit`, and together at most `max_bytes` framed (at least one if `one_anyway`).
+/// Also their framed bytes.
+fn fitting(
+    items: &Items,
+    cap: usize,
+    limit: usize,
+    max_bytes: usize,
+    one_anyway: bool,
+) -> (usize, usize) {
+    let mut take = 0;
+    let mut bytes = 0;
+    for item in items.iter().take(cap) {
+        if item.len() > limit || (bytes + framed(item) > max_bytes && !(one_anyway && take == 0)) {
+            break;
+        }
+        bytes += framed(item);
+        take += 1;
+    }
+    (take, bytes)
+}
+
 /// Appends to `chunk` the items of the chunks queued right behind it that continue
 /// it (same job, next indices, not isolated), while it holds fewer than `budget`
 /// items and `max_bytes` of arguments (`bytes` so far), and no item exceeds
@@ -738,23 +756,17 @@ fn merge_following(
         if next.job != chunk.job || next.isolated || next.first != end {
             return;
         }
-        let mut take = 0;
-        while take < next.items.len()
-            && chunk.items.len() + take < budget
-            && next.items[take].len() <= limit
-            && bytes + framed(&next.items[take]) <= max_bytes
-        {
-            bytes += framed(&next.items[take]);
-            take += 1;
-        }
+        let room = budget - chunk.items.len();
+        let (take, taken_bytes) = fitting(&next.items, room, limit, max_bytes - bytes, false);
+        bytes += taken_bytes;
         if take == next.items.len() {
             let next = queue.pop_front().expect("the front chunk");
-            chunk.items.extend(next.items);
+            chunk.items.append(next.items);
         } else {
             let rest = next.items.split_off(take);
             let taken = std::mem::replace(&mut next.items, rest);
             next.first += take as u64;
-            chunk.items.extend(taken);
+            chunk.items.append(taken);
             return;
         }
     }
@@ -769,7 +781,7 @@ struct InFlight {
     /// Whether the frame reached the worker (a failed write means it never ran).
     sent: bool,
     /// Outcomes read but not yet handed to the job.
-    out: Vec<Outcome>,
+    out: Outcomes,
     /// When its frame was written.
     sent_at: Instant,
 }
@@ -792,32 +804,23 @@ impl Shared {
                 continue;
             };
             // Arguments that can never travel fail at the front of the chunk.
-            while chunk.items.first().is_some_and(|i| i.len() > limit) {
-                let item = chunk.items.remove(0);
+            while let Some(len) = chunk.items.get(0).map(<[u8]>::len).filter(|&l| l > limit) {
+                chunk.items = chunk.items.split_off(1);
                 let error = TaskError::Arguments {
                     error: dilly::Error::TooLarge {
                         what: "arguments",
-                        len: item.len() as u64,
+                        len: len as u64,
                         limit,
                     },
                 };
-                job.send_one((chunk.first, Err(error)));
+                job.send_error(chunk.first, error);
                 chunk.first += 1;
             }
             if chunk.items.is_empty() {
                 continue;
             }
-            let mut take = 0;
-            let mut bytes = 0;
             let cap = capacity.unwrap_or(usize::MAX).max(1);
-            while take < chunk.items.len()
-                && take < cap
-                && chunk.items[take].len() <= limit
-                && (take == 0 || bytes + framed(&chunk.items[take]) <= max_bytes)
-            {
-                bytes += framed(&chunk.items[take]);
-                take += 1;
-            }
+            let (take, bytes) = fitting(&chunk.items, cap, limit, max_bytes, true);
             if strict && bytes > max_bytes {
                 state.queue.push_front(chunk);
                 return None;
@@ -972,7 +975,7 @@ impl Shared {
 
     /// Puts unfinished items back at the front of the queue (or fails them if the
     /// pool is terminating).
-    fn requeue(&self, job: &JobInfo, chunk_job: u64, first: u64, items: Vec<Vec<u8>>) {
+    fn requeue(&self, job: &JobInfo, chunk_job: u64, first: u64, items: Items) {
         if items.is_empty() {
             return;
         }
@@ -994,18 +997,18 @@ impl Shared {
     }
 
     /// Puts items back at the front of the queue one per chunk, in order.
-    fn requeue_singly(&self, job: &JobInfo, chunk_job: u64, first: u64, items: Vec<Vec<u8>>) {
+    fn requeue_singly(&self, job: &JobInfo, chunk_job: u64, first: u64, items: Items) {
         let mut state = lock(&self.state);
         if state.terminated || !state.jobs.contains_key(&chunk_job) {
             drop(state);
             fail_chunk(job, first, items.len(), &TaskError::Terminated);
             return;
         }
-        for (i, item) in items.into_iter().enumerate().rev() {
+        for (i, item) in items.iter().enumerate().rev() {
             state.queue.push_front(Chunk {
                 job: chunk_job,
                 first: first + i as u64,
-                items: vec![item],
+                items: Items::from_iter([item]),
                 isolated: true,
             });
         }
@@ -1049,7 +1052,7 @@ impl Shared {
 
     /// Sends the function (first time on this worker) and a chunk's items, in one
     /// write when the chunk is small.
-    fn send_run(&self, live: &mut Live, job: &JobInfo, items: &[Vec<u8>]) -> io::Result<()> {
+    fn send_run(&self, live: &mut Live, job: &JobInfo, items: &Items) -> io::Result<()> {
         let run = protocol::encode_run(job.key, items)?;
         if live.loaded.contains(&job.key) {
             return protocol::write_frame(&live.writer, &run);
@@ -1082,7 +1085,7 @@ impl Shared {
         live: &mut Live,
         job: &JobInfo,
         index: u64,
-        out: &mut Vec<Outcome>,
+        out: &mut Outcomes,
     ) -> std::result::Result<(), Option<TaskError>> {
         loop {
             // Hand over what arrived before waiting for more: one channel message
@@ -1090,7 +1093,24 @@ impl Shared {
             if !out.is_empty() && !protocol::holds_frame(live.reader.buffer()) {
                 job.send(std::mem::take(out));
             }
-            let frame = protocol::read_tagged(&mut live.reader, self.settings.max_frame);
+            let frame = match protocol::read_head(&mut live.reader, self.settings.max_frame) {
+                // The hot case: the result goes straight into the batch's buffer.
+                Ok(Some((tag, len))) if protocol::is_done(tag) => {
+                    live.busy = false;
+                    let reader = &mut live.reader;
+                    match out.push_ok_with(index, |buf| protocol::read_body_into(reader, len, buf))
+                    {
+                        Ok(()) => return Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok(Some((tag, len))) => {
+                    let mut rest = Vec::new();
+                    protocol::read_body_into(&mut live.reader, len, &mut rest)
+                        .map(|()| Some((tag, rest)))
+                }
+                other => other.map(|_| None),
+            };
             if let Ok(Some((tag, rest))) = &frame {
                 if protocol::is_busy(*tag, rest) {
                     live.busy = true;
@@ -1111,7 +1131,7 @@ impl Shared {
         job: &JobInfo,
         index: u64,
         frame: io::Result<Option<(u8, Vec<u8>)>>,
-        out: &mut Vec<Outcome>,
+        out: &mut Outcomes,
     ) -> std::result::Result<(), Option<TaskError>> {
         let protocol_error = |live: &Live, detail: String| {
             Some(TaskError::Protocol {
@@ -1122,11 +1142,11 @@ impl Shared {
         match frame {
             Ok(Some((tag, rest))) => match FromWorker::decode_tagged(tag, rest) {
                 Ok(FromWorker::Done(bytes)) => {
-                    out.push((index, Ok(bytes)));
+                    out.push_ok(index, &bytes);
                     Ok(())
                 }
                 Ok(FromWorker::Failed(err)) => {
-                    out.push((index, Err(task_error(err, Some(&job.func)))));
+                    out.push_err(index, task_error(err, Some(&job.func)));
                     Ok(())
                 }
                 Ok(other) => Err(protocol_error(live, format!("unexpected {other:?}"))),
@@ -1286,7 +1306,7 @@ impl Slot<'_> {
             chunk,
             reported: 0,
             sent,
-            out: Vec::new(),
+            out: Outcomes::new(),
             sent_at: Instant::now(),
         });
         if !sent {
@@ -1334,7 +1354,7 @@ impl Slot<'_> {
                 chunk,
                 reported: 0,
                 sent,
-                out: Vec::new(),
+                out: Outcomes::new(),
                 sent_at: Instant::now(),
             });
             if !sent {
@@ -1459,7 +1479,7 @@ impl Slot<'_> {
             // one of the oldest chunk it received.
             if let Some(error) = blame.take() {
                 if sent && !rest.is_empty() {
-                    rest.remove(0);
+                    rest = rest.split_off(1);
                     let error = if terminated {
                         TaskError::Terminated
                     } else {
@@ -1469,7 +1489,7 @@ impl Slot<'_> {
                             memory_limited: self.shared.settings.memory_limited,
                         })
                     };
-                    job.send_one((first, Err(error)));
+                    job.send_error(first, error);
                     first += 1;
                 }
             }
@@ -1537,9 +1557,13 @@ mod tests {
         Chunk {
             job,
             first,
-            items: (0..len).map(|i| vec![(first + i as u64) as u8]).collect(),
+            items: (0..len).map(|i| [(first + i as u64) as u8]).collect(),
             isolated,
         }
+    }
+
+    fn bytes(items: &Items) -> Vec<Vec<u8>> {
+        items.iter().map(<[u8]>::to_vec).collect()
     }
 
     fn firsts(queue: &VecDeque<Chunk>) -> Vec<(u64, u64, usize)> {
@@ -1554,7 +1578,7 @@ mod tests {
         let mut head = chunk(1, 0, 1, false);
         let mut queue: VecDeque<Chunk> = (1..6).map(|i| chunk(1, i, 1, false)).collect();
         merge_following(&mut queue, &mut head, 4, usize::MAX, usize::MAX, 9);
-        assert_eq!(head.items, [[0], [1], [2], [3]]);
+        assert_eq!(bytes(&head.items), [[0], [1], [2], [3]]);
         assert_eq!(firsts(&queue), [(1, 4, 1), (1, 5, 1)]);
     }
 
@@ -1563,9 +1587,9 @@ mod tests {
         let mut head = chunk(1, 0, 2, false);
         let mut queue = VecDeque::from([chunk(1, 2, 5, false)]);
         merge_following(&mut queue, &mut head, 4, usize::MAX, usize::MAX, 18);
-        assert_eq!(head.items, [[0], [1], [2], [3]]);
+        assert_eq!(bytes(&head.items), [[0], [1], [2], [3]]);
         assert_eq!(firsts(&queue), [(1, 4, 3)]);
-        assert_eq!(queue[0].items, [[4], [5], [6]]);
+        assert_eq!(bytes(&queue[0].items), [[4], [5], [6]]);
     }
 
     #[test]
@@ -1594,8 +1618,8 @@ mod tests {
 
         // An item over the frame limit is left for `take` to fail on its own.
         let mut head = chunk(1, 0, 1, false);
-        let mut big = chunk(1, 1, 2, false);
-        big.items[1] = vec![0; 10];
+        let mut big = chunk(1, 1, 1, false);
+        big.items.push(&[0; 10]);
         let mut queue = VecDeque::from([big]);
         merge_following(&mut queue, &mut head, 100, 5, usize::MAX, 9);
         assert_eq!(head.items.len(), 2);

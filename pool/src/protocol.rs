@@ -10,6 +10,8 @@
 use std::io::{self, Read};
 
 use dilly::registry::RegistryFingerprint;
+
+use crate::batch::Items;
 use dilly::{Fingerprint, RawFunc, SymbolId};
 
 /// Protocol revision, checked in the handshake.
@@ -71,7 +73,7 @@ pub(crate) enum ToWorker {
     /// Prepare a function under `key` (sent once per worker and function).
     Load { key: u64, func: RawFunc },
     /// Run each item with the function under `key`, reporting results in order.
-    Run { key: u64, items: Vec<Vec<u8>> },
+    Run { key: u64, items: Items },
     /// Forget every loaded function.
     Clear,
     /// Exit now.
@@ -387,9 +389,9 @@ impl ToWorker {
                 if n > (i.rest.len() / 8) as u64 {
                     return Err(violation(format!("run frame claims {n} items")));
                 }
-                let mut items = Vec::with_capacity(n as usize);
+                let mut items = Items::with_capacity(n as usize, i.rest.len());
                 for _ in 0..n {
-                    items.push(i.bytes()?.to_vec());
+                    items.push(i.bytes()?);
                 }
                 ToWorker::Run { key, items }
             }
@@ -414,13 +416,12 @@ impl ToWorker {
 }
 
 /// `Run` without cloning the items.
-pub(crate) fn encode_run(key: u64, items: &[Vec<u8>]) -> io::Result<Vec<u8>> {
-    let total: usize = items.iter().map(|i| i.len() + 8).sum();
+pub(crate) fn encode_run(key: u64, items: &Items) -> io::Result<Vec<u8>> {
     let mut o = Out::new(to_worker::RUN);
-    o.0.reserve(total + 16);
+    o.0.reserve(items.byte_len() + 8 * items.len() + 16);
     o.u64(key);
     o.u64(items.len() as u64);
-    for item in items {
+    for item in items.iter() {
         o.bytes(item);
     }
     o.finish()
@@ -571,9 +572,21 @@ pub(crate) fn decode_run(body: &[u8]) -> io::Result<Option<RunItems<'_>>> {
     Ok(Some((key, items)))
 }
 
-/// Like [`read_frame`], but splits off the tag byte, so that the rest is allocated
-/// once and can become a `Done` result as it is.
+/// Like [`read_frame`], but splits off the tag byte.
+#[cfg(test)]
 pub(crate) fn read_tagged(r: &mut impl Read, limit: u64) -> io::Result<Option<(u8, Vec<u8>)>> {
+    let Some((tag, len)) = read_head(r, limit)? else {
+        return Ok(None);
+    };
+    let mut rest = Vec::new();
+    read_body_into(r, len, &mut rest)?;
+    Ok(Some((tag, rest)))
+}
+
+/// Reads a frame's length and tag byte, refusing lengths over `limit` (+ framing
+/// overhead): the tag and the length of the rest, which [`read_body_into`] reads.
+/// `Ok(None)` on a clean end of stream at a frame boundary.
+pub(crate) fn read_head(r: &mut impl Read, limit: u64) -> io::Result<Option<(u8, usize)>> {
     let mut head = [0u8; 5];
     let mut got = 0;
     while got < 4 {
@@ -595,9 +608,19 @@ pub(crate) fn read_tagged(r: &mut impl Read, limit: u64) -> io::Result<Option<(u
         return Err(violation("empty frame"));
     }
     r.read_exact(&mut head[4..5])?;
-    let mut rest = vec![0; len as usize - 1];
-    r.read_exact(&mut rest)?;
-    Ok(Some((head[4], rest)))
+    Ok(Some((head[4], len as usize - 1)))
+}
+
+/// Appends the `len` bytes after a frame's head ([`read_head`]) to `out`.
+pub(crate) fn read_body_into(r: &mut impl Read, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
+    let start = out.len();
+    out.resize(start + len, 0);
+    r.read_exact(&mut out[start..])
+}
+
+/// Whether a frame's tag says it is a task's result.
+pub(crate) fn is_done(tag: u8) -> bool {
+    tag == from_worker::DONE
 }
 
 /// Reads one frame body, refusing lengths over `limit` (+ framing overhead) before
@@ -661,7 +684,7 @@ mod tests {
             },
             ToWorker::Run {
                 key: 7,
-                items: vec![vec![1], vec![], vec![2, 3]],
+                items: [&[1u8][..], &[], &[2, 3]].into_iter().collect(),
             },
             ToWorker::Clear,
             ToWorker::Exit,
@@ -717,7 +740,7 @@ mod tests {
 
     #[test]
     fn fast_paths_match_the_messages() {
-        let items = vec![vec![1], vec![], vec![2, 3]];
+        let items: Items = [&[1u8][..], &[], &[2, 3]].into_iter().collect();
         let frame = ToWorker::Run {
             key: 7,
             items: items.clone(),
@@ -727,10 +750,7 @@ mod tests {
         let body = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
         let (key, borrowed) = decode_run(&body).unwrap().unwrap();
         assert_eq!(key, 7);
-        assert_eq!(
-            borrowed,
-            items.iter().map(Vec::as_slice).collect::<Vec<_>>()
-        );
+        assert_eq!(borrowed, items.iter().collect::<Vec<_>>());
         for cut in 0..body.len() {
             assert!(decode_run(&body[..cut]).map_or(true, |r| r.is_none() || cut == body.len()));
         }
@@ -771,7 +791,7 @@ mod tests {
     fn truncated_and_hostile_bodies_are_errors() {
         let frame = ToWorker::Run {
             key: 1,
-            items: vec![vec![1, 2, 3]],
+            items: [[1u8, 2, 3]].into_iter().collect(),
         }
         .encode()
         .unwrap();

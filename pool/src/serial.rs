@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use dilly::{ErasedFunc, RawFunc};
 
+use crate::batch::{Items, Outcomes};
 use crate::error::{Error, Result, TaskError};
-use crate::pool::{Executor, Job, Outcome, Shape};
+use crate::pool::{Executor, Job, Shape};
 
 /// Runs tasks in the calling thread, in order, when their results are asked for.
 /// Same API and same failure values as [`ProcessPool`](crate::ProcessPool); arguments
@@ -52,23 +53,33 @@ pub(crate) fn run_local(
 
 struct SerialJob {
     func: Arc<dyn ErasedFunc>,
-    queue: VecDeque<(u64, Vec<u8>)>,
+    /// Submitted chunks: the index of each one's first item, and its items.
+    queue: VecDeque<(u64, Items)>,
+    /// Items of the front chunk already run.
+    done: usize,
 }
 
 impl Job for SerialJob {
-    fn submit(&mut self, first: u64, items: Vec<Vec<u8>>) -> Result<()> {
-        self.queue.extend(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| (first + i as u64, a)),
-        );
+    fn submit(&mut self, first: u64, items: Items) -> Result<()> {
+        if !items.is_empty() {
+            self.queue.push_back((first, items));
+        }
         Ok(())
     }
 
-    fn next(&mut self, _timeout: Option<Duration>) -> Option<Outcome> {
-        let (index, args) = self.queue.pop_front()?;
-        Some((index, run_local(&*self.func, &args)))
+    // One task per call, so that `imap` over `Serial` runs lazily.
+    fn next(&mut self, _timeout: Option<Duration>) -> Option<Outcomes> {
+        let (first, items) = self.queue.front()?;
+        let index = first + self.done as u64;
+        let args = items.get(self.done)?;
+        let mut outcomes = Outcomes::new();
+        outcomes.push(index, run_local(&*self.func, args));
+        self.done += 1;
+        if self.done == items.len() {
+            self.queue.pop_front();
+            self.done = 0;
+        }
+        Some(outcomes)
     }
 }
 
@@ -77,6 +88,7 @@ impl Executor for Serial {
         Ok(Box::new(SerialJob {
             func: prepare(func)?,
             queue: VecDeque::new(),
+            done: 0,
         }))
     }
 

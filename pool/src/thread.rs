@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use dilly::{ErasedFunc, RawFunc};
 
+use crate::batch::{Items, Outcomes};
 use crate::error::{Error, Result, TaskError};
-use crate::pool::{Executor, Job, Outcome, Shape};
+use crate::pool::{Executor, Job, Shape};
 use crate::serial::{prepare, run_local};
 use crate::start::lock;
 
@@ -31,8 +32,8 @@ pub struct ThreadPool {
 struct Task {
     func: Arc<dyn ErasedFunc>,
     first: u64,
-    items: Vec<Vec<u8>>,
-    sink: mpsc::Sender<Outcome>,
+    items: Items,
+    sink: mpsc::Sender<Outcomes>,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -98,8 +99,9 @@ fn run(shared: &Shared) {
             if task.cancelled.load(Ordering::Relaxed) {
                 break;
             }
-            let outcome = run_local(&*task.func, args);
-            let _ = task.sink.send((task.first + i as u64, outcome));
+            let mut outcomes = Outcomes::new();
+            outcomes.push(task.first + i as u64, run_local(&*task.func, args));
+            let _ = task.sink.send(outcomes);
         }
     }
 }
@@ -114,9 +116,11 @@ impl Drop for ThreadPool {
             std::mem::take(&mut q.tasks)
         };
         for task in queued {
+            let mut outcomes = Outcomes::new();
             for i in 0..task.items.len() as u64 {
-                let _ = task.sink.send((task.first + i, Err(TaskError::Terminated)));
+                outcomes.push_err(task.first + i, TaskError::Terminated);
             }
+            let _ = task.sink.send(outcomes);
         }
         self.shared.work.notify_all();
         for t in self.threads.drain(..) {
@@ -136,13 +140,13 @@ impl std::fmt::Debug for ThreadPool {
 struct ThreadJob {
     shared: Arc<Shared>,
     func: Arc<dyn ErasedFunc>,
-    sink: mpsc::Sender<Outcome>,
-    rx: mpsc::Receiver<Outcome>,
+    sink: mpsc::Sender<Outcomes>,
+    rx: mpsc::Receiver<Outcomes>,
     cancelled: Arc<AtomicBool>,
 }
 
 impl Job for ThreadJob {
-    fn submit(&mut self, first: u64, items: Vec<Vec<u8>>) -> Result<()> {
+    fn submit(&mut self, first: u64, items: Items) -> Result<()> {
         let mut q = lock(&self.shared.queue);
         if q.closed {
             return Err(Error::Closed);
@@ -158,7 +162,7 @@ impl Job for ThreadJob {
         Ok(())
     }
 
-    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcome> {
+    fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {
         match timeout {
             None => self.rx.recv().ok(),
             Some(t) => self.rx.recv_timeout(t).ok(),

@@ -2,7 +2,7 @@
 //! whose whole registry differs (the executable was rebuilt).
 
 use dilly::{Fingerprint, RawFunc, SymbolId};
-use dilly_pool::{Error, Executor, ProcessPool, TaskError};
+use dilly_pool::{Error, Executor, Items, ProcessPool, TaskError};
 
 #[dilly::func]
 fn triple(x: u64) -> u64 {
@@ -19,21 +19,27 @@ fn unknown_symbol_is_rejected_by_the_worker() {
         state: Vec::new(),
     };
     let mut job = pool.open(&ghost).unwrap();
-    job.submit(0, vec![vec![1], vec![2]]).unwrap();
-    for _ in 0..2 {
-        match job.next(None) {
-            Some((
-                _,
+    job.submit(0, [[1u8], [2]].into_iter().collect()).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let batch = job.next(None).expect("outcomes");
+        for (index, outcome) in batch.iter() {
+            match outcome {
                 Err(TaskError::Rejected {
                     error: error @ dilly::Error::UnknownSymbol { .. },
-                }),
-            )) => {
-                assert!(error.is_version_skew());
-                assert!(matches!(error, dilly::Error::UnknownSymbol { id, .. } if id == ghost_id));
+                }) => {
+                    assert!(error.is_version_skew());
+                    assert!(
+                        matches!(error, dilly::Error::UnknownSymbol { id, .. } if *id == ghost_id)
+                    );
+                }
+                other => panic!("expected Rejected(UnknownSymbol), got {other:?}"),
             }
-            other => panic!("expected Rejected(UnknownSymbol), got {other:?}"),
+            seen.push(index);
         }
     }
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1]);
     drop(job);
     assert_eq!(
         pool.map(&dilly::func_of!(triple), [1u64, 2]).unwrap(),
@@ -51,15 +57,18 @@ fn signature_mismatch_is_rejected_by_the_worker() {
         state: Vec::new(),
     };
     let mut job = pool.open(&skewed).unwrap();
-    job.submit(0, vec![vec![1]]).unwrap();
-    match job.next(None) {
-        Some((
-            0,
-            Err(TaskError::Rejected {
-                error: dilly::Error::SignatureMismatch { .. },
-            }),
-        )) => {}
-        other => panic!("expected Rejected(SignatureMismatch), got {other:?}"),
+    job.submit(0, Items::from_iter([[1u8]])).unwrap();
+    let batch = job.next(None).expect("outcomes");
+    match batch.iter().collect::<Vec<_>>()[..] {
+        [
+            (
+                0,
+                Err(TaskError::Rejected {
+                    error: dilly::Error::SignatureMismatch { .. },
+                }),
+            ),
+        ] => {}
+        ref other => panic!("expected Rejected(SignatureMismatch), got {other:?}"),
     }
 }
 

@@ -26,6 +26,14 @@ pub trait ErasedFunc: Send + Sync {
     /// result. A panic in the function propagates; catching it is the caller's choice.
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>>;
 
+    /// Like [`call_bytes`](ErasedFunc::call_bytes), but appends the encoded result
+    /// to `out`, so that a caller running many tasks reuses one buffer. On an error,
+    /// `out` may hold part of an encoding after its old end.
+    fn call_into(&self, args: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(&self.call_bytes(args)?);
+        Ok(())
+    }
+
     /// The encoded captured state this function was prepared from.
     fn state(&self) -> &[u8];
 
@@ -882,6 +890,11 @@ where
         codec::encode(&(self.call)(&self.state, args), "result")
     }
 
+    fn call_into(&self, args: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let args: A = codec::decode(args, "arguments")?;
+        codec::encode_into(&(self.call)(&self.state, args), "result", out)
+    }
+
     fn state(&self) -> &[u8] {
         self.encoded
             .get_or_init(|| match codec::encode(&self.state, "state") {
@@ -933,6 +946,11 @@ where
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         let args: A = codec::decode(args, "arguments")?;
         codec::encode(&(self.call)(self.fresh_state(), args), "result")
+    }
+
+    fn call_into(&self, args: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let args: A = codec::decode(args, "arguments")?;
+        codec::encode_into(&(self.call)(self.fresh_state(), args), "result", out)
     }
 
     fn state(&self) -> &[u8] {

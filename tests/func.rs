@@ -130,3 +130,24 @@ fn values_are_send_sync_clone_and_debug() {
     assert_eq!(handle.join().unwrap(), 10);
     assert!(format!("{f:?}").contains("func::double"));
 }
+
+#[test]
+fn call_into_appends_what_call_bytes_returns() {
+    let f = dilly::func_of!(greet);
+    let args = f.encode_args(&("Ada".to_owned(), 2)).unwrap();
+    let mut buf = b"kept".to_vec();
+    f.erased().call_into(&args, &mut buf).unwrap();
+    assert_eq!(&buf[..4], b"kept");
+    assert_eq!(buf[4..], f.erased().call_bytes(&args).unwrap()[..]);
+    assert_eq!(
+        f.decode_result(&buf[4..]).unwrap(),
+        f.call(("Ada".to_owned(), 2))
+    );
+
+    let mut into = Vec::new();
+    f.encode_args_into(&("Ada".to_owned(), 2), &mut into)
+        .unwrap();
+    assert_eq!(into, args);
+    // Arguments that do not decode are an error, not a panic.
+    assert!(f.erased().call_into(&[0xff], &mut buf).is_err());
+}

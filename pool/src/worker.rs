@@ -200,9 +200,11 @@ fn load(func: &dilly::RawFunc) -> Result<Arc<dyn ErasedFunc>, WireError> {
     }
 }
 
-fn call(f: &Arc<dyn ErasedFunc>, args: &[u8]) -> Result<Vec<u8>, WireError> {
-    match panic::catch_unwind(AssertUnwindSafe(|| f.call_bytes(args))) {
-        Ok(Ok(bytes)) => Ok(bytes),
+/// Runs a task, its encoded result replacing what `out` held.
+fn call(f: &Arc<dyn ErasedFunc>, args: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+    out.clear();
+    match panic::catch_unwind(AssertUnwindSafe(|| f.call_into(args, out))) {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(dilly::Error::Encode { detail, .. })) => Err(WireError::Result { message: detail }),
         Ok(Err(other)) => Err(WireError::Arguments {
             message: other.to_string(),
@@ -253,7 +255,7 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
         let unit = dilly::to_bytes(&())
             .map(|b| b[1..].to_vec())
             .unwrap_or_default();
-        match load(&init).and_then(|f| call(&f, &unit)) {
+        match load(&init).and_then(|f| call(&f, &unit, &mut Vec::new())) {
             Ok(_) => send(&stream, &FromWorker::Ready)?,
             Err(err) => {
                 send(&stream, &FromWorker::InitFailed(err))?;
@@ -266,6 +268,8 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
 
     let results = Results::start(stream.try_clone()?);
     let mut funcs: HashMap<u64, Result<Arc<dyn ErasedFunc>, WireError>> = HashMap::new();
+    // Each task's result is encoded here first (outside the results lock), reused.
+    let mut scratch = Vec::new();
     while let Some(body) = protocol::read_frame(&mut reader, limit)? {
         // The hot message, with its items borrowed from the frame.
         if let Some((key, items)) = protocol::decode_run(&body)? {
@@ -274,16 +278,18 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
                     message: format!("no function loaded under key {key}"),
                 })
             });
+            if !items.is_empty() {
+                results.start_task(items.len() == 1);
+            }
             for (n, item) in items.iter().enumerate() {
                 let last = n + 1 == items.len();
-                results.start_task(last);
                 let outcome = match &func {
-                    Ok(f) => match call(f, item) {
-                        Ok(bytes) if bytes.len() as u64 > limit => Err(WireError::Result {
+                    Ok(f) => match call(f, item, &mut scratch) {
+                        Ok(()) if scratch.len() as u64 > limit => Err(WireError::Result {
                             message: format!(
                                 "a result of {} bytes exceeds the frame limit of {limit} \
                                  bytes; raise it with `Builder::max_frame`",
-                                bytes.len()
+                                scratch.len()
                             ),
                         }),
                         other => other,
@@ -291,9 +297,13 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
                     Err(err) => Err(err.clone()),
                 };
                 // The chunk's last result goes out at once, with any before it.
+                let next = (!last).then_some(n + 2 == items.len());
                 match outcome {
-                    Ok(bytes) => results.push_done(&bytes, last)?,
-                    Err(err) => results.push(&FromWorker::Failed(err).encode()?, last)?,
+                    Ok(()) => results.finish(Finished::Done(&scratch), last, next)?,
+                    Err(err) => {
+                        let frame = FromWorker::Failed(err).encode()?;
+                        results.finish(Finished::Frame(&frame), last, next)?
+                    }
                 }
             }
             continue;
@@ -469,53 +479,55 @@ impl Results {
     /// worker's own — and it counts as reported busy from the start.
     fn start_task(&self, last: bool) {
         let mut buf = lock(&self.shared.buf);
+        self.start_locked(&mut buf, last);
+    }
+
+    fn start_locked(&self, buf: &mut ResultBuf, last: bool) {
         let idle = buf.running.is_none() && buf.bytes.is_empty();
         buf.started += 1;
         buf.running = Some(buf.started);
         if last && buf.bytes.is_empty() {
             buf.busy_sent = buf.running;
         } else if idle {
-            self.wake_helper(&mut buf);
+            self.wake_helper(buf);
         }
     }
 
-    /// Adds the running task's result frame; writes everything buffered if `now`.
-    fn push(&self, frame: &[u8], now: bool) -> io::Result<()> {
-        self.push_with(now, |out| {
-            out.extend_from_slice(frame);
-            Ok(())
-        })
-    }
-
-    /// Adds a `Done` frame for the running task's result, encoded straight into the
-    /// buffer; writes everything buffered if `now`.
-    fn push_done(&self, result: &[u8], now: bool) -> io::Result<()> {
-        self.push_with(now, |out| protocol::append_done(out, result))
-    }
-
-    fn push_with(
-        &self,
-        now: bool,
-        append: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
-    ) -> io::Result<()> {
+    /// Adds the running task's outcome, writing everything buffered if `now`;
+    /// then, with `next = Some(last)`, marks the start of the chunk's next task
+    /// ([`start_task`](Results::start_task)). One lock per task.
+    fn finish(&self, outcome: Finished<'_>, now: bool, next: Option<bool>) -> io::Result<()> {
         let mut buf = lock(&self.shared.buf);
         buf.running = None;
         if buf.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let was_empty = buf.bytes.is_empty();
-        append(&mut buf.bytes)?;
+        match outcome {
+            Finished::Done(result) => protocol::append_done(&mut buf.bytes, result)?,
+            Finished::Frame(frame) => buf.bytes.extend_from_slice(frame),
+        }
         if now || buf.bytes.len() >= RESULT_BUFFER || buf.helper == Helper::Failed {
             self.shared.write(&mut buf);
         } else if was_empty {
             self.wake_helper(&mut buf);
         }
         if buf.broken {
-            Err(io::ErrorKind::BrokenPipe.into())
-        } else {
-            Ok(())
+            return Err(io::ErrorKind::BrokenPipe.into());
         }
+        if let Some(last) = next {
+            self.start_locked(&mut buf, last);
+        }
+        Ok(())
     }
+}
+
+/// How a task ended, for [`Results::finish`].
+enum Finished<'a> {
+    /// With this encoded result (sent in a `Done` frame).
+    Done(&'a [u8]),
+    /// With this whole frame (a failure).
+    Frame(&'a [u8]),
 }
 
 impl ResultsShared {

@@ -125,9 +125,20 @@ fn take_stashed() -> Option<Error> {
     STASHED.with(|s| s.borrow_mut().take())
 }
 
+/// Forgets a stashed error that nobody took (its decoder recovered, e.g. an
+/// untagged enum tried another variant). Cheap when there is none: every decode
+/// calls it.
+fn clear_stash() {
+    STASHED.with(|s| {
+        if s.borrow().is_some() {
+            *s.borrow_mut() = None;
+        }
+    });
+}
+
 /// Decodes exactly one value from all of `bytes` (no version byte).
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    take_stashed();
+    clear_stash();
     let (value, used) =
         Current::decode_prefix::<T>(bytes).map_err(|failure| match (take_stashed(), failure) {
             (Some(typed), _) => typed,

@@ -288,7 +288,10 @@ impl JobInfo {
 struct State {
     queue: VecDeque<Chunk>,
     jobs: HashMap<u64, Arc<JobInfo>>,
-    keys: HashMap<RawFunc, u64>,
+    /// Functions by content, each with its key and one shared copy: repeated
+    /// `apply` calls of a function with large captured state neither copy nor
+    /// resend it.
+    keys: HashMap<Arc<RawFunc>, u64>,
     next_id: u64,
     in_flight: usize,
     closed: bool,
@@ -537,7 +540,6 @@ impl ProcessPool {
 
     fn open_job(&self, func: &RawFunc) -> Result<ProcessJob> {
         self.check_same_build(func)?;
-        let wire = func.clone();
         let mut state = lock(&self.shared.state);
         if state.closed {
             return Err(Error::Closed);
@@ -547,12 +549,19 @@ impl ProcessPool {
         if state.keys.len() > 4 * MAX_LOADED {
             state.keys.clear();
         }
-        let key = *state.keys.entry(wire.clone()).or_insert(id);
+        let (wire, key) = match state.keys.get_key_value(func) {
+            Some((wire, key)) => (Arc::clone(wire), *key),
+            None => {
+                let wire = Arc::new(func.clone());
+                state.keys.insert(Arc::clone(&wire), id);
+                (wire, id)
+            }
+        };
         let (sink, rx) = mpsc::channel();
         state.jobs.insert(
             id,
             Arc::new(JobInfo {
-                func: Arc::new(wire),
+                func: wire,
                 key,
                 sink,
                 item_nanos: AtomicU64::new(0),

@@ -663,6 +663,13 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
             seq.next_element()?.ok_or_else(|| missing(0))?
         };
         let header: Header = seq.next_element()?.ok_or_else(|| missing(1))?;
+        // A same-build value (tag 1, then its 24-byte header) read as a portable
+        // one, in a format that writes a `u8` as one byte and a length as one byte
+        // (bincode, postcard): the tag reads as a length of 1 and the header's
+        // length as its content. Say what it is rather than "malformed".
+        if M::PORTABLE && header.len == 1 && header.bytes[0] == 24 {
+            return Err(de_error(Error::NotPortable));
+        }
         let expected_len = match tag {
             0 => 16,
             1 => 24,

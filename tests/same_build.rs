@@ -153,6 +153,12 @@ fn a_portable_receiver_refuses_same_build_values() {
     let json = serde_json::to_string(&f).unwrap();
     let err = serde_json::from_str::<Func<(u64,), u64>>(&json).unwrap_err();
     assert!(err.to_string().contains("same-build only"), "{err}");
+    // The compact form says the same, not that the bytes are malformed.
+    let bytes = dilly::to_bytes(&f).unwrap();
+    assert!(matches!(
+        dilly::from_bytes::<Func<(u64,), u64>>(&bytes),
+        Err(dilly::Error::NotPortable)
+    ));
     // In the other direction, portable values are accepted as same-build ones.
     #[dilly::func]
     fn double(x: u64) -> u64 {

@@ -44,7 +44,13 @@ pub struct Builder {
     handshake_timeout: Duration,
     max_frame: usize,
     program: Option<PathBuf>,
+    spin: Duration,
 }
+
+/// The default of [`Builder::spin`]: about what waking a sleeping process on
+/// another CPU costs on a VM, so spinning never wastes much more than the wake-up it
+/// saves.
+const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
 impl Default for Builder {
     fn default() -> Self {
@@ -69,6 +75,7 @@ impl Builder {
             handshake_timeout: Duration::from_secs(30),
             max_frame: dilly::Limits::DEFAULT.max_len,
             program: None,
+            spin: DEFAULT_SPIN,
         }
     }
 
@@ -164,6 +171,29 @@ impl Builder {
         self
     }
 
+    /// How long a caller waiting for its task, and then the worker that ran it,
+    /// poll for the other's next message before they go to sleep; default 50 µs
+    /// (about what waking a sleeping process on another CPU costs on a VM);
+    /// [`Duration::ZERO`] turns it off.
+    ///
+    /// It applies where a caller runs its task on an idle worker itself
+    /// ([`apply`](crate::Executor::apply), [`AsyncResult::get`](crate::AsyncResult::get)
+    /// of a one-chunk job): the caller polls its socket for the result, and the
+    /// worker, after sending it, polls for the caller's next task. When the answer
+    /// comes within the window neither process sleeps, so no wake-up is paid —
+    /// most of a short `apply`'s round trip. Maps fed by the pool's threads do not
+    /// spin.
+    ///
+    /// The price is CPU time: up to this much per such call on each side, also when
+    /// nothing comes. The spin only follows activity (an idle pool sleeps) and
+    /// yields the CPU between looks, so threads waiting for that CPU still run.
+    /// With a [`task_timeout`](Builder::task_timeout), a caller spins at most that
+    /// long, and the timeout counts from the end of the spin.
+    pub fn spin(mut self, window: Duration) -> Builder {
+        self.spin = window;
+        self
+    }
+
     /// Starts the workers and waits until each has completed the handshake and run
     /// the initializer.
     pub fn build(self) -> Result<ProcessPool> {
@@ -197,6 +227,7 @@ impl Builder {
             handshake_timeout: self.handshake_timeout,
             memory_limit: self.memory_limit,
             max_frame: self.max_frame as u64,
+            spin: self.spin,
             initializer: self.initializer,
         };
         let launcher = Launcher::new(self.start_method, config)?;
@@ -211,6 +242,7 @@ impl Builder {
                 memory_limited: self.memory_limit.is_some(),
                 max_frame: self.max_frame as u64,
                 program,
+                spin: self.spin,
             },
         )
     }

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufReader};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -226,6 +227,9 @@ pub(crate) struct Settings {
     pub(crate) max_frame: u64,
     /// The program workers run, when it is not this executable (`Builder::program`).
     pub(crate) program: Option<std::path::PathBuf>,
+    /// How long a caller running its task inline, and then its worker, poll for
+    /// the other's next message before they block (`Builder::spin`).
+    pub(crate) spin: Duration,
 }
 
 struct Chunk {
@@ -687,6 +691,9 @@ struct Live {
     tasks: usize,
     /// The worker said `Busy` about the task whose result is awaited.
     busy: bool,
+    /// A caller borrowed it and waits for its results ([`Shared::run_inline`]):
+    /// both poll for a while before they block (`Builder::spin`).
+    inline: bool,
 }
 
 impl Live {
@@ -700,6 +707,7 @@ impl Live {
             loaded: HashSet::new(),
             tasks: 0,
             busy: false,
+            inline: false,
         })
     }
 }
@@ -929,9 +937,10 @@ impl Shared {
             let Some((info, chunk)) = self.take(&mut state, None, limit, false) else {
                 return false;
             };
-            let Some(Desk::Parked(live)) = state.desks.insert(index, Desk::Borrowed) else {
+            let Some(Desk::Parked(mut live)) = state.desks.insert(index, Desk::Borrowed) else {
                 unreachable!("the desk was parked")
             };
+            live.inline = true;
             (index, live, info, chunk)
         };
         let mut slot = Slot {
@@ -946,7 +955,10 @@ impl Shared {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             slot.run_chunk(info, chunk);
         }));
-        let live = slot.live.take();
+        let mut live = slot.live.take();
+        if let Some(live) = &mut live {
+            live.inline = false;
+        }
         {
             let mut state = lock(&self.state);
             let lost = live.is_none();
@@ -1062,7 +1074,9 @@ impl Shared {
     /// Sends the function (first time on this worker) and a chunk's items, in one
     /// write when the chunk is small.
     fn send_run(&self, live: &mut Live, job: &JobInfo, items: &Items) -> io::Result<()> {
-        let run = protocol::encode_run(job.key, items)?;
+        // A waiting caller soon sends more: the worker polls for it after this chunk.
+        let spin = live.inline && !self.settings.spin.is_zero();
+        let run = protocol::encode_run(job.key, items, spin)?;
         if live.loaded.contains(&job.key) {
             return protocol::write_frame(&live.writer, &run);
         }
@@ -1086,7 +1100,8 @@ impl Shared {
         }
     }
 
-    /// Reads one item's result into `out` (the head chunk's batch for the job).
+    /// Reads one item's result into `out` (the head chunk's batch for the job);
+    /// a caller running its task inline first polls for it (`Builder::spin`).
     /// `Err` means the worker is lost, with the error to blame the item for
     /// (`None`: it died).
     fn receive(
@@ -1096,11 +1111,23 @@ impl Shared {
         index: u64,
         out: &mut Outcomes,
     ) -> std::result::Result<(), Option<TaskError>> {
+        // At most the task timeout, which counts from the end of the spin.
+        let mut spin = match (live.inline, self.settings.task_timeout) {
+            (false, _) => Duration::ZERO,
+            (true, None) => self.settings.spin,
+            (true, Some(timeout)) => self.settings.spin.min(timeout),
+        };
         loop {
-            // Hand over what arrived before waiting for more: one channel message
-            // per read of the socket, not per item.
-            if !out.is_empty() && !protocol::holds_frame(live.reader.buffer()) {
-                job.send(std::mem::take(out));
+            if !protocol::holds_frame(live.reader.buffer()) {
+                // Hand over what arrived before waiting for more: one channel
+                // message per read of the socket, not per item.
+                if !out.is_empty() {
+                    job.send(std::mem::take(out));
+                }
+                // Readiness only: the read below takes the data (or the end, or
+                // the read timeout) through the `BufReader` as without a spin.
+                crate::sys::spin_until_readable(live.reader.get_ref().as_fd(), spin);
+                spin = Duration::ZERO;
             }
             let frame = match protocol::read_head(&mut live.reader, self.settings.max_frame) {
                 // The hot case: the result goes straight into the batch's buffer.

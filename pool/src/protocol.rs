@@ -10,12 +10,13 @@
 use std::io::{self, Read};
 
 use dilly::registry::RegistryFingerprint;
-
-use crate::batch::Items;
 use dilly::{Fingerprint, RawFunc, SymbolId};
 
-/// Protocol revision, checked in the handshake.
-pub(crate) const PROTOCOL: u32 = 1;
+use crate::batch::Items;
+
+/// Protocol revision, checked in the handshake (2: the spin window in `Config`, and
+/// `RUN_SPIN`).
+pub(crate) const PROTOCOL: u32 = 2;
 
 /// Bytes of framing around a message body, allowed on top of the payload limit.
 const OVERHEAD: usize = 64 << 10;
@@ -29,6 +30,9 @@ mod to_worker {
     pub(super) const CLEAR: u8 = 5;
     pub(super) const EXIT: u8 = 6;
     pub(super) const FORK: u8 = 7;
+    /// `Run`, after which the worker polls for its next frame a while before it
+    /// blocks: a caller waits for the result and will likely send more soon.
+    pub(super) const RUN_SPIN: u8 = 8;
 }
 
 /// Tags of messages from a worker or fork server.
@@ -65,6 +69,9 @@ pub(crate) enum ToWorker {
         memory_limit: Option<u64>,
         /// Largest frame the worker may accept.
         max_frame: u64,
+        /// How long the worker polls for its next frame before it blocks
+        /// (`Builder::spin`); on the wire in nanoseconds.
+        spin: std::time::Duration,
         /// Runs once before the first task.
         initializer: Option<RawFunc>,
     },
@@ -321,12 +328,14 @@ impl ToWorker {
                 registry,
                 memory_limit,
                 max_frame,
+                spin,
                 initializer,
             } => {
                 let mut o = Out::new(to_worker::CONFIG);
                 o.registry(*registry);
                 o.opt_u64(*memory_limit);
                 o.u64(*max_frame);
+                o.u64(u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX));
                 match initializer {
                     None => o.u8(0),
                     Some(f) => {
@@ -343,7 +352,7 @@ impl ToWorker {
                 o.func(func)?;
                 o
             }
-            ToWorker::Run { key, items } => return encode_run(*key, items),
+            ToWorker::Run { key, items } => return encode_run(*key, items, false),
             ToWorker::Clear => Out::new(to_worker::CLEAR),
             ToWorker::Exit => Out::new(to_worker::EXIT),
             ToWorker::Fork { ticket } => {
@@ -366,6 +375,7 @@ impl ToWorker {
                 let registry = i.registry()?;
                 let memory_limit = i.opt_u64()?;
                 let max_frame = i.u64()?;
+                let spin = std::time::Duration::from_nanos(i.u64()?);
                 let initializer = match i.u8()? {
                     0 => None,
                     _ => Some(i.func()?),
@@ -374,6 +384,7 @@ impl ToWorker {
                     registry,
                     memory_limit,
                     max_frame,
+                    spin,
                     initializer,
                 }
             }
@@ -382,7 +393,7 @@ impl ToWorker {
                 key: i.u64()?,
                 func: i.func()?,
             },
-            to_worker::RUN => {
+            to_worker::RUN | to_worker::RUN_SPIN => {
                 let key = i.u64()?;
                 let n = i.u64()?;
                 // Each item takes at least its 8-byte length: bound the allocation.
@@ -415,9 +426,14 @@ impl ToWorker {
     }
 }
 
-/// `Run` without cloning the items.
-pub(crate) fn encode_run(key: u64, items: &Items) -> io::Result<Vec<u8>> {
-    let mut o = Out::new(to_worker::RUN);
+/// `Run` without cloning the items; with `spin`, the worker polls for its next
+/// frame after this chunk ([`run_spins`]).
+pub(crate) fn encode_run(key: u64, items: &Items, spin: bool) -> io::Result<Vec<u8>> {
+    let mut o = Out::new(if spin {
+        to_worker::RUN_SPIN
+    } else {
+        to_worker::RUN
+    });
     o.0.reserve(items.byte_len() + 8 * items.len() + 16);
     o.u64(key);
     o.u64(items.len() as u64);
@@ -548,13 +564,18 @@ pub(crate) fn holds_frame(buf: &[u8]) -> bool {
         && (buf.len() - 4) as u64 >= u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]))
 }
 
+/// Whether a `Run` body asks the worker to poll for its next frame afterwards.
+pub(crate) fn run_spins(body: &[u8]) -> bool {
+    body.first() == Some(&to_worker::RUN_SPIN)
+}
+
 /// A `Run` body: the function key and the items, borrowed from the body.
 pub(crate) type RunItems<'a> = (u64, Vec<&'a [u8]>);
 
 /// A `Run` body's function key and items, borrowed from the body; `Ok(None)` if the
 /// body is another message.
 pub(crate) fn decode_run(body: &[u8]) -> io::Result<Option<RunItems<'_>>> {
-    let Some((&to_worker::RUN, rest)) = body.split_first() else {
+    let Some((&(to_worker::RUN | to_worker::RUN_SPIN), rest)) = body.split_first() else {
         return Ok(None);
     };
     let mut i = In { rest };
@@ -675,6 +696,7 @@ mod tests {
                 },
                 memory_limit: Some(1 << 30),
                 max_frame: 99,
+                spin: std::time::Duration::from_micros(50),
                 initializer: Some(func()),
             },
             ToWorker::Reject,
@@ -751,6 +773,16 @@ mod tests {
         let (key, borrowed) = decode_run(&body).unwrap().unwrap();
         assert_eq!(key, 7);
         assert_eq!(borrowed, items.iter().collect::<Vec<_>>());
+        assert!(!run_spins(&body));
+        // The spinning variant carries the same chunk and says so.
+        let frame = encode_run(7, &items, true).unwrap();
+        let spin_body = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
+        assert!(run_spins(&spin_body));
+        assert_eq!(decode_run(&spin_body).unwrap(), decode_run(&body).unwrap());
+        assert_eq!(
+            ToWorker::decode(&spin_body).unwrap(),
+            ToWorker::decode(&body).unwrap()
+        );
         for cut in 0..body.len() {
             assert!(decode_run(&body[..cut]).map_or(true, |r| r.is_none() || cut == body.len()));
         }

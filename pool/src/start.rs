@@ -47,6 +47,8 @@ pub(crate) struct StartConfig {
     pub(crate) handshake_timeout: Duration,
     pub(crate) memory_limit: Option<u64>,
     pub(crate) max_frame: u64,
+    /// How long a worker polls for its next task before it blocks.
+    pub(crate) spin: Duration,
     pub(crate) initializer: Option<dilly::RawFunc>,
 }
 
@@ -276,6 +278,7 @@ impl Launcher {
             registry: parent,
             memory_limit: self.config.memory_limit,
             max_frame: self.config.max_frame,
+            spin: self.config.spin,
             initializer: self.config.initializer.clone(),
         };
         protocol::write_frame(&stream, &config.encode().map_err(io_err)?)

@@ -231,3 +231,96 @@ pub(crate) fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
         None
     }
 }
+
+/// Whether `fd` is readable now — data, end of stream, or an error to read —
+/// without waiting. A failed `poll` counts as readable: the caller's read then
+/// reports what is wrong.
+pub(crate) fn readable_now(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut polled = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `polled` is one valid, writable `pollfd` for the duration of the call;
+    // its descriptor is borrowed from `fd`, so it stays open until `poll` returns. A
+    // zero timeout never blocks.
+    let rc = unsafe { libc::poll(&mut polled, 1, 0) };
+    rc != 0 && (rc < 0 || polled.revents != 0)
+}
+
+/// Looks at `fd` without blocking, again and again, for at most `window`, yielding
+/// the CPU between looks (so a thread that needs it, such as the peer on the same
+/// CPU, runs). True as soon as `fd` is readable ([`readable_now`]); false when the
+/// window passed without that, or at once for a zero window.
+///
+/// A bounded spin before a blocking read: when the peer answers within the window,
+/// this thread never sleeps, so neither side pays for a wake-up (tens of
+/// microseconds across CPUs on a VM).
+pub(crate) fn spin_until_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    window: std::time::Duration,
+) -> bool {
+    if window.is_zero() {
+        return false;
+    }
+    let start = std::time::Instant::now();
+    loop {
+        if readable_now(fd) {
+            return true;
+        }
+        if start.elapsed() >= window {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    #[test]
+    fn readable_now_sees_data_and_hang_ups_without_waiting() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        assert!(!readable_now(b.as_fd()));
+        a.write_all(b"x").unwrap();
+        assert!(readable_now(b.as_fd()));
+        let (a, b) = UnixStream::pair().unwrap();
+        drop(a);
+        assert!(readable_now(b.as_fd()));
+    }
+
+    #[test]
+    fn spin_until_readable_is_bounded_and_stops_at_data() {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        // Nothing comes: the window passes.
+        assert!(!spin_until_readable(b.as_fd(), Duration::from_millis(2)));
+        // A zero window never looks.
+        a.write_all(b"x").unwrap();
+        assert!(!spin_until_readable(b.as_fd(), Duration::ZERO));
+        assert!(spin_until_readable(b.as_fd(), Duration::from_millis(2)));
+        // Data that arrives while it spins ends the spin (the window is far longer
+        // than the test may take).
+        let (a, b) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            (&a).write_all(b"y").unwrap();
+            a
+        });
+        assert!(spin_until_readable(b.as_fd(), Duration::from_secs(60)));
+        drop(writer.join().unwrap());
+        // A peer that hangs up ends it too.
+        let (a, b) = UnixStream::pair().unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            drop(a);
+        });
+        assert!(spin_until_readable(b.as_fd(), Duration::from_secs(60)));
+        closer.join().unwrap();
+    }
+}

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -221,13 +222,14 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
     let Some(body) = protocol::read_frame(&mut reader, limit)? else {
         return Ok(());
     };
-    let (registry, memory_limit, max_frame, initializer) = match ToWorker::decode(&body)? {
+    let (registry, memory_limit, max_frame, spin, initializer) = match ToWorker::decode(&body)? {
         ToWorker::Config {
             registry,
             memory_limit,
             max_frame,
+            spin,
             initializer,
-        } => (registry, memory_limit, max_frame, initializer),
+        } => (registry, memory_limit, max_frame, spin, initializer),
         ToWorker::Reject | ToWorker::Exit => return Ok(()),
         other => {
             return Err(protocol::violation(format!(
@@ -305,6 +307,12 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
                         results.finish(Finished::Frame(&frame), last, next)?
                     }
                 }
+            }
+            // Its results are out; a caller waits for them and may send more at
+            // once: poll a while before the blocking read, so that a chunk sent
+            // soon is taken without a wake-up.
+            if protocol::run_spins(&body) && !protocol::holds_frame(reader.buffer()) {
+                sys::spin_until_readable(reader.get_ref().as_fd(), spin);
             }
             continue;
         }

@@ -506,6 +506,10 @@ impl Results {
     /// ([`start_task`](Results::start_task)). One lock per task.
     fn finish(&self, outcome: Finished<'_>, now: bool, next: Option<bool>) -> io::Result<()> {
         let mut buf = lock(&self.shared.buf);
+        // The parent was told this task runs (`Busy`): until its result arrives, a
+        // death is blamed on it. So that result must not wait in the buffer while
+        // later tasks run (one of which may be the one that dies).
+        let reported_busy = buf.running.is_some() && buf.busy_sent == buf.running;
         buf.running = None;
         if buf.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
@@ -515,7 +519,8 @@ impl Results {
             Finished::Done(result) => protocol::append_done(&mut buf.bytes, result)?,
             Finished::Frame(frame) => buf.bytes.extend_from_slice(frame),
         }
-        if now || buf.bytes.len() >= RESULT_BUFFER || buf.helper == Helper::Failed {
+        if now || reported_busy || buf.bytes.len() >= RESULT_BUFFER || buf.helper == Helper::Failed
+        {
             self.shared.write(&mut buf);
         } else if was_empty {
             self.wake_helper(&mut buf);

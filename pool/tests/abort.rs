@@ -50,3 +50,39 @@ fn abort_fails_one_task_and_the_worker_is_replaced() {
     assert_ne!(pool.worker_pids(), before, "dead workers were replaced");
     assert_eq!(pool.map(&f, [1u64, 2]).unwrap(), [10, 20]);
 }
+
+/// Waits (task 1) until its worker has reported it running, then finishes; task 2
+/// aborts at once, while task 1's result would still sit in the worker's buffer.
+#[dilly::func]
+fn busy_then_abort(x: u64) -> u64 {
+    match x {
+        1 => dilly_pool::__test::wait_until_busy(),
+        2 => std::process::abort(),
+        _ => {}
+    }
+    x * 10
+}
+
+#[test]
+fn a_task_reported_busy_is_not_blamed_for_the_next_tasks_death() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(4)
+        .build()
+        .unwrap();
+    let f = dilly::func_of!(busy_then_abort);
+    let results: Vec<_> = pool.imap(&f, 0..4u64).unwrap().collect();
+    assert_eq!(results[0].as_ref().ok(), Some(&0));
+    assert_eq!(results[1].as_ref().ok(), Some(&10), "{results:?}");
+    assert!(
+        matches!(
+            results[2],
+            Err(TaskError::WorkerDied {
+                exit: WorkerExit::Signal(6),
+                ..
+            })
+        ),
+        "{results:?}"
+    );
+    assert_eq!(results[3].as_ref().ok(), Some(&30));
+}

@@ -34,31 +34,30 @@ where
     R: DeserializeOwned + 'static,
     M: Mode,
 {
+    let shape = exec.shape();
     // Every argument is encoded before any task runs: one that cannot be encoded
-    // fails the map without side effects.
-    let mut encoded = Items::with_capacity(args.size_hint().0, 0);
-    for (index, a) in args.enumerate() {
-        encoded
-            .push_with(|out| func.encode_args_into(&a, out))
-            .map_err(|error| Error::Encode { index, error })?;
-    }
-    let n = encoded.len();
+    // fails the map without side effects. Choosing the chunk size needs the number
+    // of items; an iterator that does not tell it exactly is collected first.
+    let (low, high) = args.size_hint();
+    let chunks = match (shape.chunk_size, high == Some(low)) {
+        (Some(chunk), _) => encode_chunks(func, args, chunk.max(1))?,
+        (None, true) => encode_chunks(func, args, auto_chunk(low, shape.workers))?,
+        (None, false) => {
+            let args: Vec<A> = args.collect();
+            let chunk = auto_chunk(args.len(), shape.workers);
+            encode_chunks(func, args.into_iter(), chunk)?
+        }
+    };
+    let n: usize = chunks.iter().map(Items::len).sum();
     if n == 0 {
         return Ok(Vec::new());
     }
-    let shape = exec.shape();
-    let chunk = shape
-        .chunk_size
-        .unwrap_or_else(|| auto_chunk(n, shape.workers))
-        .max(1);
     let mut job = exec.open(&func.raw())?;
-    // Cut from the back, so that each split copies one chunk's bytes.
-    let mut chunks = Vec::with_capacity(n.div_ceil(chunk));
-    for first in (0..n).step_by(chunk).rev() {
-        chunks.push((first as u64, encoded.split_off(first)));
-    }
-    for (first, items) in chunks.into_iter().rev() {
+    let mut first = 0;
+    for items in chunks {
+        let len = items.len() as u64;
         job.submit(first, items)?;
+        first += len;
     }
     let progress = Progress::new(shape.progress, Some(n as u64));
     let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(n).collect();
@@ -105,6 +104,35 @@ where
             })
         })
         .collect()
+}
+
+/// Encodes the argument tuples straight into chunks of `chunk` items.
+fn encode_chunks<A, R, M>(
+    func: &Func<A, R, M>,
+    args: impl Iterator<Item = A>,
+    chunk: usize,
+) -> Result<Vec<Items>>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    M: Mode,
+{
+    let mut chunks = Vec::new();
+    let mut current = Items::with_capacity(chunk, 0);
+    for (index, a) in args.enumerate() {
+        if current.len() == chunk {
+            // The next chunk is likely about as large as this one.
+            let next = Items::with_capacity(chunk, current.byte_len());
+            chunks.push(std::mem::replace(&mut current, next));
+        }
+        current
+            .push_with(|out| func.encode_args_into(&a, out))
+            .map_err(|error| Error::Encode { index, error })?;
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    Ok(chunks)
 }
 
 type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;

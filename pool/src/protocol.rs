@@ -634,9 +634,13 @@ pub(crate) fn read_head(r: &mut impl Read, limit: u64) -> io::Result<Option<(u8,
 
 /// Appends the `len` bytes after a frame's head ([`read_head`]) to `out`.
 pub(crate) fn read_body_into(r: &mut impl Read, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
-    let start = out.len();
-    out.resize(start + len, 0);
-    r.read_exact(&mut out[start..])
+    // Into the spare capacity, without zeroing it first (large results).
+    out.reserve(len);
+    let got = r.take(len as u64).read_to_end(out)?;
+    if got < len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
 }
 
 /// Whether a frame's tag says it is a task's result.

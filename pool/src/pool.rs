@@ -1,7 +1,7 @@
 //! The executor trait every backend implements, and the process pool.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1105,17 +1105,19 @@ impl Shared {
         }
     }
 
-    /// Reads one item's result into `out` (the head chunk's batch for the job);
-    /// a caller running its task inline first polls for it (`Builder::spin`).
-    /// `Err` means the worker is lost, with the error to blame the item for
-    /// (`None`: it died).
+    /// Reads the outcomes of item `index` and, when they are already buffered, of
+    /// up to `max - 1` more after it, into `out` (the head chunk's batch for the
+    /// job); returns how many. A caller running its task inline first polls for it
+    /// (`Builder::spin`). `Err` means the worker is lost, with the error to blame
+    /// the item for (`None`: it died).
     fn receive(
         &self,
         live: &mut Live,
         job: &JobInfo,
         index: u64,
+        max: usize,
         out: &mut Outcomes,
-    ) -> std::result::Result<(), Option<TaskError>> {
+    ) -> std::result::Result<usize, Option<TaskError>> {
         // At most the task timeout, which counts from the end of the spin.
         let mut spin = match (live.inline, self.settings.task_timeout) {
             (false, _) => Duration::ZERO,
@@ -1123,6 +1125,23 @@ impl Shared {
             (true, Some(timeout)) => self.settings.spin.min(timeout),
         };
         loop {
+            // The hot case: results that arrived together, taken from the read
+            // buffer in one pass.
+            let mut next = index;
+            let (count, used) = protocol::split_done_frames(
+                live.reader.buffer(),
+                max,
+                self.settings.max_frame,
+                |result| {
+                    out.push_ok(next, result);
+                    next += 1;
+                },
+            );
+            if count > 0 {
+                live.reader.consume(used);
+                live.busy = false;
+                return Ok(count);
+            }
             if !protocol::holds_frame(live.reader.buffer()) {
                 // Hand over what arrived before waiting for more: one channel
                 // message per read of the socket, not per item.
@@ -1141,7 +1160,7 @@ impl Shared {
                     let reader = &mut live.reader;
                     match out.push_ok_with(index, |buf| protocol::read_body_into(reader, len, buf))
                     {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => return Ok(1),
                         Err(e) => Err(e),
                     }
                 }
@@ -1161,7 +1180,7 @@ impl Shared {
             if matches!(frame, Ok(Some(_))) {
                 live.busy = false;
             }
-            return self.outcome(live, job, index, frame, out);
+            return self.outcome(live, job, index, frame, out).map(|()| 1);
         }
     }
 
@@ -1405,15 +1424,20 @@ impl Slot<'_> {
         }
     }
 
-    /// Reads the next result of the oldest chunk in flight.
+    /// Reads the next result of the oldest chunk in flight (and any more of its
+    /// results that arrived with it).
     fn read_one(&mut self) {
         let (Some(worker), Some(head)) = (self.live.as_mut(), self.inflight.front_mut()) else {
             return;
         };
         let index = head.chunk.first + head.reported as u64;
-        match self.shared.receive(worker, &head.job, index, &mut head.out) {
-            Ok(()) => {
-                head.reported += 1;
+        let max = head.chunk.items.len() - head.reported;
+        match self
+            .shared
+            .receive(worker, &head.job, index, max, &mut head.out)
+        {
+            Ok(count) => {
+                head.reported += count;
                 if head.reported == head.chunk.items.len() {
                     let done = self.inflight.pop_front().expect("a head chunk");
                     let now = Instant::now();

@@ -643,6 +643,38 @@ pub(crate) fn read_body_into(r: &mut impl Read, len: usize, out: &mut Vec<u8>) -
     Ok(())
 }
 
+/// Splits up to `max` whole `Done` frames off the front of `buf` (bytes already
+/// read from a worker), handing each result to `each`; stops at anything else
+/// (another message, a partial frame, a length over `limit`), which the caller
+/// then reads the usual way. Returns the number of results and of bytes used.
+pub(crate) fn split_done_frames(
+    buf: &[u8],
+    max: usize,
+    limit: u64,
+    mut each: impl FnMut(&[u8]),
+) -> (usize, usize) {
+    let mut used = 0;
+    let mut count = 0;
+    while count < max {
+        let rest = &buf[used..];
+        let Some((head, body)) = rest.split_first_chunk::<4>() else {
+            break;
+        };
+        let len = u32::from_le_bytes(*head) as usize;
+        if len == 0
+            || len as u64 > limit.saturating_add(OVERHEAD as u64)
+            || body.len() < len
+            || body[0] != from_worker::DONE
+        {
+            break;
+        }
+        each(&body[1..len]);
+        used += 4 + len;
+        count += 1;
+    }
+    (count, used)
+}
+
 /// Whether a frame's tag says it is a task's result.
 pub(crate) fn is_done(tag: u8) -> bool {
     tag == from_worker::DONE
@@ -821,6 +853,35 @@ mod tests {
         let frame = (u32::MAX).to_le_bytes();
         let err = read_frame(&mut &frame[..], 1024).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn buffered_results_split_off_up_to_the_first_other_frame() {
+        let mut buf = Vec::new();
+        append_done(&mut buf, b"one").unwrap();
+        append_done(&mut buf, b"").unwrap();
+        append_done(&mut buf, b"three").unwrap();
+        let busy_at = buf.len();
+        buf.extend_from_slice(&FromWorker::Busy.encode().unwrap());
+        append_done(&mut buf, b"after").unwrap();
+        let mut seen = Vec::new();
+        let (count, used) = split_done_frames(&buf, 10, 1 << 20, |r| seen.push(r.to_vec()));
+        assert_eq!((count, used), (3, busy_at));
+        assert_eq!(seen, [b"one".to_vec(), vec![], b"three".to_vec()]);
+        // At most `max`, and never a partial frame.
+        let (count, used) = split_done_frames(&buf, 2, 1 << 20, |_| {});
+        assert_eq!((count, used), (2, 4 + 4 + 4 + 1));
+        for cut in 0..9 {
+            let (count, _) = split_done_frames(&buf[..cut], 10, 1 << 20, |_| {});
+            assert_eq!(count, usize::from(cut == 8), "cut at {cut}");
+        }
+        // Empty and oversized frames are left for the checked path.
+        assert_eq!(
+            split_done_frames(&[0, 0, 0, 0, 1], 10, 1 << 20, |_| {}),
+            (0, 0)
+        );
+        let huge = [0xff, 0xff, 0xff, 0x7f, from_worker::DONE];
+        assert_eq!(split_done_frames(&huge, 10, 16, |_| {}), (0, 0));
     }
 
     #[test]

@@ -1077,32 +1077,24 @@ impl Shared {
     }
 
     /// Sends the function (first time on this worker) and a chunk's items, in one
-    /// write when the chunk is small.
+    /// write when the chunk is small, and large items without copying them.
     fn send_run(&self, live: &mut Live, job: &JobInfo, items: &Items) -> io::Result<()> {
         // A waiting caller soon sends more: the worker polls for it after this chunk.
         let spin = live.inline && !self.settings.spin.is_zero();
-        let run = protocol::encode_run(job.key, items, spin)?;
-        if live.loaded.contains(&job.key) {
-            return protocol::write_frame(&live.writer, &run);
-        }
         let mut frames = Vec::new();
-        if live.loaded.len() >= MAX_LOADED {
-            frames.extend_from_slice(&ToWorker::Clear.encode()?);
-            live.loaded.clear();
+        if !live.loaded.contains(&job.key) {
+            if live.loaded.len() >= MAX_LOADED {
+                frames.extend_from_slice(&ToWorker::Clear.encode()?);
+                live.loaded.clear();
+            }
+            let load = ToWorker::Load {
+                key: job.key,
+                func: (*job.func).clone(),
+            };
+            frames.extend_from_slice(&load.encode()?);
+            live.loaded.insert(job.key);
         }
-        let load = ToWorker::Load {
-            key: job.key,
-            func: (*job.func).clone(),
-        };
-        frames.extend_from_slice(&load.encode()?);
-        live.loaded.insert(job.key);
-        if run.len() <= PIPELINE_FRAME {
-            frames.extend_from_slice(&run);
-            protocol::write_frame(&live.writer, &frames)
-        } else {
-            protocol::write_frame(&live.writer, &frames)?;
-            protocol::write_frame(&live.writer, &run)
-        }
+        protocol::write_run(&live.writer, frames, job.key, items, spin)
     }
 
     /// Reads the outcomes of item `index` and, when they are already buffered, of

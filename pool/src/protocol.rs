@@ -429,18 +429,64 @@ impl ToWorker {
 /// `Run` without cloning the items; with `spin`, the worker polls for its next
 /// frame after this chunk ([`run_spins`]).
 pub(crate) fn encode_run(key: u64, items: &Items, spin: bool) -> io::Result<Vec<u8>> {
-    let mut o = Out::new(if spin {
+    let mut out = Vec::with_capacity(items.byte_len() + 8 * items.len() + 32);
+    append_run(&mut out, key, items, spin, |out, item| {
+        out.extend_from_slice(item);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Items at least this large are written to the socket as they are rather than
+/// copied into the frame ([`write_run`]).
+const DIRECT_ITEM: usize = 64 << 10;
+
+/// Writes `before` (whole frames, e.g. a `Load`) and then a `Run` frame, as
+/// [`encode_run`] would encode it, without copying items of [`DIRECT_ITEM`] bytes
+/// or more: the small parts are gathered and sent between them.
+pub(crate) fn write_run(
+    socket: &std::os::unix::net::UnixStream,
+    mut before: Vec<u8>,
+    key: u64,
+    items: &Items,
+    spin: bool,
+) -> io::Result<()> {
+    append_run(&mut before, key, items, spin, |out, item| {
+        if item.len() < DIRECT_ITEM {
+            out.extend_from_slice(item);
+            return Ok(());
+        }
+        write_frame(socket, out)?;
+        out.clear();
+        write_frame(socket, item)
+    })?;
+    write_frame(socket, &before)
+}
+
+/// Appends a `Run` frame's length, tag, key and item count to `out`, then each
+/// item's length followed by whatever `item` does with the item.
+fn append_run(
+    out: &mut Vec<u8>,
+    key: u64,
+    items: &Items,
+    spin: bool,
+    mut item: impl FnMut(&mut Vec<u8>, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let body = 1 + 8 + 8 + 8 * items.len() + items.byte_len();
+    let len = u32::try_from(body).map_err(|_| violation("a frame does not fit a 32-bit length"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(if spin {
         to_worker::RUN_SPIN
     } else {
         to_worker::RUN
     });
-    o.0.reserve(items.byte_len() + 8 * items.len() + 16);
-    o.u64(key);
-    o.u64(items.len() as u64);
-    for item in items.iter() {
-        o.bytes(item);
+    out.extend_from_slice(&key.to_le_bytes());
+    out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+    for bytes in items.iter() {
+        out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        item(out, bytes)?;
     }
-    o.finish()
+    Ok(())
 }
 
 impl FromWorker {
@@ -549,12 +595,19 @@ pub(crate) fn is_busy(tag: u8, rest: &[u8]) -> bool {
 /// Appends a whole `Done` frame carrying `result` to `out`, without building the
 /// message first.
 pub(crate) fn append_done(out: &mut Vec<u8>, result: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(result.len() + 1)
-        .map_err(|_| violation("a frame does not fit a 32-bit length"))?;
     out.reserve(result.len() + 5);
+    append_done_head(out, result.len())?;
+    out.extend_from_slice(result);
+    Ok(())
+}
+
+/// Appends the head (length and tag) of a `Done` frame whose result of `len`
+/// bytes follows separately.
+pub(crate) fn append_done_head(out: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    let len =
+        u32::try_from(len + 1).map_err(|_| violation("a frame does not fit a 32-bit length"))?;
     out.extend_from_slice(&len.to_le_bytes());
     out.push(from_worker::DONE);
-    out.extend_from_slice(result);
     Ok(())
 }
 
@@ -853,6 +906,25 @@ mod tests {
         let frame = (u32::MAX).to_le_bytes();
         let err = read_frame(&mut &frame[..], 1024).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_run_written_in_pieces_is_the_encoded_run() {
+        use std::io::Read;
+        let big = vec![7u8; DIRECT_ITEM + 3];
+        let items: Items = [&b"a"[..], &big, b"", &big[..DIRECT_ITEM], b"z"]
+            .into_iter()
+            .collect();
+        let load = ToWorker::Clear.encode().unwrap();
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let expected = [load.clone(), encode_run(9, &items, true).unwrap()].concat();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0; expected.len()];
+            b.read_exact(&mut got).unwrap();
+            assert_eq!(got, expected);
+        });
+        write_run(&a, load, 9, &items, true).unwrap();
+        reader.join().unwrap();
     }
 
     #[test]

@@ -515,11 +515,24 @@ impl Results {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         let was_empty = buf.bytes.is_empty();
+        let mut direct = None;
         match outcome {
+            // A large result goes out as it is, after what is buffered and its
+            // frame head: not copied into the buffer first.
+            Finished::Done(result) if result.len() >= RESULT_BUFFER => {
+                protocol::append_done_head(&mut buf.bytes, result.len())?;
+                direct = Some(result);
+            }
             Finished::Done(result) => protocol::append_done(&mut buf.bytes, result)?,
             Finished::Frame(frame) => buf.bytes.extend_from_slice(frame),
         }
-        if now || reported_busy || buf.bytes.len() >= RESULT_BUFFER || buf.helper == Helper::Failed
+        if let Some(result) = direct {
+            self.shared.write(&mut buf);
+            self.shared.write_direct(&mut buf, result);
+        } else if now
+            || reported_busy
+            || buf.bytes.len() >= RESULT_BUFFER
+            || buf.helper == Helper::Failed
         {
             self.shared.write(&mut buf);
         } else if was_empty {
@@ -544,6 +557,14 @@ enum Finished<'a> {
 }
 
 impl ResultsShared {
+    /// Writes `bytes` (the rest of a frame whose head was just written with the
+    /// buffer), under the buffer's lock, so nothing else goes out in between.
+    fn write_direct(&self, buf: &mut ResultBuf, bytes: &[u8]) {
+        if !buf.broken && sys::send_all(&self.stream, bytes).is_err() {
+            buf.broken = true;
+        }
+    }
+
     fn write(&self, buf: &mut ResultBuf) {
         if buf.bytes.is_empty() || buf.broken {
             return;

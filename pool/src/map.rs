@@ -118,11 +118,13 @@ where
     M: Mode,
 {
     let mut chunks = Vec::new();
-    let mut current = Items::with_capacity(chunk, 0);
+    // A chunk size far above the number of items must not reserve for it.
+    let room = chunk.min(MAX_AUTO_CHUNK);
+    let mut current = Items::with_capacity(room, 0);
     for (index, a) in args.enumerate() {
         if current.len() == chunk {
             // The next chunk is likely about as large as this one.
-            let next = Items::with_capacity(chunk, current.byte_len());
+            let next = Items::with_capacity(room, current.byte_len());
             chunks.push(std::mem::replace(&mut current, next));
         }
         current
@@ -238,7 +240,7 @@ impl<R> Imap<'_, R> {
             let Some(input) = self.input.as_mut() else {
                 return;
             };
-            let mut batch = Items::with_capacity(self.chunk, 0);
+            let mut batch = Items::with_capacity(self.chunk.min(MAX_AUTO_CHUNK), 0);
             let first = self.next_index;
             let mut exhausted = false;
             let mut failed = None;

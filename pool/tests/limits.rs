@@ -50,3 +50,47 @@ fn oversized_items_fail_alone_and_big_chunks_are_split() {
         [vec![7; 3]]
     );
 }
+
+#[dilly::func]
+fn reversed(mut v: Vec<u8>) -> Vec<u8> {
+    v.reverse();
+    v
+}
+
+/// Items and results of 64 KiB or more skip the frame buffers on both sides; mixed
+/// with small ones in one chunk, every byte must still arrive, in order.
+#[test]
+fn large_items_and_results_travel_whole_among_small_ones() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(6)
+        .build()
+        .unwrap();
+    let pattern = |len: usize, seed: u8| -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    };
+    let items = vec![
+        pattern(3, 1),
+        pattern(200_000, 2),
+        pattern(0, 3),
+        pattern(65_536, 4),
+        pattern(70_000, 5),
+        pattern(10, 6),
+    ];
+    let expected: Vec<Vec<u8>> = items
+        .iter()
+        .map(|v| v.iter().rev().copied().collect())
+        .collect();
+    assert_eq!(
+        pool.map(&dilly::func_of!(reversed), items.clone()).unwrap(),
+        expected
+    );
+    let streamed: Vec<Vec<u8>> = pool
+        .imap(&dilly::func_of!(reversed), items)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(streamed, expected);
+}

@@ -230,6 +230,9 @@ pub(crate) struct Settings {
     /// How long a caller running its task inline, and then its worker, poll for
     /// the other's next message before they block (`Builder::spin`).
     pub(crate) spin: Duration,
+    /// How long a worker may hold finished results (`Builder::result_window`): the
+    /// bound on merged chunks, and zero for exact blame without re-runs.
+    pub(crate) result_window: Duration,
 }
 
 struct Chunk {
@@ -254,12 +257,15 @@ struct JobInfo {
 
 impl JobInfo {
     /// Most items a chunk of this job may hold after merging: as many as its
-    /// workers are estimated to finish within one result window, the time results
-    /// are batched anyway. One while nothing is known.
-    fn merge_budget(&self) -> usize {
+    /// workers are estimated to finish within `window`, the result window
+    /// (`Builder::result_window`). A merged chunk then exposes no task to a second
+    /// run after a crash that the window did not already expose (see
+    /// `docs/decisions.md`), and a merge holds back at most that much work from an
+    /// idle worker. One while nothing is known, or with a zero window.
+    fn merge_budget(&self, window: Duration) -> usize {
         match self.item_nanos.load(Ordering::Relaxed) {
             0 => 1,
-            nanos => usize::try_from(MERGE_WINDOW.as_nanos() / u128::from(nanos))
+            nanos => usize::try_from(window.as_nanos() / u128::from(nanos))
                 .unwrap_or(usize::MAX)
                 .max(1),
         }
@@ -724,13 +730,6 @@ const PIPELINE_FRAME: usize = 32 << 10;
 /// Chunks sent to one worker ahead of its results.
 const PIPELINE_DEPTH: usize = 2;
 
-/// Queued chunks of one job are merged into one while their items are estimated
-/// to run within this time in total ([`JobInfo::merge_budget`]). It is the worker's
-/// result window: a merged chunk exposes no task to a second run after a crash
-/// that the window did not already expose (see `docs/decisions.md`), and it bounds
-/// the work a merge can hold back from an idle worker.
-const MERGE_WINDOW: Duration = crate::worker::RESULT_WINDOW;
-
 /// Bytes an item takes in a `Run` frame.
 fn framed(item: &[u8]) -> usize {
     item.len() + 8
@@ -856,7 +855,7 @@ impl Shared {
                     isolated: chunk.isolated,
                 });
             } else if !chunk.isolated {
-                let budget = job.merge_budget().min(cap);
+                let budget = job.merge_budget(self.settings.result_window).min(cap);
                 merge_following(
                     &mut state.queue,
                     &mut chunk,
@@ -1494,10 +1493,13 @@ impl Slot<'_> {
         // results can sit unsent in its buffer for up to `RESULT_WINDOW`. Run those
         // items again one per chunk, where the one that kills its worker is known
         // exactly; the others deliver their results once.
+        // Without a result window every finished task's result was sent before the
+        // next task started, so the first unreported item is the one it ran.
         let ambiguous = started
             && error.is_none()
             && !terminated
             && !busy
+            && !self.shared.settings.result_window.is_zero()
             && self
                 .inflight
                 .front()
@@ -1692,13 +1694,15 @@ mod tests {
             sink,
             item_nanos: AtomicU64::new(0),
         };
-        assert_eq!(job.merge_budget(), 1, "nothing measured: no merging");
+        let window = Duration::from_millis(1);
+        assert_eq!(job.merge_budget(window), 1, "nothing measured: no merging");
         job.observe(Duration::from_micros(1));
-        assert_eq!(job.merge_budget(), 1000);
+        assert_eq!(job.merge_budget(window), 1000);
+        assert_eq!(job.merge_budget(Duration::ZERO), 1, "no window: no merging");
         job.observe(Duration::from_micros(3));
-        assert_eq!(job.merge_budget(), 500, "the estimate averages");
-        job.observe(MERGE_WINDOW * 4);
-        assert_eq!(job.merge_budget(), 1, "slow tasks are not merged");
+        assert_eq!(job.merge_budget(window), 500, "the estimate averages");
+        job.observe(window * 4);
+        assert_eq!(job.merge_budget(window), 1, "slow tasks are not merged");
     }
 
     #[dilly::func]

@@ -15,8 +15,8 @@ use dilly::{Fingerprint, RawFunc, SymbolId};
 use crate::batch::Items;
 
 /// Protocol revision, checked in the handshake (2: the spin window in `Config`, and
-/// `RUN_SPIN`).
-pub(crate) const PROTOCOL: u32 = 2;
+/// `RUN_SPIN`; 3: the result window in `Config`).
+pub(crate) const PROTOCOL: u32 = 3;
 
 /// Bytes of framing around a message body, allowed on top of the payload limit.
 const OVERHEAD: usize = 64 << 10;
@@ -72,6 +72,9 @@ pub(crate) enum ToWorker {
         /// How long the worker polls for its next frame before it blocks
         /// (`Builder::spin`); on the wire in nanoseconds.
         spin: std::time::Duration,
+        /// How long finished results may wait to be sent together
+        /// (`Builder::result_window`); on the wire in nanoseconds.
+        result_window: std::time::Duration,
         /// Runs once before the first task.
         initializer: Option<RawFunc>,
     },
@@ -329,6 +332,7 @@ impl ToWorker {
                 memory_limit,
                 max_frame,
                 spin,
+                result_window,
                 initializer,
             } => {
                 let mut o = Out::new(to_worker::CONFIG);
@@ -336,6 +340,7 @@ impl ToWorker {
                 o.opt_u64(*memory_limit);
                 o.u64(*max_frame);
                 o.u64(u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX));
+                o.u64(u64::try_from(result_window.as_nanos()).unwrap_or(u64::MAX));
                 match initializer {
                     None => o.u8(0),
                     Some(f) => {
@@ -376,6 +381,7 @@ impl ToWorker {
                 let memory_limit = i.opt_u64()?;
                 let max_frame = i.u64()?;
                 let spin = std::time::Duration::from_nanos(i.u64()?);
+                let result_window = std::time::Duration::from_nanos(i.u64()?);
                 let initializer = match i.u8()? {
                     0 => None,
                     _ => Some(i.func()?),
@@ -385,6 +391,7 @@ impl ToWorker {
                     memory_limit,
                     max_frame,
                     spin,
+                    result_window,
                     initializer,
                 }
             }
@@ -786,6 +793,7 @@ mod tests {
                 memory_limit: Some(1 << 30),
                 max_frame: 99,
                 spin: std::time::Duration::from_micros(50),
+                result_window: std::time::Duration::from_millis(1),
                 initializer: Some(func()),
             },
             ToWorker::Reject,

@@ -49,6 +49,8 @@ pub(crate) struct StartConfig {
     pub(crate) max_frame: u64,
     /// How long a worker polls for its next task before it blocks.
     pub(crate) spin: Duration,
+    /// How long a worker may hold finished results to send them together.
+    pub(crate) result_window: Duration,
     pub(crate) initializer: Option<dilly::RawFunc>,
 }
 
@@ -279,6 +281,7 @@ impl Launcher {
             memory_limit: self.config.memory_limit,
             max_frame: self.config.max_frame,
             spin: self.config.spin,
+            result_window: self.config.result_window,
             initializer: self.config.initializer.clone(),
         };
         protocol::write_frame(&stream, &config.encode().map_err(io_err)?)

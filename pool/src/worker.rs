@@ -222,21 +222,30 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
     let Some(body) = protocol::read_frame(&mut reader, limit)? else {
         return Ok(());
     };
-    let (registry, memory_limit, max_frame, spin, initializer) = match ToWorker::decode(&body)? {
-        ToWorker::Config {
-            registry,
-            memory_limit,
-            max_frame,
-            spin,
-            initializer,
-        } => (registry, memory_limit, max_frame, spin, initializer),
-        ToWorker::Reject | ToWorker::Exit => return Ok(()),
-        other => {
-            return Err(protocol::violation(format!(
-                "expected config, got {other:?}"
-            )));
-        }
-    };
+    let (registry, memory_limit, max_frame, spin, result_window, initializer) =
+        match ToWorker::decode(&body)? {
+            ToWorker::Config {
+                registry,
+                memory_limit,
+                max_frame,
+                spin,
+                result_window,
+                initializer,
+            } => (
+                registry,
+                memory_limit,
+                max_frame,
+                spin,
+                result_window,
+                initializer,
+            ),
+            ToWorker::Reject | ToWorker::Exit => return Ok(()),
+            other => {
+                return Err(protocol::violation(format!(
+                    "expected config, got {other:?}"
+                )));
+            }
+        };
     if registry != dilly::registry::fingerprint() {
         // The parent refuses us too; nothing to do.
         return Ok(());
@@ -268,7 +277,7 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
         send(&stream, &FromWorker::Ready)?;
     }
 
-    let results = Results::start(stream.try_clone()?);
+    let results = Results::start(stream.try_clone()?, result_window);
     let mut funcs: HashMap<u64, Result<Arc<dyn ErasedFunc>, WireError>> = HashMap::new();
     // Each task's result is encoded here first (outside the results lock), reused.
     let mut scratch = Vec::new();
@@ -329,14 +338,15 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
 }
 
 /// How long a finished task's result may wait in the worker's buffer for the
-/// results of the next ones. Results of fast tasks travel together (one write for
-/// many). Once a task has run longer than this, every earlier result is sent,
-/// followed by a `Busy` frame: if the worker dies now (or is killed at a timeout),
-/// the parent knows exactly which task it was running.
+/// results of the next ones, by default (`Builder::result_window`). Results of fast
+/// tasks travel together (one write for many). Once a task has run longer than
+/// this, every earlier result is sent, followed by a `Busy` frame: if the worker
+/// dies now (or is killed at a timeout), the parent knows exactly which task it was
+/// running.
 pub(crate) const RESULT_WINDOW: Duration = Duration::from_millis(1);
 
 /// Results waiting to be written, flushed at the end of a chunk, when large, or by
-/// a helper thread at most [`RESULT_WINDOW`] after the first one arrived.
+/// a helper thread at most one result window after the first one arrived.
 struct Results {
     shared: Arc<ResultsShared>,
 }
@@ -347,6 +357,9 @@ struct ResultsShared {
     filled: std::sync::Condvar,
     /// Signalled when `Busy` was sent (for [`wait_until_busy`]).
     busy: std::sync::Condvar,
+    /// How long results may wait ([`RESULT_WINDOW`] unless configured); zero: each
+    /// is written when its task ends.
+    window: Duration,
 }
 
 /// This worker's result buffer, for [`wait_until_busy`].
@@ -406,12 +419,13 @@ impl ResultBuf {
 const RESULT_BUFFER: usize = 64 << 10;
 
 impl Results {
-    fn start(stream: UnixStream) -> Results {
+    fn start(stream: UnixStream, window: Duration) -> Results {
         let shared = Arc::new(ResultsShared {
             stream,
             buf: std::sync::Mutex::new(ResultBuf::default()),
             filled: std::sync::Condvar::new(),
             busy: std::sync::Condvar::new(),
+            window,
         });
         let _ = RESULTS.set(Arc::downgrade(&shared));
         Results { shared }
@@ -456,7 +470,7 @@ impl Results {
                         }
                         buf.running
                     };
-                    std::thread::sleep(RESULT_WINDOW);
+                    std::thread::sleep(shared.window);
                     let mut buf = lock(&shared.buf);
                     shared.write(&mut buf);
                     // The same task still runs after a whole window: say so, after
@@ -494,7 +508,9 @@ impl Results {
         let idle = buf.running.is_none() && buf.bytes.is_empty();
         buf.started += 1;
         buf.running = Some(buf.started);
-        if last && buf.bytes.is_empty() {
+        // Without a window nothing is ever buffered when a task starts: every task
+        // counts as reported busy, as the last of a chunk does here.
+        if (last || self.shared.window.is_zero()) && buf.bytes.is_empty() {
             buf.busy_sent = buf.running;
         } else if idle {
             self.wake_helper(buf);

@@ -58,26 +58,30 @@ pub(crate) struct Ticket {
     pub(crate) token: [u8; 16],
 }
 
+/// A worker's settings, sent after a good hello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Config {
+    /// The parent's registry fingerprint (the worker checks it too).
+    pub(crate) registry: RegistryFingerprint,
+    /// `RLIMIT_AS` in bytes.
+    pub(crate) memory_limit: Option<u64>,
+    /// Largest frame the worker may accept.
+    pub(crate) max_frame: u64,
+    /// How long the worker polls for its next frame before it blocks
+    /// (`Builder::spin`); on the wire in nanoseconds.
+    pub(crate) spin: std::time::Duration,
+    /// How long finished results may wait to be sent together
+    /// (`Builder::result_window`); on the wire in nanoseconds.
+    pub(crate) result_window: std::time::Duration,
+    /// Runs once before the first task.
+    pub(crate) initializer: Option<RawFunc>,
+}
+
 /// Messages the parent sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ToWorker {
     /// After a good hello: settings and the initializer.
-    Config {
-        /// The parent's registry fingerprint (the worker checks it too).
-        registry: RegistryFingerprint,
-        /// `RLIMIT_AS` in bytes.
-        memory_limit: Option<u64>,
-        /// Largest frame the worker may accept.
-        max_frame: u64,
-        /// How long the worker polls for its next frame before it blocks
-        /// (`Builder::spin`); on the wire in nanoseconds.
-        spin: std::time::Duration,
-        /// How long finished results may wait to be sent together
-        /// (`Builder::result_window`); on the wire in nanoseconds.
-        result_window: std::time::Duration,
-        /// Runs once before the first task.
-        initializer: Option<RawFunc>,
-    },
+    Config(Config),
     /// After a bad hello: the worker exits.
     Reject,
     /// Prepare a function under `key` (sent once per worker and function).
@@ -166,6 +170,10 @@ impl Out {
     fn bytes(&mut self, v: &[u8]) {
         self.u64(v.len() as u64);
         self.0.extend_from_slice(v);
+    }
+    /// In nanoseconds (saturating).
+    fn duration(&mut self, v: std::time::Duration) {
+        self.u64(u64::try_from(v.as_nanos()).unwrap_or(u64::MAX));
     }
     fn opt_u64(&mut self, v: Option<u64>) {
         match v {
@@ -327,21 +335,14 @@ impl ToWorker {
     /// The whole frame, length prefix included.
     pub(crate) fn encode(&self) -> io::Result<Vec<u8>> {
         let out = match self {
-            ToWorker::Config {
-                registry,
-                memory_limit,
-                max_frame,
-                spin,
-                result_window,
-                initializer,
-            } => {
+            ToWorker::Config(config) => {
                 let mut o = Out::new(to_worker::CONFIG);
-                o.registry(*registry);
-                o.opt_u64(*memory_limit);
-                o.u64(*max_frame);
-                o.u64(u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX));
-                o.u64(u64::try_from(result_window.as_nanos()).unwrap_or(u64::MAX));
-                match initializer {
+                o.registry(config.registry);
+                o.opt_u64(config.memory_limit);
+                o.u64(config.max_frame);
+                o.duration(config.spin);
+                o.duration(config.result_window);
+                match &config.initializer {
                     None => o.u8(0),
                     Some(f) => {
                         o.u8(1);
@@ -386,14 +387,14 @@ impl ToWorker {
                     0 => None,
                     _ => Some(i.func()?),
                 };
-                ToWorker::Config {
+                ToWorker::Config(Config {
                     registry,
                     memory_limit,
                     max_frame,
                     spin,
                     result_window,
                     initializer,
-                }
+                })
             }
             to_worker::REJECT => ToWorker::Reject,
             to_worker::LOAD => ToWorker::Load {
@@ -785,7 +786,7 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let to = [
-            ToWorker::Config {
+            ToWorker::Config(Config {
                 registry: RegistryFingerprint {
                     count: 3,
                     hash: Fingerprint::of("x"),
@@ -795,7 +796,7 @@ mod tests {
                 spin: std::time::Duration::from_micros(50),
                 result_window: std::time::Duration::from_millis(1),
                 initializer: Some(func()),
-            },
+            }),
             ToWorker::Reject,
             ToWorker::Load {
                 key: 7,

@@ -276,14 +276,14 @@ impl Launcher {
                 worker: registry,
             });
         }
-        let config = ToWorker::Config {
+        let config = ToWorker::Config(protocol::Config {
             registry: parent,
             memory_limit: self.config.memory_limit,
             max_frame: self.config.max_frame,
             spin: self.config.spin,
             result_window: self.config.result_window,
             initializer: self.config.initializer.clone(),
-        };
+        });
         protocol::write_frame(&stream, &config.encode().map_err(io_err)?)
             .map_err(|e| start_error(format!("the worker hung up during the handshake: {e}")))?;
         stream.set_read_timeout(None).map_err(io_err)?;

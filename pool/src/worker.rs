@@ -222,37 +222,22 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
     let Some(body) = protocol::read_frame(&mut reader, limit)? else {
         return Ok(());
     };
-    let (registry, memory_limit, max_frame, spin, result_window, initializer) =
-        match ToWorker::decode(&body)? {
-            ToWorker::Config {
-                registry,
-                memory_limit,
-                max_frame,
-                spin,
-                result_window,
-                initializer,
-            } => (
-                registry,
-                memory_limit,
-                max_frame,
-                spin,
-                result_window,
-                initializer,
-            ),
-            ToWorker::Reject | ToWorker::Exit => return Ok(()),
-            other => {
-                return Err(protocol::violation(format!(
-                    "expected config, got {other:?}"
-                )));
-            }
-        };
-    if registry != dilly::registry::fingerprint() {
+    let config = match ToWorker::decode(&body)? {
+        ToWorker::Config(config) => config,
+        ToWorker::Reject | ToWorker::Exit => return Ok(()),
+        other => {
+            return Err(protocol::violation(format!(
+                "expected config, got {other:?}"
+            )));
+        }
+    };
+    if config.registry != dilly::registry::fingerprint() {
         // The parent refuses us too; nothing to do.
         return Ok(());
     }
-    limit = max_frame;
+    limit = config.max_frame;
     install_panic_hook();
-    if let Some(bytes) = memory_limit {
+    if let Some(bytes) = config.memory_limit {
         // Best effort: a failure leaves the worker unlimited, which the parent
         // cannot observe; report it on stderr like any worker diagnostic.
         if let Err(err) = sys::set_memory_limit(bytes) {
@@ -262,11 +247,11 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
             );
         }
     }
-    if let Some(init) = initializer {
+    if let Some(init) = &config.initializer {
         let unit = dilly::to_bytes(&())
             .map(|b| b[1..].to_vec())
             .unwrap_or_default();
-        match load(&init).and_then(|f| call(&f, &unit, &mut Vec::new())) {
+        match load(init).and_then(|f| call(&f, &unit, &mut Vec::new())) {
             Ok(_) => send(&stream, &FromWorker::Ready)?,
             Err(err) => {
                 send(&stream, &FromWorker::InitFailed(err))?;
@@ -277,7 +262,7 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
         send(&stream, &FromWorker::Ready)?;
     }
 
-    let results = Results::start(stream.try_clone()?, result_window);
+    let results = Results::start(stream.try_clone()?, config.result_window);
     let mut funcs: HashMap<u64, Result<Arc<dyn ErasedFunc>, WireError>> = HashMap::new();
     // Each task's result is encoded here first (outside the results lock), reused.
     let mut scratch = Vec::new();
@@ -321,7 +306,7 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
             // once: poll a while before the blocking read, so that a chunk sent
             // soon is taken without a wake-up.
             if protocol::run_spins(&body) && !protocol::holds_frame(reader.buffer()) {
-                sys::spin_until_readable(reader.get_ref().as_fd(), spin);
+                sys::spin_until_readable(reader.get_ref().as_fd(), config.spin);
             }
             continue;
         }

@@ -1351,7 +1351,21 @@ impl Slot<'_> {
             self.shared.chunk_done();
             return false;
         }
-        let sent = self.shared.send_run(worker, &job, &chunk.items).is_ok();
+        if !self.send(job, chunk) {
+            // It died before it could start this chunk: nobody is to blame.
+            self.lost(None, false);
+            return false;
+        }
+        true
+    }
+
+    /// Writes `chunk` to the live worker and tracks it as in flight (also when the
+    /// write failed: the worker's loss then sorts it out). False if the write failed.
+    fn send(&mut self, job: Arc<JobInfo>, chunk: Chunk) -> bool {
+        let sent = self
+            .live
+            .as_mut()
+            .is_some_and(|worker| self.shared.send_run(worker, &job, &chunk.items).is_ok());
         self.inflight.push_back(InFlight {
             job,
             chunk,
@@ -1360,12 +1374,7 @@ impl Slot<'_> {
             out: Outcomes::new(),
             sent_at: Instant::now(),
         });
-        if !sent {
-            // It died before it could start this chunk: nobody is to blame.
-            self.lost(None, false);
-            return false;
-        }
-        true
+        sent
     }
 
     /// Runs one chunk on the current worker and reads all its results (for
@@ -1380,35 +1389,11 @@ impl Slot<'_> {
 
     /// Sends small queued chunks behind the ones in flight.
     fn top_up(&mut self) {
-        while self.inflight.len() < PIPELINE_DEPTH {
-            let Some(worker) = self.live.as_mut() else {
+        while self.inflight.len() < PIPELINE_DEPTH && self.live.is_some() {
+            let Some((job, chunk)) = self.shared.pipelined_chunk(self.capacity()) else {
                 return;
             };
-            let capacity = match self.shared.settings.max_tasks_per_child {
-                None => None,
-                Some(max) => {
-                    let used = worker.tasks
-                        + self
-                            .inflight
-                            .iter()
-                            .map(|f| f.chunk.items.len())
-                            .sum::<usize>();
-                    Some(max.saturating_sub(used))
-                }
-            };
-            let Some((job, chunk)) = self.shared.pipelined_chunk(capacity) else {
-                return;
-            };
-            let sent = self.shared.send_run(worker, &job, &chunk.items).is_ok();
-            self.inflight.push_back(InFlight {
-                job,
-                chunk,
-                reported: 0,
-                sent,
-                out: Outcomes::new(),
-                sent_at: Instant::now(),
-            });
-            if !sent {
+            if !self.send(job, chunk) {
                 // The head chunk's read will see the death and sort everything out.
                 return;
             }

@@ -1191,7 +1191,7 @@ impl Shared {
             })
         };
         match frame {
-            Ok(Some((tag, rest))) => match FromWorker::decode_tagged(tag, rest) {
+            Ok(Some((tag, rest))) => match FromWorker::decode_parts(tag, &rest) {
                 Ok(FromWorker::Done(bytes)) => {
                     out.push_ok(index, &bytes);
                     Ok(())

@@ -552,21 +552,15 @@ impl FromWorker {
     /// Reads a body (without its length prefix).
     pub(crate) fn decode(body: &[u8]) -> io::Result<FromWorker> {
         let (&tag, rest) = body.split_first().ok_or_else(|| violation("empty frame"))?;
+        FromWorker::decode_parts(tag, rest)
+    }
+
+    /// Reads a body split into its tag and the rest (as [`read_head`] leaves it).
+    /// Results are read by the parent without this (straight into a batch).
+    pub(crate) fn decode_parts(tag: u8, rest: &[u8]) -> io::Result<FromWorker> {
         if tag == from_worker::DONE {
             return Ok(FromWorker::Done(rest.to_vec()));
         }
-        FromWorker::decode_rest(tag, rest)
-    }
-
-    /// Reads a frame split by [`read_tagged`]; a `Done` keeps `rest` (no copy).
-    pub(crate) fn decode_tagged(tag: u8, rest: Vec<u8>) -> io::Result<FromWorker> {
-        if tag == from_worker::DONE {
-            return Ok(FromWorker::Done(rest));
-        }
-        FromWorker::decode_rest(tag, &rest)
-    }
-
-    fn decode_rest(tag: u8, rest: &[u8]) -> io::Result<FromWorker> {
         let mut i = In { rest };
         let msg = match tag {
             from_worker::HELLO => FromWorker::Hello {
@@ -900,7 +894,7 @@ mod tests {
         let mut r = &out[..];
         let (tag, rest) = read_tagged(&mut r, 1 << 20).unwrap().unwrap();
         assert_eq!(
-            FromWorker::decode_tagged(tag, rest).unwrap(),
+            FromWorker::decode_parts(tag, &rest).unwrap(),
             FromWorker::Done(vec![4, 5])
         );
         let (tag, rest) = read_tagged(&mut r, 1 << 20).unwrap().unwrap();

@@ -78,11 +78,21 @@ fn a_pool_running_another_build_refuses_same_build_values_at_submit_time() {
     )
     .unwrap();
 
-    let pool = ProcessPool::builder()
-        .workers(1)
-        .program(&program)
-        .build()
-        .unwrap();
+    // Another test's process start may still hold a copy of the descriptor that
+    // wrote the file (forked before the write closed it, until its `exec`); the
+    // kernel refuses to execute a file open for writing until then.
+    let mut attempts = 0;
+    let pool = loop {
+        match ProcessPool::builder().workers(1).program(&program).build() {
+            Err(dilly_pool::Error::WorkerStart { reason })
+                if reason.contains("os error 26") && attempts < 100 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let k = 1u64;
     let portable: Func<(u64,), u64> = closure!([k: u64] move |x: u64| x + k);
     assert_eq!(pool.map(&portable, [1, 2]).unwrap(), [2, 3]);

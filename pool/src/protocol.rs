@@ -15,8 +15,9 @@ use dilly::{Fingerprint, RawFunc, SymbolId};
 use crate::batch::Items;
 
 /// Protocol revision, checked in the handshake (2: the spin window in `Config`, and
-/// `RUN_SPIN`; 3: the result window in `Config`).
-pub(crate) const PROTOCOL: u32 = 3;
+/// `RUN_SPIN`; 3: the result window in `Config`; 4: `Fork` carries the worker's
+/// socket, and a forked worker reads its `Config` before its hello).
+pub(crate) const PROTOCOL: u32 = 4;
 
 /// Bytes of framing around a message body, allowed on top of the payload limit.
 const OVERHEAD: usize = 64 << 10;
@@ -92,8 +93,9 @@ pub(crate) enum ToWorker {
     Clear,
     /// Exit now.
     Exit,
-    /// To a fork server: fork a worker that connects back with `ticket`.
-    Fork { ticket: Ticket },
+    /// To a fork server: fork a worker that serves on the socket sent with this
+    /// frame (`SCM_RIGHTS`), and says `spawn_id` in its hello.
+    Fork { spawn_id: u64 },
 }
 
 /// Why a task or the initializer failed on the worker.
@@ -361,11 +363,9 @@ impl ToWorker {
             ToWorker::Run { key, items } => return encode_run(*key, items, false),
             ToWorker::Clear => Out::new(to_worker::CLEAR),
             ToWorker::Exit => Out::new(to_worker::EXIT),
-            ToWorker::Fork { ticket } => {
+            ToWorker::Fork { spawn_id } => {
                 let mut o = Out::new(to_worker::FORK);
-                o.bytes(&ticket.address);
-                o.u64(ticket.spawn_id);
-                o.0.extend_from_slice(&ticket.token);
+                o.u64(*spawn_id);
                 o
             }
         };
@@ -416,13 +416,7 @@ impl ToWorker {
             }
             to_worker::CLEAR => ToWorker::Clear,
             to_worker::EXIT => ToWorker::Exit,
-            to_worker::FORK => ToWorker::Fork {
-                ticket: Ticket {
-                    address: i.bytes()?.to_vec(),
-                    spawn_id: i.u64()?,
-                    token: i.token()?,
-                },
-            },
+            to_worker::FORK => ToWorker::Fork { spawn_id: i.u64()? },
             t => {
                 return Err(violation(format!(
                     "unknown message tag {t} from the parent"
@@ -802,13 +796,7 @@ mod tests {
             },
             ToWorker::Clear,
             ToWorker::Exit,
-            ToWorker::Fork {
-                ticket: Ticket {
-                    address: b"addr".to_vec(),
-                    spawn_id: 4,
-                    token: [9; 16],
-                },
-            },
+            ToWorker::Fork { spawn_id: 4 },
         ];
         for msg in to {
             let frame = msg.encode().unwrap();

@@ -2,12 +2,14 @@
 //! spawned server that forks workers) and `Fork` (fork a server from this process),
 //! and the handshake every new worker goes through.
 //!
-//! Every worker connects back to a fresh listening Unix socket (abstract namespace
-//! on Linux) named in its ticket, and proves with the ticket's random token that it
-//! is the process the pool started. That one transport serves all three start
-//! methods: no file descriptor has to be passed through `exec` or a fork server.
+//! A spawned worker (and a fork server) connects back to a fresh listening Unix
+//! socket (abstract namespace on Linux) named in its ticket, and proves with the
+//! ticket's random token that it is the process the pool started: no descriptor
+//! has to survive `exec`. A forked worker needs neither: the pool creates its socket
+//! pair and sends one end with the fork request, so the worker serves at once, and
+//! the settings go without waiting for its hello (see `worker::Handshake`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -203,7 +205,10 @@ pub(crate) struct Connected {
 /// Starts workers with one start method.
 pub(crate) struct Launcher {
     config: StartConfig,
-    zygote: Option<Arc<Zygote>>,
+    method: StartMethod,
+    /// The fork server (`ForkServer`, `Fork`); a `ForkServer` one found gone is
+    /// replaced by the next start.
+    zygote: Mutex<Option<Arc<Zygote>>>,
     next_spawn: AtomicU64,
 }
 
@@ -212,7 +217,8 @@ impl Launcher {
     /// it.
     pub(crate) fn new(method: StartMethod, config: StartConfig) -> Result<Launcher, Error> {
         let launcher = Launcher {
-            zygote: None,
+            zygote: Mutex::new(None),
+            method,
             config,
             next_spawn: AtomicU64::new(1),
         };
@@ -221,7 +227,24 @@ impl Launcher {
             StartMethod::Fork => Some(Zygote::fork_here()?),
             StartMethod::ForkServer => Some(launcher.spawn_server()?),
         };
-        Ok(Launcher { zygote, ..launcher })
+        *lock(&launcher.zygote) = zygote;
+        Ok(launcher)
+    }
+
+    /// The fork server to fork from, if the start method has one. A `ForkServer`
+    /// server that is gone (killed, or out of memory) is replaced here; a `Fork`
+    /// server cannot be, as this process runs the pool's threads now.
+    fn zygote(&self) -> Result<Option<Arc<Zygote>>, Error> {
+        let mut current = lock(&self.zygote);
+        if let Some(zygote) = current.as_ref() {
+            if zygote.is_gone() && self.method == StartMethod::ForkServer {
+                let fresh = self.spawn_server()?;
+                if let Some(old) = current.replace(fresh) {
+                    old.shutdown();
+                }
+            }
+        }
+        Ok(current.clone())
     }
 
     /// Starts one worker and takes it through the handshake and the initializer.
@@ -230,42 +253,29 @@ impl Launcher {
     /// forked one has said hello. Returning false abandons the worker.
     pub(crate) fn launch(&self, on_start: &dyn Fn(u32) -> bool) -> Result<Connected, Error> {
         let spawn_id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
-        let (listener, ticket) = listen(spawn_id)?;
-        let (mut guard, mut stream, registry) = match &self.zygote {
+        let (mut guard, mut stream, registry, config_sent) = match self.zygote()? {
             None => {
+                let (listener, ticket) = listen(spawn_id)?;
                 let mut guard = KillOnDrop(Some(Proc::Child(self.command(Role::Worker, &ticket)?)));
                 if !on_start(guard.proc().pid()) {
                     return Err(Error::Closed);
                 }
-                let (stream, registry) =
-                    self.accept(&listener, &ticket, Pending::Proc(guard.proc()))?;
-                (guard, stream, registry)
+                let (stream, registry) = self.accept(&listener, &ticket, guard.proc())?;
+                (guard, stream, registry, false)
             }
             Some(zygote) => {
-                zygote.request_fork(&ticket)?;
-                // Wait for the connection first: the server's reply with the PID
-                // goes through its reader thread and may come later (the new
-                // worker can run before the server does); waiting for it first
-                // would put two more thread wake-ups on every worker start.
-                let accepted = self.accept(
-                    &listener,
-                    &ticket,
-                    Pending::Fork {
-                        zygote,
-                        spawn_id: ticket.spawn_id,
-                    },
-                );
-                let pid = zygote.forked_pid(ticket.spawn_id)?;
-                let guard = KillOnDrop(Some(Proc::Forked {
-                    pid,
-                    zygote: Arc::clone(zygote),
-                    exited: None,
-                }));
-                if !on_start(pid) {
+                let (mut guard, stream, registry) = match self.fork_worker(&zygote, spawn_id) {
+                    // The server died since the last start: once more, with a new one.
+                    Err(_) if zygote.is_gone() && self.method == StartMethod::ForkServer => {
+                        let zygote = self.zygote()?.expect("a fork server");
+                        self.fork_worker(&zygote, spawn_id)?
+                    }
+                    other => other?,
+                };
+                if !on_start(guard.proc().pid()) {
                     return Err(Error::Closed);
                 }
-                let (stream, registry) = accepted?;
-                (guard, stream, registry)
+                (guard, stream, registry, true)
             }
         };
         let parent = dilly::registry::fingerprint();
@@ -276,16 +286,12 @@ impl Launcher {
                 worker: registry,
             });
         }
-        let config = ToWorker::Config(protocol::Config {
-            registry: parent,
-            memory_limit: self.config.memory_limit,
-            max_frame: self.config.max_frame,
-            spin: self.config.spin,
-            result_window: self.config.result_window,
-            initializer: self.config.initializer.clone(),
-        });
-        protocol::write_frame(&stream, &config.encode().map_err(io_err)?)
-            .map_err(|e| start_error(format!("the worker hung up during the handshake: {e}")))?;
+        if !config_sent {
+            protocol::write_frame(&stream, &self.worker_config().encode().map_err(io_err)?)
+                .map_err(|e| {
+                    start_error(format!("the worker hung up during the handshake: {e}"))
+                })?;
+        }
         stream.set_read_timeout(None).map_err(io_err)?;
         match read_message(&mut stream) {
             Ok(FromWorker::Ready) => {}
@@ -318,6 +324,64 @@ impl Launcher {
         Ok(Connected { stream, proc })
     }
 
+    /// The settings a new worker gets in the handshake.
+    fn worker_config(&self) -> ToWorker {
+        ToWorker::Config(protocol::Config {
+            registry: dilly::registry::fingerprint(),
+            memory_limit: self.config.memory_limit,
+            max_frame: self.config.max_frame,
+            spin: self.config.spin,
+            result_window: self.config.result_window,
+            initializer: self.config.initializer.clone(),
+        })
+    }
+
+    /// Has the fork server fork a worker on a fresh socket pair, sends the settings
+    /// at once and reads the worker's hello: one wake-up of this thread when there
+    /// is no initializer (the worker writes its hello and `Ready` together).
+    fn fork_worker(
+        &self,
+        zygote: &Arc<Zygote>,
+        spawn_id: u64,
+    ) -> Result<(KillOnDrop, UnixStream, dilly::registry::RegistryFingerprint), Error> {
+        let (mut stream, theirs) = UnixStream::pair().map_err(|source| Error::Io {
+            context: "cannot create a new worker's socket pair",
+            source,
+        })?;
+        zygote.request_fork(spawn_id, &theirs)?;
+        // The server and the worker hold their own copies now; with ours closed, the
+        // stream ends as soon as both are gone.
+        drop(theirs);
+        // Unread until the worker runs; a worker that dies first just leaves it.
+        let _ = protocol::write_frame(&stream, &self.worker_config().encode().map_err(io_err)?);
+        stream
+            .set_read_timeout(Some(self.config.handshake_timeout))
+            .map_err(io_err)?;
+        let ticket = Ticket {
+            address: Vec::new(),
+            spawn_id,
+            token: [0; 16],
+        };
+        match check_hello(read_message(&mut stream), &ticket) {
+            Ok((pid, registry)) => {
+                zygote.claim(spawn_id);
+                let guard = KillOnDrop(Some(Proc::Forked {
+                    pid,
+                    zygote: Arc::clone(zygote),
+                    exited: None,
+                }));
+                Ok((guard, stream, registry))
+            }
+            Err(HelloFailed::Invalid(error)) => {
+                zygote.abandon(spawn_id);
+                Err(error)
+            }
+            Err(HelloFailed::Read(read)) => {
+                Err(zygote.explain_missing_hello(spawn_id, &read, self.config.handshake_timeout))
+            }
+        }
+    }
+
     fn command(&self, role: Role, ticket: &Ticket) -> Result<Child, Error> {
         let mut command = Command::new(&self.config.exe);
         // Keep the program's own name in `argv[0]` (`/proc/self/exe` would show in
@@ -337,21 +401,18 @@ impl Launcher {
             .map_err(|e| start_error(format!("cannot execute {}: {e}", self.config.exe.display())))
     }
 
-    /// Waits for the process to connect and say a valid hello.
+    /// Waits for the spawned process to connect and say a valid hello.
     fn accept(
         &self,
         listener: &UnixListener,
         ticket: &Ticket,
-        mut pending: Pending<'_>,
+        proc: &mut Proc,
     ) -> Result<(UnixStream, dilly::registry::RegistryFingerprint), Error> {
         use std::os::fd::AsFd;
         let deadline = Instant::now() + self.config.handshake_timeout;
-        // A spawned child's end wakes the wait too; a forked one's is reported by
-        // the fork server, looked at every few milliseconds.
-        let pidfd = match &pending {
-            Pending::Proc(Proc::Child(c)) => sys::pidfd(c.id()),
-            _ => None,
-        };
+        // The child's end wakes the wait too where a pidfd is available; elsewhere
+        // its status is looked at every few milliseconds.
+        let pidfd = sys::pidfd(proc.pid());
         let mut stream = loop {
             match listener.accept() {
                 Ok((stream, _)) => break stream,
@@ -359,14 +420,14 @@ impl Launcher {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(start_error(format!("accept failed: {e}"))),
             }
-            if let Some(error) = pending.ended() {
-                return Err(error);
+            if let Some(exit) = proc.try_status() {
+                return Err(ended_before_hello(proc.pid(), exit));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(start_error(format!(
-                    "{} did not connect within {:?}",
-                    pending.describe(),
+                    "the new worker process {} did not connect within {:?}",
+                    proc.pid(),
                     self.config.handshake_timeout
                 )));
             }
@@ -386,21 +447,12 @@ impl Launcher {
         stream
             .set_read_timeout(Some(left.max(Duration::from_millis(100))))
             .map_err(io_err)?;
-        match read_message(&mut stream) {
-            Ok(FromWorker::Hello {
-                protocol: PROTOCOL,
-                spawn_id,
-                token,
-                registry,
-                ..
-            }) if spawn_id == ticket.spawn_id && token == ticket.token => Ok((stream, registry)),
-            Ok(FromWorker::Hello { protocol, .. }) if protocol != PROTOCOL => Err(start_error(
-                format!("the worker speaks protocol {protocol}, this process {PROTOCOL}"),
-            )),
-            Ok(_) => Err(start_error(
-                "a process connected with a wrong ticket".to_owned(),
-            )),
-            Err(e) => Err(start_error(format!("no hello from the new worker: {e}"))),
+        match check_hello(read_message(&mut stream), ticket) {
+            Ok((_, registry)) => Ok((stream, registry)),
+            Err(HelloFailed::Invalid(error)) => Err(error),
+            Err(HelloFailed::Read(e)) => {
+                Err(start_error(format!("no hello from the new worker: {e}")))
+            }
         }
     }
 
@@ -410,7 +462,7 @@ impl Launcher {
         let (listener, ticket) = listen(spawn_id)?;
         let child = self.command(Role::Server, &ticket)?;
         let mut proc = KillOnDrop(Some(Proc::Child(child)));
-        let (stream, registry) = self.accept(&listener, &ticket, Pending::Proc(proc.proc()))?;
+        let (stream, registry) = self.accept(&listener, &ticket, proc.proc())?;
         let parent = dilly::registry::fingerprint();
         if registry != parent {
             return Err(Error::RegistryMismatch {
@@ -427,73 +479,57 @@ impl Launcher {
 
     /// Stops the fork server, if any.
     pub(crate) fn shutdown(&self) {
-        if let Some(zygote) = &self.zygote {
+        if let Some(zygote) = lock(&self.zygote).as_ref() {
             zygote.shutdown();
         }
     }
 }
 
-/// A started process the pool waits for to connect.
-enum Pending<'a> {
-    /// A process whose PID is known.
-    Proc(&'a mut Proc),
-    /// A fork requested from a fork server, whose reply may still be on its way.
-    Fork { zygote: &'a Zygote, spawn_id: u64 },
+/// Why a hello was not accepted.
+enum HelloFailed {
+    /// None came: the stream ended, timed out or broke.
+    Read(io::Error),
+    /// One came, from the wrong process or protocol.
+    Invalid(Error),
 }
 
-impl Pending<'_> {
-    /// The process, for messages.
-    fn describe(&self) -> String {
-        match self {
-            Pending::Proc(proc) => format!("the new worker process {}", proc.pid()),
-            Pending::Fork { zygote, spawn_id } => match zygote.peek_fork(*spawn_id) {
-                ForkState::Running(pid) | ForkState::Exited(pid, _) => {
-                    format!("the new worker process {pid}")
-                }
-                _ => "the new worker process".to_owned(),
-            },
+/// The PID and registry fingerprint of a valid hello for `ticket`.
+fn check_hello(
+    message: io::Result<FromWorker>,
+    ticket: &Ticket,
+) -> Result<(u32, dilly::registry::RegistryFingerprint), HelloFailed> {
+    match message {
+        Ok(FromWorker::Hello {
+            protocol: PROTOCOL,
+            pid,
+            spawn_id,
+            token,
+            registry,
+        }) if spawn_id == ticket.spawn_id && token == ticket.token => Ok((pid, registry)),
+        Ok(FromWorker::Hello { protocol, .. }) if protocol != PROTOCOL => {
+            Err(HelloFailed::Invalid(start_error(format!(
+                "the worker speaks protocol {protocol}, this process {PROTOCOL}"
+            ))))
         }
-    }
-
-    /// The error to report if the process can no longer connect. Never consumes
-    /// a forked worker's exit report (its `Proc` is made later and needs it).
-    fn ended(&mut self) -> Option<Error> {
-        let (pid, exit) = match self {
-            Pending::Proc(proc) => (proc.pid(), proc.try_status()?),
-            Pending::Fork { zygote, spawn_id } => match zygote.peek_fork(*spawn_id) {
-                ForkState::Requested | ForkState::Running(_) => return None,
-                ForkState::Failed => {
-                    return Some(start_error("the fork server could not fork".to_owned()));
-                }
-                ForkState::Gone => return Some(start_error("the fork server is gone".to_owned())),
-                ForkState::Exited(pid, exit) => (pid, exit),
-            },
-        };
-        Some(start_error(format!(
-            "the new worker process {pid} ended ({exit}) before connecting; if it ran \
-             the program's `main`, the dilly-pool pre-main hook is missing: enable \
-             the `auto-worker` feature or call `dilly_pool::serve_if_worker()` first \
-             thing in `main`"
-        )))
+        Ok(_) => Err(HelloFailed::Invalid(start_error(
+            "a process connected with a wrong ticket".to_owned(),
+        ))),
+        Err(e) => Err(HelloFailed::Read(e)),
     }
 }
 
-/// What a fork server did with a fork request, so far.
-enum ForkState {
-    /// No reply yet.
-    Requested,
-    /// It could not fork.
-    Failed,
-    /// It is gone.
-    Gone,
-    /// The worker runs.
-    Running(u32),
-    /// The worker ended (its report is still there to be consumed).
-    Exited(u32, WorkerExit),
+/// A new worker ended before it said hello.
+fn ended_before_hello(pid: u32, exit: WorkerExit) -> Error {
+    start_error(format!(
+        "the new worker process {pid} ended ({exit}) before connecting; if it ran \
+         the program's `main`, the dilly-pool pre-main hook is missing: enable \
+         the `auto-worker` feature or call `dilly_pool::serve_if_worker()` first \
+         thing in `main`"
+    ))
 }
 
-/// How often a pool waiting for a forked worker to connect looks whether the fork
-/// server reported it gone (a connection wakes the wait at once).
+/// How often a pool waiting for a spawned worker to connect looks whether it ended,
+/// where no pidfd wakes the wait (a connection wakes it at once).
 const ACCEPT_TICK: Duration = Duration::from_millis(5);
 
 /// Kills a started process unless the handshake succeeded.
@@ -625,7 +661,10 @@ pub(crate) struct Zygote {
 
 #[derive(Default)]
 struct ZygoteState {
+    /// Fork reports (spawn ID → PID, 0 if the fork failed) not yet claimed.
     forked: HashMap<u64, u32>,
+    /// Spawn IDs whose workers said hello before the server's report came.
+    claimed: HashSet<u64>,
     exited: HashMap<u32, i32>,
     gone: bool,
 }
@@ -680,7 +719,9 @@ impl Zygote {
                     let mut state = lock(&zygote.state);
                     match msg {
                         Some(FromWorker::Forked { spawn_id, pid }) => {
-                            state.forked.insert(spawn_id, pid);
+                            if !state.claimed.remove(&spawn_id) {
+                                state.forked.insert(spawn_id, pid);
+                            }
                         }
                         Some(FromWorker::Exited { pid, status }) => {
                             state.exited.insert(pid, status);
@@ -702,29 +743,72 @@ impl Zygote {
         Ok(zygote)
     }
 
-    /// Asks the server to fork a worker for `ticket` (see [`Zygote::forked_pid`]).
-    fn request_fork(&self, ticket: &Ticket) -> Result<(), Error> {
-        let frame = ToWorker::Fork {
-            ticket: ticket.clone(),
-        }
-        .encode()
-        .map_err(io_err)?;
-        protocol::write_frame(&lock(&self.control), &frame)
-            .map_err(|e| start_error(format!("the fork server is gone: {e}")))
+    /// Asks the server to fork a worker that serves on `socket` (the server gets its
+    /// own copy of the descriptor with the request).
+    fn request_fork(&self, spawn_id: u64, socket: &UnixStream) -> Result<(), Error> {
+        use std::os::fd::AsFd;
+        let frame = ToWorker::Fork { spawn_id }.encode().map_err(io_err)?;
+        sys::send_with_fd(&lock(&self.control), &frame, socket.as_fd()).map_err(|e| {
+            // It no longer reads its requests, whether or not its end was seen yet.
+            self.set_gone();
+            start_error(format!("the fork server is gone: {e}"))
+        })
     }
 
-    /// Where a fork request stands, without consuming anything.
-    fn peek_fork(&self, spawn_id: u64) -> ForkState {
-        let state = lock(&self.state);
-        match state.forked.get(&spawn_id) {
-            Some(0) => ForkState::Failed,
-            Some(&pid) => match state.exited.get(&pid) {
-                Some(&raw) => ForkState::Exited(pid, WorkerExit::from_raw(raw)),
-                None if state.gone => ForkState::Gone,
-                None => ForkState::Running(pid),
-            },
-            None if state.gone => ForkState::Gone,
-            None => ForkState::Requested,
+    /// Whether the server is known to be gone.
+    fn is_gone(&self) -> bool {
+        lock(&self.state).gone
+    }
+
+    fn set_gone(&self) {
+        lock(&self.state).gone = true;
+        self.changed.notify_all();
+    }
+
+    /// The worker of `spawn_id` said hello, with its PID: the server's report of the
+    /// fork is not needed (dropped now, or when it comes).
+    fn claim(&self, spawn_id: u64) {
+        let mut state = lock(&self.state);
+        if state.forked.remove(&spawn_id).is_none() {
+            state.claimed.insert(spawn_id);
+        }
+    }
+
+    /// Kills the worker of `spawn_id`, if it was forked, and forgets it.
+    fn abandon(&self, spawn_id: u64) {
+        if let Ok(pid) = self.forked_pid(spawn_id) {
+            if !self.has_exited(pid) {
+                sys::kill(pid);
+            }
+            let _ = self.wait_exit(pid, Duration::from_secs(2));
+        }
+    }
+
+    /// Why the worker of `spawn_id` sent no hello (`read` is what reading it gave):
+    /// the server could not fork, is gone, or the worker ended or hung — then it is
+    /// killed. Consumes the fork and exit reports.
+    fn explain_missing_hello(&self, spawn_id: u64, read: &io::Error, timeout: Duration) -> Error {
+        let pid = match self.forked_pid(spawn_id) {
+            Ok(pid) => pid,
+            Err(error) => return error,
+        };
+        let timed_out = matches!(
+            read.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        );
+        if timed_out && !self.has_exited(pid) {
+            sys::kill(pid);
+        }
+        match self.wait_exit(pid, Duration::from_secs(2)) {
+            _ if timed_out => start_error(format!(
+                "the new worker process {pid} did not say hello within {timeout:?}"
+            )),
+            Some(exit) => start_error(format!(
+                "the new worker process {pid} ended ({exit}) before its hello"
+            )),
+            None => start_error(format!(
+                "the new worker process {pid} sent no hello: {read}"
+            )),
         }
     }
 

@@ -172,6 +172,79 @@ pub(crate) fn send_all(socket: &std::os::unix::net::UnixStream, mut buf: &[u8]) 
     Ok(())
 }
 
+/// Writes all of `frame` to `socket` with a copy of `fd` attached (`SCM_RIGHTS`):
+/// the peer receives its own descriptor for the same open socket or file, with
+/// the frame's first bytes ([`recv_with_fds`]). Never raises `SIGPIPE`.
+pub(crate) fn send_with_fd(
+    socket: &std::os::unix::net::UnixStream,
+    frame: &[u8],
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = SendFlags::NOSIGNAL;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = SendFlags::empty();
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(io::Error::other(
+            "no room for a descriptor in the control buffer",
+        ));
+    }
+    let sent = loop {
+        match rustix::net::sendmsg(socket, &[io::IoSlice::new(frame)], &mut control, flags) {
+            Ok(sent) => break sent,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    };
+    // A short write sent the descriptor with the first part; the rest is plain.
+    send_all(socket, &frame[sent..])
+}
+
+/// Descriptors one [`recv_with_fds`] call can take: more than a peer that attaches
+/// one per frame ever sends at once (Linux hands them over one message at a time).
+const MAX_RECEIVED_FDS: usize = 4;
+
+/// One `recvmsg` on `socket` into `buf`: the number of bytes read (0 at the end of
+/// the stream), with any descriptors that came along appended to `fds` (close on
+/// exec). Descriptors the kernel had to drop for want of room are an error, since
+/// the caller could no longer tell which frame each belongs to.
+pub(crate) fn recv_with_fds(
+    socket: &std::os::unix::net::UnixStream,
+    buf: &mut [u8],
+    fds: &mut std::collections::VecDeque<std::os::fd::OwnedFd>,
+) -> io::Result<usize> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let flags = RecvFlags::CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = RecvFlags::empty();
+    let mut space =
+        [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_RECEIVED_FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = loop {
+        match rustix::net::recvmsg(socket, &mut [io::IoSliceMut::new(buf)], &mut control, flags) {
+            Ok(received) => break received,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    };
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(passed) = message {
+            fds.extend(passed);
+        }
+    }
+    if received.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(io::Error::other(
+            "descriptors sent along were dropped (control buffer too small)",
+        ));
+    }
+    Ok(received.bytes)
+}
+
 /// Waits until one of `fds` is readable (or hung up / in error), at most `timeout`
 /// (forever with `None`). Returns which ones are ready; all `false` on a timeout or
 /// when a signal interrupted the wait.
@@ -283,6 +356,68 @@ mod tests {
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
+
+    #[test]
+    fn descriptors_sent_with_frames_arrive_in_order_and_work() {
+        use std::io::Read;
+        let (sender, receiver) = UnixStream::pair().unwrap();
+        let (mut first_peer, first) = UnixStream::pair().unwrap();
+        let (mut second_peer, second) = UnixStream::pair().unwrap();
+        send_with_fd(&sender, b"one", first.as_fd()).unwrap();
+        send_with_fd(&sender, b"two", second.as_fd()).unwrap();
+        // The receiver's copies are all that is left of them.
+        drop((first, second));
+
+        let mut fds = std::collections::VecDeque::new();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 6 {
+            let n = recv_with_fds(&receiver, &mut buf, &mut fds).unwrap();
+            assert_ne!(n, 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"onetwo");
+        assert_eq!(fds.len(), 2);
+        for peer in [&mut first_peer, &mut second_peer] {
+            let fd = fds.pop_front().unwrap();
+            #[cfg(target_os = "linux")]
+            assert!(
+                rustix::io::fcntl_getfd(&fd)
+                    .unwrap()
+                    .contains(rustix::io::FdFlags::CLOEXEC),
+                "received descriptors are close-on-exec"
+            );
+            let mut stream = UnixStream::from(fd);
+            stream.write_all(b"x").unwrap();
+            let mut byte = [0u8; 1];
+            peer.read_exact(&mut byte).unwrap();
+            assert_eq!(&byte, b"x");
+        }
+        drop(sender);
+        assert_eq!(recv_with_fds(&receiver, &mut buf, &mut fds).unwrap(), 0);
+    }
+
+    #[test]
+    fn descriptors_dropped_for_want_of_room_are_an_error() {
+        use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+        const MANY: usize = MAX_RECEIVED_FDS * 2;
+        let (sender, receiver) = UnixStream::pair().unwrap();
+        let pairs: Vec<_> = (0..MANY).map(|_| UnixStream::pair().unwrap()).collect();
+        let fds: Vec<_> = pairs.iter().map(|(a, _)| a.as_fd()).collect();
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MANY))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        rustix::net::sendmsg(
+            &sender,
+            &[io::IoSlice::new(b"frame")],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .unwrap();
+        let mut received = std::collections::VecDeque::new();
+        let err = recv_with_fds(&receiver, &mut [0u8; 16], &mut received).unwrap_err();
+        assert!(err.to_string().contains("dropped"), "{err}");
+    }
 
     #[test]
     fn readable_now_sees_data_and_hang_ups_without_waiting() {

@@ -2,9 +2,9 @@
 //! and the fork server ("zygote") loop shared by `ForkServer` and `Fork`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::io::{self, Read};
-use std::os::fd::AsFd;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -214,9 +214,41 @@ fn call(f: &Arc<dyn ErasedFunc>, args: &[u8], out: &mut Vec<u8>) -> Result<(), W
     }
 }
 
+/// A worker forked by a fork server, on the socket the pool sent with the request:
+/// handshake, initializer, then tasks.
+pub(crate) fn run_forked_worker(stream: UnixStream, spawn_id: u64) -> i32 {
+    let ticket = Ticket {
+        address: Vec::new(),
+        spawn_id,
+        // The socket came from the pool itself: nothing else can speak on it.
+        token: [0; 16],
+    };
+    match serve(stream, &ticket, Handshake::ConfigFirst) {
+        Ok(()) => EXIT_OK,
+        Err(_) => EXIT_BROKEN,
+    }
+}
+
+/// The order of a worker's handshake.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handshake {
+    /// A spawned worker connects and says hello; the pool answers with the settings
+    /// once it has checked the hello.
+    HelloFirst,
+    /// A forked worker's pool sent the settings with its socket, without waiting:
+    /// the worker reads them first, then says hello — with `Ready` in the same
+    /// write when there is no initializer, so the pool wakes once per start.
+    ConfigFirst,
+}
+
 fn worker(ticket: &Ticket) -> io::Result<()> {
-    let stream = connect(ticket)?;
-    send(&stream, &hello(ticket))?;
+    serve(connect(ticket)?, ticket, Handshake::HelloFirst)
+}
+
+fn serve(stream: UnixStream, ticket: &Ticket, handshake: Handshake) -> io::Result<()> {
+    if handshake == Handshake::HelloFirst {
+        send(&stream, &hello(ticket))?;
+    }
     let mut reader = io::BufReader::with_capacity(64 << 10, stream.try_clone()?);
     let mut limit = dilly::Limits::DEFAULT.max_len as u64;
     let Some(body) = protocol::read_frame(&mut reader, limit)? else {
@@ -231,9 +263,14 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
             )));
         }
     };
+    // Frames to send before `Ready` (or with it): a forked worker's hello.
+    let mut greeting = match handshake {
+        Handshake::HelloFirst => Vec::new(),
+        Handshake::ConfigFirst => hello(ticket).encode()?,
+    };
     if config.registry != dilly::registry::fingerprint() {
-        // The parent refuses us too; nothing to do.
-        return Ok(());
+        // The parent refuses us too (it compares our hello); nothing to do.
+        return sys::send_all(&stream, &greeting);
     }
     limit = config.max_frame;
     install_panic_hook();
@@ -248,6 +285,9 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
         }
     }
     if let Some(init) = &config.initializer {
+        // The pool learns the PID from the hello before the initializer runs, so
+        // that it can kill a worker stuck in it.
+        sys::send_all(&stream, &std::mem::take(&mut greeting))?;
         let unit = dilly::to_bytes(&())
             .map(|b| b[1..].to_vec())
             .unwrap_or_default();
@@ -259,7 +299,8 @@ fn worker(ticket: &Ticket) -> io::Result<()> {
             }
         }
     } else {
-        send(&stream, &FromWorker::Ready)?;
+        greeting.extend_from_slice(&FromWorker::Ready.encode()?);
+        sys::send_all(&stream, &greeting)?;
     }
 
     let results = Results::start(stream.try_clone()?, config.result_window);
@@ -593,9 +634,11 @@ fn run_server(ticket: &Ticket) -> i32 {
     zygote(stream)
 }
 
-/// Accumulates bytes from a stream and hands out whole frames.
+/// Accumulates bytes from the control stream and hands out whole frames, keeping
+/// the descriptors that came along (one per `Fork` request) in arrival order.
 struct Frames {
     buf: Vec<u8>,
+    passed: VecDeque<OwnedFd>,
 }
 
 impl Frames {
@@ -616,11 +659,11 @@ impl Frames {
         Ok(None)
     }
 
-    /// Reads what the stream has (one `read`); `Err(UnexpectedEof)` when the peer
-    /// closed it.
-    fn fill(&mut self, stream: &mut UnixStream) -> io::Result<()> {
+    /// Reads what the stream has (one `recvmsg`); `Err(UnexpectedEof)` when the
+    /// peer closed it.
+    fn fill(&mut self, stream: &UnixStream) -> io::Result<()> {
         let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk) {
+        match sys::recv_with_fds(stream, &mut chunk, &mut self.passed) {
             Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
@@ -648,18 +691,25 @@ const ZYGOTE_FALLBACK_TICK: Duration = Duration::from_millis(20);
 /// The fork server loop: single-threaded; forks a worker per `Fork` request, reports
 /// each fork and each reaped worker, and exits when the parent closes the stream.
 ///
+/// Each request carries the new worker's socket (the other end stays with the
+/// pool): the worker serves on it at once, with no connection to make and nothing
+/// to prove, and the server closes its copy right after the fork, so the pool sees
+/// the end of the stream if the worker dies before its hello.
+///
 /// It sleeps in `poll` on the control stream and on one pidfd per live worker, so a
 /// worker's end is reported as soon as it happens (the parent waits for that report
 /// when it replaces a worker that died). Without pidfds it looks every 20 ms.
-pub(crate) fn zygote(mut control: UnixStream) -> i32 {
-    use std::os::fd::{AsFd, OwnedFd};
+pub(crate) fn zygote(control: UnixStream) -> i32 {
     // Build the registry index once, so forked workers inherit it ready.
     let _ = dilly::registry::fingerprint();
     // Blocking: it is read only after `poll` said it is readable.
     if control.set_read_timeout(None).is_err() {
         return EXIT_BROKEN;
     }
-    let mut frames = Frames { buf: Vec::new() };
+    let mut frames = Frames {
+        buf: Vec::new(),
+        passed: VecDeque::new(),
+    };
     // Live workers' pidfds; `fallback` once one could not be opened.
     let mut pidfds: HashMap<u32, OwnedFd> = HashMap::new();
     let mut fallback = false;
@@ -680,49 +730,46 @@ pub(crate) fn zygote(mut control: UnixStream) -> i32 {
                     Ok(ready) => ready,
                     Err(_) => return EXIT_BROKEN,
                 };
-                if ready[0] && frames.fill(&mut control).is_err() {
+                if ready[0] && frames.fill(&control).is_err() {
                     return EXIT_OK;
                 }
                 continue;
             }
             Err(_) => return EXIT_BROKEN,
         };
-        match ToWorker::decode(&body) {
-            Ok(ToWorker::Fork { ticket }) => match sys::fork_single_threaded() {
-                Ok(None) => {
-                    // The child: it must not keep the parent's control stream (or
-                    // its siblings' pidfds) open.
-                    drop(pidfds);
-                    drop(control);
-                    sys::exit_now(run_worker(&ticket));
-                }
-                Ok(Some(pid)) => {
-                    match sys::pidfd(pid) {
-                        Some(fd) => {
-                            pidfds.insert(pid, fd);
-                        }
-                        None => fallback = true,
-                    }
-                    let reply = FromWorker::Forked {
-                        spawn_id: ticket.spawn_id,
-                        pid,
-                    };
-                    if send(&control, &reply).is_err() {
-                        return EXIT_BROKEN;
-                    }
-                }
-                Err(_) => {
-                    let reply = FromWorker::Forked {
-                        spawn_id: ticket.spawn_id,
-                        pid: 0,
-                    };
-                    if send(&control, &reply).is_err() {
-                        return EXIT_BROKEN;
-                    }
-                }
-            },
+        let spawn_id = match ToWorker::decode(&body) {
+            Ok(ToWorker::Fork { spawn_id }) => spawn_id,
             Ok(ToWorker::Exit) => return EXIT_OK,
             _ => return EXIT_BROKEN,
+        };
+        // Each request comes with its worker's socket, in order.
+        let Some(socket) = frames.passed.pop_front() else {
+            return EXIT_BROKEN;
+        };
+        let pid = match sys::fork_single_threaded() {
+            Ok(None) => {
+                // The child: it must not keep the parent's control stream, its
+                // siblings' pidfds or sockets not yet used open.
+                drop(pidfds);
+                drop(control);
+                drop(frames);
+                sys::exit_now(run_forked_worker(UnixStream::from(socket), spawn_id));
+            }
+            Ok(Some(pid)) => {
+                match sys::pidfd(pid) {
+                    Some(fd) => {
+                        pidfds.insert(pid, fd);
+                    }
+                    None => fallback = true,
+                }
+                pid
+            }
+            // The pool sees its socket closed, and this reply says why.
+            Err(_) => 0,
+        };
+        drop(socket);
+        if send(&control, &FromWorker::Forked { spawn_id, pid }).is_err() {
+            return EXIT_BROKEN;
         }
     }
 }

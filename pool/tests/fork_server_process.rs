@@ -1,0 +1,61 @@
+//! The `ForkServer` server process itself: replaced when it dies. A test binary of
+//! its own, with its tests taking turns, so that the only fork server among this
+//! process's children is the running test's.
+
+use std::sync::Mutex;
+
+use dilly_pool::{Executor, ProcessPool, StartMethod};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+#[dilly::func]
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// This process's children that were started as dilly-pool processes.
+fn pool_children() -> Vec<u32> {
+    let mut pids = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline.windows(19).any(|w| w == b"--dilly-pool-worker") {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+#[test]
+fn a_killed_fork_server_is_replaced() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Every task needs a new worker, so every task needs the server.
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .start_method(StartMethod::ForkServer)
+        .max_tasks_per_child(1)
+        .build()
+        .unwrap();
+    let f = dilly::func_of!(double);
+    assert_eq!(pool.map(&f, [1u64, 2]).unwrap(), [2, 4]);
+    // Forked workers are the server's children, not ours: ours is the server.
+    let servers = pool_children();
+    assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
+    std::process::Command::new("kill")
+        .args(["-9", &servers[0].to_string()])
+        .status()
+        .unwrap();
+    // The worker that was forked before stays usable or is replaced; either way
+    // every task comes back, from workers of a new server.
+    assert_eq!(pool.map(&f, 0..6u64).unwrap(), [0, 2, 4, 6, 8, 10]);
+    let now = pool_children();
+    assert!(
+        now.len() == 1 && now[0] != servers[0],
+        "a new fork server: {now:?}, was {servers:?}"
+    );
+}

@@ -396,7 +396,15 @@ impl Launcher {
             .arg("--dilly-pool-worker")
             .env(MARKER, worker::marker_value(role, ticket))
             .envs(self.config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        let bind_now_set = std::env::var_os(worker::BIND_NOW).is_some()
+            || self.config.env.iter().any(|(k, _)| k == worker::BIND_NOW);
+        if role == Role::Server && !bind_now_set {
+            command
+                .env(worker::BIND_NOW, "1")
+                .env(worker::SET_BIND_NOW, "1");
+        }
+        command
             .spawn()
             .map_err(|e| start_error(format!("cannot execute {}: {e}", self.config.exe.display())))
     }

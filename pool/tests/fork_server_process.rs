@@ -1,5 +1,6 @@
-//! The `ForkServer` server process itself: replaced when it dies. A test binary of
-//! its own, with its tests taking turns, so that the only fork server among this
+//! The `ForkServer` server process itself: replaced when it dies, and started
+//! with the loader's eager binding, which its workers do not pass on. A test binary
+//! of its own, with its tests taking turns, so that the only fork server among this
 //! process's children is the running test's.
 
 use std::sync::Mutex;
@@ -58,4 +59,39 @@ fn a_killed_fork_server_is_replaced() {
         now.len() == 1 && now[0] != servers[0],
         "a new fork server: {now:?}, was {servers:?}"
     );
+}
+
+#[dilly::func]
+fn loader_variables(_x: u64) -> Vec<String> {
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k == "LD_BIND_NOW" || k.starts_with("DILLY_POOL"))
+        .collect()
+}
+
+#[test]
+fn the_fork_server_binds_symbols_at_start_and_its_workers_do_not_pass_that_on() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if std::env::var_os("LD_BIND_NOW").is_some() {
+        // Set by whoever runs the tests: the pool leaves it alone then.
+        return;
+    }
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .start_method(StartMethod::ForkServer)
+        .build()
+        .unwrap();
+    // The environment the server was started with (the kernel's copy).
+    let servers = pool_children();
+    assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
+    let environ = std::fs::read(format!("/proc/{}/environ", servers[0])).unwrap();
+    assert!(
+        environ.split(|b| *b == 0).any(|v| v == b"LD_BIND_NOW=1"),
+        "the server starts with LD_BIND_NOW=1"
+    );
+    // What its workers' tasks (and the programs they start) see.
+    let seen = pool
+        .map(&dilly::func_of!(loader_variables), [0u64])
+        .unwrap();
+    assert_eq!(seen, [Vec::<String>::new()]);
 }

@@ -270,6 +270,15 @@ impl Launcher {
                         let zygote = self.zygote()?.expect("a fork server");
                         self.fork_worker(&zygote, spawn_id)?
                     }
+                    Err(_) if zygote.is_gone() => {
+                        return Err(start_error(
+                            "the fork server of this `StartMethod::Fork` pool is gone, and \
+                             this process, which runs the pool's threads, cannot fork \
+                             another safely: build a new pool, or use \
+                             `StartMethod::ForkServer`, whose server is replaced"
+                                .to_owned(),
+                        ));
+                    }
                     other => other?,
                 };
                 if !on_start(guard.proc().pid()) {

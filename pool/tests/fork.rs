@@ -47,6 +47,45 @@ fn main() {
         assert_eq!(pool.map(&f, [5u64]).unwrap(), [6]);
         passed += 1;
     }
+    // Its server killed, a Fork pool cannot fork another (it has threads): starts
+    // fail with a message that says what to do, and nothing hangs.
+    {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .start_method(StartMethod::Fork)
+            .max_tasks_per_child(1)
+            .build()
+            .expect("a third fork pool");
+        assert_eq!(pool.map(&f, [1u64]).unwrap(), [2]);
+        // Forked workers are the server's children; ours is the server.
+        let servers: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .flat_map(|t| {
+                let children = std::fs::read_to_string(t.path().join("children"));
+                children
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &servers[0]])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        // The worker forked before the kill may still take the first item.
+        match pool.map(&f, [2u64, 3]) {
+            Err(Error::Task {
+                error: TaskError::WorkerStart { reason },
+                ..
+            }) => assert!(reason.contains("StartMethod::ForkServer"), "{reason}"),
+            other => panic!("expected WorkerStart, got {other:?}"),
+        }
+        passed += 1;
+    }
     // Now with pool threads gone but another thread alive: refused.
     let keep = std::thread::spawn(std::thread::park);
     match ProcessPool::builder()

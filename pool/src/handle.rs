@@ -1,4 +1,5 @@
-//! [`AsyncResult`]: the handle `apply_async` returns.
+//! [`AsyncResult`]: the handle `apply_async`, `map_async` and `starmap_async`
+//! return.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -6,112 +7,218 @@ use std::time::{Duration, Instant};
 use dilly::{Func, Mode};
 use serde::de::DeserializeOwned;
 
+use crate::batch::Outcomes;
 use crate::error::{Error, Result, TaskError};
+use crate::map::Gathered;
 use crate::pool::Job;
 use crate::start::lock;
 
 type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
 
-/// The pending result of [`Executor::apply_async`](crate::Executor::apply_async),
-/// like Python's `AsyncResult`: [`get`](AsyncResult::get) waits,
+/// The pending result of [`Executor::apply_async`](crate::Executor::apply_async)
+/// (`T` is the function's result) or of
+/// [`Executor::map_async`](crate::Executor::map_async) (`T` is the `Vec` of
+/// results), like Python's `AsyncResult`: [`get`](AsyncResult::get) waits,
 /// [`get_timeout`](AsyncResult::get_timeout) waits at most a while,
-/// [`ready`](AsyncResult::ready) asks without waiting. Dropping it cancels the task
-/// if it has not started.
-pub struct AsyncResult<R> {
-    inner: Mutex<Inner>,
+/// [`ready`](AsyncResult::ready) asks without waiting. Dropping it cancels the
+/// tasks that have not started.
+pub struct AsyncResult<T> {
+    inner: Mutex<Inner<T>>,
+}
+
+struct Inner<T> {
+    /// `None` for a map over no items.
+    job: Option<Box<dyn Job>>,
+    pending: Box<dyn Pending<T> + Send>,
+    /// The job stopped yielding outcomes before every task reported (the pool
+    /// went away).
+    broken: bool,
+    /// Whether every task succeeded, recorded when the value is taken.
+    taken: Option<bool>,
+}
+
+/// What a handle collects: the outcomes of its tasks, and the value they make.
+trait Pending<T> {
+    fn add(&mut self, batch: &Outcomes);
+    /// Every task has reported.
+    fn complete(&self) -> bool;
+    /// No task failed (meaningful once complete).
+    fn succeeded(&self) -> bool;
+    /// The value, once complete; called at most once.
+    fn take(&mut self) -> Result<T>;
+}
+
+/// One task's outcome, decoded when taken.
+struct One<R> {
     decode: Decode<R>,
-}
-
-struct Inner {
-    job: Box<dyn Job>,
     outcome: Option<std::result::Result<Vec<u8>, TaskError>>,
-    taken: bool,
-    /// Whether the task succeeded, once its outcome arrived.
-    succeeded: Option<bool>,
 }
 
-impl<R: DeserializeOwned + 'static> AsyncResult<R> {
-    pub(crate) fn new<A: serde::Serialize + 'static, M: Mode>(
-        job: Box<dyn Job>,
-        func: Func<A, R, M>,
-    ) -> AsyncResult<R> {
-        AsyncResult {
-            inner: Mutex::new(Inner {
-                job,
-                outcome: None,
-                taken: false,
-                succeeded: None,
-            }),
-            decode: Box::new(move |bytes| func.decode_result(bytes)),
+impl<R> Pending<R> for One<R> {
+    fn add(&mut self, batch: &Outcomes) {
+        if let Some((_, outcome)) = batch.iter().next() {
+            self.outcome = Some(outcome.map(<[u8]>::to_vec).map_err(TaskError::clone));
         }
+    }
+
+    fn complete(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    fn succeeded(&self) -> bool {
+        matches!(self.outcome, Some(Ok(_)))
+    }
+
+    fn take(&mut self) -> Result<R> {
+        let outcome = self.outcome.take().ok_or(Error::Closed)?;
+        outcome
+            .and_then(|bytes| {
+                (self.decode)(&bytes).map_err(|error| TaskError::Unserializable { error })
+            })
+            .map_err(|error| Error::Task { index: 0, error })
     }
 }
 
-impl<R> AsyncResult<R> {
+/// A map's results, decoded as they arrive.
+struct Many<R> {
+    decode: Decode<R>,
+    gathered: Option<Gathered<R>>,
+}
+
+impl<R> Pending<Vec<R>> for Many<R> {
+    fn add(&mut self, batch: &Outcomes) {
+        if let Some(gathered) = &mut self.gathered {
+            gathered.add(&self.decode, batch);
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.gathered.as_ref().is_none_or(Gathered::complete)
+    }
+
+    fn succeeded(&self) -> bool {
+        self.gathered.as_ref().is_none_or(|g| !g.failed())
+    }
+
+    fn take(&mut self) -> Result<Vec<R>> {
+        self.gathered.take().ok_or(Error::Closed)?.finish()
+    }
+}
+
+impl<T> AsyncResult<T> {
+    /// The handle of a one-task job.
+    pub(crate) fn one<A: serde::Serialize + 'static, M: Mode>(
+        job: Box<dyn Job>,
+        func: Func<A, T, M>,
+    ) -> AsyncResult<T>
+    where
+        T: DeserializeOwned + 'static,
+    {
+        AsyncResult::with(
+            Some(job),
+            Box::new(One {
+                decode: Box::new(move |bytes| func.decode_result(bytes)),
+                outcome: None,
+            }),
+        )
+    }
+
+    fn with(job: Option<Box<dyn Job>>, pending: Box<dyn Pending<T> + Send>) -> AsyncResult<T> {
+        AsyncResult {
+            inner: Mutex::new(Inner {
+                job,
+                pending,
+                broken: false,
+                taken: None,
+            }),
+        }
+    }
+
     /// Waits for the result.
-    pub fn get(self) -> Result<R> {
+    pub fn get(self) -> Result<T> {
         let mut inner = lock(&self.inner);
         inner.wait(None);
-        self.take(&mut inner, Duration::ZERO)
+        inner.take(Duration::ZERO)
     }
 
     /// Waits at most `timeout` for the result. On [`Error::Timeout`] the handle is
     /// still good: call it again later. After a result was returned, later calls
     /// return [`Error::Closed`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         let mut inner = lock(&self.inner);
         inner.wait(Some(timeout));
-        self.take(&mut inner, timeout)
+        inner.take(timeout)
     }
 
     /// Whether the result is there (a `get` would not wait).
     pub fn ready(&self) -> bool {
         let mut inner = lock(&self.inner);
         inner.wait(Some(Duration::ZERO));
-        inner.succeeded.is_some()
+        inner.taken.is_some() || inner.broken || inner.pending.complete()
     }
 
-    /// Whether the task finished without error; `None` while it runs.
+    /// Whether every task finished without error; `None` while some still run.
     pub fn successful(&self) -> Option<bool> {
         let mut inner = lock(&self.inner);
         inner.wait(Some(Duration::ZERO));
-        inner.succeeded
-    }
-
-    fn take(&self, inner: &mut Inner, waited: Duration) -> Result<R> {
-        if inner.taken {
-            return Err(Error::Closed);
+        if inner.broken {
+            return Some(false);
         }
-        match inner.outcome.take() {
-            None => Err(Error::Timeout { waited }),
-            Some(outcome) => {
-                inner.taken = true;
-                outcome
-                    .and_then(|bytes| {
-                        (self.decode)(&bytes).map_err(|error| TaskError::Unserializable { error })
-                    })
-                    .map_err(|error| Error::Task { index: 0, error })
+        inner
+            .taken
+            .or_else(|| inner.pending.complete().then(|| inner.pending.succeeded()))
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> AsyncResult<Vec<R>> {
+    /// The handle of a map's job of `n` tasks (`None`: no tasks).
+    pub(crate) fn many<A: serde::Serialize + 'static, M: Mode>(
+        submitted: Option<(Box<dyn Job>, usize)>,
+        func: Func<A, R, M>,
+    ) -> AsyncResult<Vec<R>> {
+        let (job, n) = match submitted {
+            Some((job, n)) => (Some(job), n),
+            None => (None, 0),
+        };
+        AsyncResult::with(
+            job,
+            Box::new(Many {
+                decode: Box::new(move |bytes| func.decode_result(bytes)),
+                gathered: Some(Gathered::new(n)),
+            }),
+        )
+    }
+}
+
+impl<T> Inner<T> {
+    /// Takes in outcomes until every task has reported, or `timeout` passed.
+    fn wait(&mut self, timeout: Option<Duration>) {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        while self.taken.is_none() && !self.broken && !self.pending.complete() {
+            let Some(job) = self.job.as_mut() else { return };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match job.next(left) {
+                Some(batch) => self.pending.add(&batch),
+                // Without a deadline, only a job that can no longer deliver stops.
+                None if deadline.is_none() => self.broken = true,
+                None => return,
             }
         }
     }
-}
 
-impl Inner {
-    fn wait(&mut self, timeout: Option<Duration>) {
-        if self.outcome.is_some() || self.taken {
-            return;
+    fn take(&mut self, waited: Duration) -> Result<T> {
+        if self.taken.is_some() || self.broken {
+            return Err(Error::Closed);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        // A one-task job: its one outcome.
-        if let Some((_, outcome)) = self.job.next(left).as_ref().and_then(|o| o.iter().next()) {
-            self.succeeded = Some(outcome.is_ok());
-            self.outcome = Some(outcome.map(<[u8]>::to_vec).map_err(TaskError::clone));
+        if !self.pending.complete() {
+            return Err(Error::Timeout { waited });
         }
+        self.taken = Some(self.pending.succeeded());
+        self.pending.take()
     }
 }
 
-impl<R> std::fmt::Debug for AsyncResult<R> {
+impl<T> std::fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncResult").finish_non_exhaustive()
     }

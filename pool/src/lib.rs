@@ -42,8 +42,9 @@
 //!
 //! ## The API, by Python's names
 //!
-//! [`Executor`] holds `map`, `starmap`, `imap`, `imap_unordered`, `apply` and
-//! `apply_async`; [`ProcessPool`] adds `close`, `join` and `terminate`. The
+//! [`Executor`] holds `map`, `starmap`, `map_async`, `starmap_async`, `imap`,
+//! `imap_unordered`, `apply` and `apply_async`; [`ProcessPool`] adds `close`, `join`
+//! and `terminate`. The
 //! [`ThreadPool`] and [`Serial`] executors have the same API, for debugging.
 //!
 //! | Python | dilly-pool |
@@ -55,6 +56,7 @@
 //! | `pool.imap(f, xs)` / `pool.imap_unordered(f, xs)` | `pool.imap(&f, xs)?` / `pool.imap_unordered(&f, xs)?` (one `Result` per item) |
 //! | `pool.apply(f, (a, b))` | `pool.apply(&f, (a, b))?` |
 //! | `r = pool.apply_async(f, args); r.get(timeout=t); r.ready()` | `let r = pool.apply_async(&f, args)?; r.get_timeout(t); r.ready()` |
+//! | `r = pool.map_async(f, xs); r.get()`, pathos `pool.amap(f, xs).get()` | `pool.map_async(&f, xs)?.get()?` (also `starmap_async`) |
 //! | `pool.close(); pool.join()` / `pool.terminate()` | `pool.close(); pool.join()?` / `pool.terminate()` |
 //! | `concurrent.futures.ProcessPoolExecutor().submit(f, x).result()` | `pool.apply_async(&f, (x,))?.get()` |
 //! | `ThreadPool` / `multiprocessing.dummy` | [`ThreadPool`], [`Serial`] |

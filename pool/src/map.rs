@@ -34,6 +34,36 @@ where
     R: DeserializeOwned + 'static,
     M: Mode,
 {
+    let Some((mut job, n)) = submit(exec, func, args)? else {
+        return Ok(Vec::new());
+    };
+    let progress = Progress::new(exec.shape().progress, Some(n as u64));
+    let mut gathered = Gathered::new(n);
+    let decode = |bytes: &[u8]| func.decode_result(bytes);
+    while !gathered.complete() {
+        let Some(batch) = job.next(None) else {
+            return Err(Error::Closed);
+        };
+        gathered.add(&decode, &batch);
+        progress.inc_by(batch.len() as u64);
+    }
+    progress.finish();
+    gathered.finish()
+}
+
+/// Encodes every argument tuple and submits them all as one job, cut into chunks:
+/// the job and its number of tasks, or `None` for no arguments.
+pub(crate) fn submit<E, A, R, M>(
+    exec: &E,
+    func: &Func<A, R, M>,
+    args: impl Iterator<Item = A>,
+) -> Result<Option<(Box<dyn Job>, usize)>>
+where
+    E: Executor + ?Sized,
+    A: Serialize + 'static,
+    R: DeserializeOwned + 'static,
+    M: Mode,
+{
     let shape = exec.shape();
     // Every argument is encoded before any task runs: one that cannot be encoded
     // fails the map without side effects. Choosing the chunk size needs the number
@@ -50,7 +80,7 @@ where
     };
     let n: usize = chunks.iter().map(Items::len).sum();
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let mut job = exec.open(&func.raw())?;
     let mut first = 0;
@@ -59,51 +89,81 @@ where
         job.submit(first, items)?;
         first += len;
     }
-    let progress = Progress::new(shape.progress, Some(n as u64));
-    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(n).collect();
-    let mut failure: Option<(usize, TaskError)> = None;
-    let mut received = 0;
-    while received < n {
-        let Some(batch) = job.next(None) else {
-            return Err(Error::Closed);
-        };
-        received += batch.len();
+    Ok(Some((job, n)))
+}
+
+/// A map's results as they arrive, kept in input order, and its first failure
+/// (lowest index): what `map` returns once every task has reported.
+pub(crate) struct Gathered<R> {
+    out: Vec<Option<R>>,
+    failure: Option<(usize, TaskError)>,
+    received: usize,
+}
+
+impl<R> Gathered<R> {
+    /// Room for `n` results.
+    pub(crate) fn new(n: usize) -> Gathered<R> {
+        Gathered {
+            out: std::iter::repeat_with(|| None).take(n).collect(),
+            failure: None,
+            received: 0,
+        }
+    }
+
+    /// Takes in a batch of outcomes, decoding results with `decode`.
+    pub(crate) fn add(
+        &mut self,
+        decode: &impl Fn(&[u8]) -> dilly::Result<R>,
+        batch: &crate::batch::Outcomes,
+    ) {
+        self.received += batch.len();
         for (index, outcome) in batch.iter() {
             let index = index as usize;
             let value = match outcome {
-                Ok(bytes) => func
-                    .decode_result(bytes)
-                    .map_err(|error| TaskError::Unserializable { error }),
+                Ok(bytes) => decode(bytes).map_err(|error| TaskError::Unserializable { error }),
                 Err(error) => Err(error.clone()),
             };
             match value {
                 Ok(v) => {
-                    if let Some(slot) = out.get_mut(index) {
+                    if let Some(slot) = self.out.get_mut(index) {
                         *slot = Some(v);
                     }
                 }
                 Err(error) => {
-                    if failure.as_ref().is_none_or(|(i, _)| index < *i) {
-                        failure = Some((index, error));
+                    if self.failure.as_ref().is_none_or(|(i, _)| index < *i) {
+                        self.failure = Some((index, error));
                     }
                 }
             }
-            progress.inc();
         }
     }
-    progress.finish();
-    if let Some((index, error)) = failure {
-        return Err(Error::Task { index, error });
+
+    /// Whether every task has reported.
+    pub(crate) fn complete(&self) -> bool {
+        self.received >= self.out.len()
     }
-    out.into_iter()
-        .enumerate()
-        .map(|(index, v)| {
-            v.ok_or(Error::Task {
-                index,
-                error: TaskError::Terminated,
+
+    /// Whether a task has failed so far.
+    pub(crate) fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// The results in input order, or the first failure.
+    pub(crate) fn finish(self) -> Result<Vec<R>> {
+        if let Some((index, error)) = self.failure {
+            return Err(Error::Task { index, error });
+        }
+        self.out
+            .into_iter()
+            .enumerate()
+            .map(|(index, v)| {
+                v.ok_or(Error::Task {
+                    index,
+                    error: TaskError::Terminated,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 /// Encodes the argument tuples straight into chunks of `chunk` items.

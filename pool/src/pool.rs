@@ -138,6 +138,59 @@ pub trait Executor: Send + Sync {
         Imap::new(self, func, args.into_iter(), true)
     }
 
+    /// Like [`map`](Executor::map), but returns at once (once every argument is
+    /// encoded and queued) with a handle to the results — Python's `map_async`.
+    /// [`AsyncResult::get`] gives what `map` would have; dropping the handle
+    /// cancels the tasks that have not started.
+    ///
+    /// ```
+    /// use dilly_pool::{Executor, ProcessPool};
+    ///
+    /// #[dilly::func]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = ProcessPool::new()?;
+    /// let squares = pool.map_async(&dilly::func_of!(square), 1..=4u64)?;
+    /// // ... other work while the workers run ...
+    /// assert_eq!(squares.get()?, [1, 4, 9, 16]);
+    /// # Ok::<(), dilly_pool::Error>(())
+    /// ```
+    fn map_async<T, R, M, I>(
+        &self,
+        func: &Func<(T,), R, M>,
+        items: I,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + Send + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+    {
+        let submitted = map::submit(self, func, items.into_iter().map(|x| (x,)))?;
+        Ok(AsyncResult::many(submitted, func.clone()))
+    }
+
+    /// [`map_async`](Executor::map_async) over argument tuples — Python's
+    /// `starmap_async`.
+    fn starmap_async<A, R, M, I>(
+        &self,
+        func: &Func<A, R, M>,
+        args: I,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + Send + 'static,
+        M: Mode,
+        I: IntoIterator<Item = A>,
+    {
+        let submitted = map::submit(self, func, args.into_iter())?;
+        Ok(AsyncResult::many(submitted, func.clone()))
+    }
+
     /// Calls `func(args)` in a worker and waits for the result.
     fn apply<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<R>
     where
@@ -161,7 +214,7 @@ pub trait Executor: Send + Sync {
         let items = encode_single_call(func, &args)?;
         let mut job = self.open(&func.raw())?;
         job.submit(0, items)?;
-        Ok(AsyncResult::new(job, func.clone()))
+        Ok(AsyncResult::one(job, func.clone()))
     }
 }
 
@@ -607,7 +660,7 @@ impl Executor for ProcessPool {
             // The wake-up `submit` would have given.
             self.shared.work.notify_one();
         }
-        AsyncResult::new(Box::new(job), func.clone()).get()
+        AsyncResult::one(Box::new(job), func.clone()).get()
     }
 
     fn shape(&self) -> Shape {

@@ -32,8 +32,13 @@ impl Progress {
 
     /// One more item done.
     pub(crate) fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    /// `n` more items done.
+    pub(crate) fn inc_by(&self, n: u64) {
         if let Some(bar) = &self.0 {
-            bar.inc(1);
+            bar.inc(n);
         }
     }
 

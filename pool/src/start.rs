@@ -209,6 +209,8 @@ pub(crate) struct Launcher {
     /// The fork server (`ForkServer`, `Fork`); a `ForkServer` one found gone is
     /// replaced by the next start.
     zygote: Mutex<Option<Arc<Zygote>>>,
+    /// Set by [`Launcher::shutdown`]: no server is replaced after it.
+    stopped: std::sync::atomic::AtomicBool,
     next_spawn: AtomicU64,
 }
 
@@ -218,6 +220,7 @@ impl Launcher {
     pub(crate) fn new(method: StartMethod, config: StartConfig) -> Result<Launcher, Error> {
         let launcher = Launcher {
             zygote: Mutex::new(None),
+            stopped: std::sync::atomic::AtomicBool::new(false),
             method,
             config,
             next_spawn: AtomicU64::new(1),
@@ -237,7 +240,10 @@ impl Launcher {
     fn zygote(&self) -> Result<Option<Arc<Zygote>>, Error> {
         let mut current = lock(&self.zygote);
         if let Some(zygote) = current.as_ref() {
-            if zygote.is_gone() && self.method == StartMethod::ForkServer {
+            if zygote.is_gone()
+                && self.method == StartMethod::ForkServer
+                && !self.stopped.load(Ordering::Acquire)
+            {
                 let fresh = self.spawn_server()?;
                 if let Some(old) = current.replace(fresh) {
                     old.shutdown();
@@ -496,7 +502,10 @@ impl Launcher {
 
     /// Stops the fork server, if any.
     pub(crate) fn shutdown(&self) {
-        if let Some(zygote) = lock(&self.zygote).as_ref() {
+        // Under the lock: a replacement being started is finished and then shut.
+        let current = lock(&self.zygote);
+        self.stopped.store(true, Ordering::Release);
+        if let Some(zygote) = current.as_ref() {
             zygote.shutdown();
         }
     }

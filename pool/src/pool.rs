@@ -20,7 +20,7 @@ use crate::error::{Error, Result, TaskError};
 use crate::handle::AsyncResult;
 use crate::map::{self, Imap};
 use crate::protocol::{self, FromWorker, ToWorker, WireError};
-use crate::start::{Connected, Launcher, Proc, lock};
+use crate::start::{Connected, Launcher, Proc, Starting, lock};
 
 /// A running call of one function on an executor: chunks of encoded argument
 /// tuples go in as [`Items`], one outcome per item comes out, in batches
@@ -1008,6 +1008,7 @@ impl Shared {
             start_error: None,
             retiring: Vec::new(),
             last_done: None,
+            next_worker: None,
         };
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             slot.run_chunk(info, chunk);
@@ -1093,7 +1094,9 @@ impl Shared {
         self.work.notify_all();
     }
 
-    fn launch(&self, slot: usize) -> Result<Live> {
+    /// Takes a worker begun early (or, with `None`, a new one) through its start,
+    /// registered under `slot` for `terminate`.
+    fn launch(&self, slot: usize, begun: Option<Starting>) -> Result<Live> {
         let register = |pid: u32| {
             let mut state = lock(&self.state);
             if state.terminated {
@@ -1102,7 +1105,8 @@ impl Shared {
             state.running.insert(slot, pid);
             true
         };
-        let connected = match self.launcher.launch(&register) {
+        let started = begun.map_or_else(|| self.launcher.begin(), Ok);
+        let connected = match self.launcher.finish(started, &register) {
             Ok(c) => c,
             Err(e) => {
                 self.forget(slot);
@@ -1281,7 +1285,7 @@ impl Shared {
 /// A slot: one thread that owns one worker process at a time, keeps up to
 /// [`PIPELINE_DEPTH`] chunks in flight on it, and reads their results in order.
 fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) {
-    let mut live = match shared.launch(slot) {
+    let mut live = match shared.launch(slot, None) {
         Ok(live) => {
             let _ = ready.send(Ok(()));
             Some(live)
@@ -1300,6 +1304,7 @@ fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) 
         start_error: None,
         retiring: Vec::new(),
         last_done: None,
+        next_worker: None,
     };
     slot.serve();
     slot.stop();
@@ -1317,6 +1322,10 @@ struct Slot<'a> {
     /// When the last chunk completed on this worker (a chunk pipelined behind it
     /// started then).
     last_done: Option<Instant>,
+    /// The next worker, begun while the current one runs the last tasks it may
+    /// take (`max_tasks_per_child`), so that it is ready, or nearly, when that one
+    /// retires. Killed if the slot stops first.
+    next_worker: Option<Starting>,
 }
 
 impl Slot<'_> {
@@ -1346,7 +1355,7 @@ impl Slot<'_> {
     fn start_next(&mut self) -> bool {
         loop {
             if self.live.is_none() {
-                let launched = self.shared.launch(self.index);
+                let launched = self.shared.launch(self.index, self.next_worker.take());
                 self.collect_retired();
                 match launched {
                     Ok(l) => {
@@ -1427,6 +1436,12 @@ impl Slot<'_> {
             out: Outcomes::new(),
             sent_at: Instant::now(),
         });
+        if sent && self.next_worker.is_none() && self.capacity() == Some(0) {
+            // The worker retires once the chunks it holds are done: start the next
+            // one now, in parallel with them. Should that fail, the start after
+            // the retirement tries again and reports why.
+            self.next_worker = self.shared.launcher.begin().ok();
+        }
         sent
     }
 
@@ -1620,6 +1635,8 @@ impl Slot<'_> {
                 }
             }
         }
+        // A worker begun for later is not needed (killed when dropped).
+        drop(self.next_worker.take());
         if !self.inflight.is_empty() {
             self.lost(Some(TaskError::Terminated), true);
         }

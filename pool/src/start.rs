@@ -253,40 +253,74 @@ impl Launcher {
         Ok(current.clone())
     }
 
-    /// Starts one worker and takes it through the handshake and the initializer.
-    /// `on_start` learns the PID before the initializer runs (so a `terminate` can
-    /// kill a worker stuck in it): as soon as a spawned process exists, once a
-    /// forked one has said hello. Returning false abandons the worker.
-    pub(crate) fn launch(&self, on_start: &dyn Fn(u32) -> bool) -> Result<Connected, Error> {
+    /// Starts a worker process (spawns it, or has the fork server fork it) without
+    /// waiting for it: [`finish`](Launcher::finish) takes it through its handshake,
+    /// so that a replacement can start while the worker it replaces still works.
+    /// Dropped unfinished, the process is killed.
+    pub(crate) fn begin(&self) -> Result<Starting, Error> {
         let spawn_id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
-        let (mut guard, mut stream, registry, config_sent) = match self.zygote()? {
+        match self.zygote()? {
             None => {
                 let (listener, ticket) = listen(spawn_id)?;
-                let mut guard = KillOnDrop(Some(Proc::Child(self.command(Role::Worker, &ticket)?)));
+                let guard = KillOnDrop(Some(Proc::Child(self.command(Role::Worker, &ticket)?)));
+                Ok(Starting::Spawned {
+                    guard,
+                    listener,
+                    ticket,
+                })
+            }
+            Some(zygote) => Ok(Starting::Forked(self.request_worker(zygote, spawn_id)?)),
+        }
+    }
+
+    /// Takes a started worker (or the error of starting it) through the handshake
+    /// and the initializer. `on_start` learns the PID before the initializer runs
+    /// (so a `terminate` can kill a worker stuck in it); returning false abandons
+    /// the worker. A start that failed because the fork server died is made again
+    /// with a new server (`ForkServer`), or explained (`Fork`).
+    pub(crate) fn finish(
+        &self,
+        started: Result<Starting, Error>,
+        on_start: &dyn Fn(u32) -> bool,
+    ) -> Result<Connected, Error> {
+        let error = match started.and_then(|s| self.handshake(s, on_start)) {
+            Ok(connected) => return Ok(connected),
+            Err(error) => error,
+        };
+        if !lock(&self.zygote).as_ref().is_some_and(|z| z.is_gone()) {
+            return Err(error);
+        }
+        match self.method {
+            StartMethod::ForkServer => self.begin().and_then(|s| self.handshake(s, on_start)),
+            _ => Err(start_error(
+                "the fork server of this `StartMethod::Fork` pool is gone, and this \
+                 process, which runs the pool's threads, cannot fork another safely: \
+                 build a new pool, or use `StartMethod::ForkServer`, whose server is \
+                 replaced"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    fn handshake(
+        &self,
+        starting: Starting,
+        on_start: &dyn Fn(u32) -> bool,
+    ) -> Result<Connected, Error> {
+        let (mut guard, mut stream, registry, config_sent) = match starting {
+            Starting::Spawned {
+                mut guard,
+                listener,
+                ticket,
+            } => {
                 if !on_start(guard.proc().pid()) {
                     return Err(Error::Closed);
                 }
                 let (stream, registry) = self.accept(&listener, &ticket, guard.proc())?;
                 (guard, stream, registry, false)
             }
-            Some(zygote) => {
-                let (mut guard, stream, registry) = match self.fork_worker(&zygote, spawn_id) {
-                    // The server died since the last start: once more, with a new one.
-                    Err(_) if zygote.is_gone() && self.method == StartMethod::ForkServer => {
-                        let zygote = self.zygote()?.expect("a fork server");
-                        self.fork_worker(&zygote, spawn_id)?
-                    }
-                    Err(_) if zygote.is_gone() => {
-                        return Err(start_error(
-                            "the fork server of this `StartMethod::Fork` pool is gone, and \
-                             this process, which runs the pool's threads, cannot fork \
-                             another safely: build a new pool, or use \
-                             `StartMethod::ForkServer`, whose server is replaced"
-                                .to_owned(),
-                        ));
-                    }
-                    other => other?,
-                };
+            Starting::Forked(pending) => {
+                let (mut guard, stream, registry) = self.forked_hello(pending)?;
                 if !on_start(guard.proc().pid()) {
                     return Err(Error::Closed);
                 }
@@ -351,15 +385,10 @@ impl Launcher {
         })
     }
 
-    /// Has the fork server fork a worker on a fresh socket pair, sends the settings
-    /// at once and reads the worker's hello: one wake-up of this thread when there
-    /// is no initializer (the worker writes its hello and `Ready` together).
-    fn fork_worker(
-        &self,
-        zygote: &Arc<Zygote>,
-        spawn_id: u64,
-    ) -> Result<(KillOnDrop, UnixStream, dilly::registry::RegistryFingerprint), Error> {
-        let (mut stream, theirs) = UnixStream::pair().map_err(|source| Error::Io {
+    /// Has the fork server fork a worker on a fresh socket pair and sends the
+    /// settings at once, without waiting for the worker's hello.
+    fn request_worker(&self, zygote: Arc<Zygote>, spawn_id: u64) -> Result<PendingFork, Error> {
+        let (stream, theirs) = UnixStream::pair().map_err(|source| Error::Io {
             context: "cannot create a new worker's socket pair",
             source,
         })?;
@@ -367,8 +396,27 @@ impl Launcher {
         // The server and the worker hold their own copies now; with ours closed, the
         // stream ends as soon as both are gone.
         drop(theirs);
+        let pending = PendingFork {
+            zygote,
+            spawn_id,
+            stream: Some(stream),
+        };
         // Unread until the worker runs; a worker that dies first just leaves it.
-        let _ = protocol::write_frame(&stream, &self.worker_config().encode().map_err(io_err)?);
+        if let Some(stream) = &pending.stream {
+            let _ = protocol::write_frame(stream, &self.worker_config().encode().map_err(io_err)?);
+        }
+        Ok(pending)
+    }
+
+    /// Reads a forked worker's hello: one wake-up of this thread when there is no
+    /// initializer (the worker writes its hello and `Ready` together).
+    fn forked_hello(
+        &self,
+        mut pending: PendingFork,
+    ) -> Result<(KillOnDrop, UnixStream, dilly::registry::RegistryFingerprint), Error> {
+        let mut stream = pending.stream.take().expect("an unfinished fork");
+        let zygote = Arc::clone(&pending.zygote);
+        let spawn_id = pending.spawn_id;
         stream
             .set_read_timeout(Some(self.config.handshake_timeout))
             .map_err(io_err)?;
@@ -382,7 +430,7 @@ impl Launcher {
                 zygote.claim(spawn_id);
                 let guard = KillOnDrop(Some(Proc::Forked {
                     pid,
-                    zygote: Arc::clone(zygote),
+                    zygote,
                     exited: None,
                 }));
                 Ok((guard, stream, registry))
@@ -511,6 +559,33 @@ impl Launcher {
     }
 }
 
+/// A worker process started by [`Launcher::begin`], its handshake not read yet.
+pub(crate) enum Starting {
+    Spawned {
+        guard: KillOnDrop,
+        listener: UnixListener,
+        ticket: Ticket,
+    },
+    Forked(PendingFork),
+}
+
+/// A fork requested from the fork server, with the pool's end of the worker's
+/// socket. Dropped before its hello was read, the worker is killed.
+pub(crate) struct PendingFork {
+    zygote: Arc<Zygote>,
+    spawn_id: u64,
+    /// Taken when the hello is read.
+    stream: Option<UnixStream>,
+}
+
+impl Drop for PendingFork {
+    fn drop(&mut self) {
+        if self.stream.take().is_some() {
+            self.zygote.abandon(self.spawn_id);
+        }
+    }
+}
+
 /// Why a hello was not accepted.
 enum HelloFailed {
     /// None came: the stream ended, timed out or broke.
@@ -559,7 +634,7 @@ fn ended_before_hello(pid: u32, exit: WorkerExit) -> Error {
 const ACCEPT_TICK: Duration = Duration::from_millis(5);
 
 /// Kills a started process unless the handshake succeeded.
-struct KillOnDrop(Option<Proc>);
+pub(crate) struct KillOnDrop(Option<Proc>);
 
 impl KillOnDrop {
     fn proc(&mut self) -> &mut Proc {

@@ -11,6 +11,7 @@ use crate::batch::Outcomes;
 use crate::error::{Error, Result, TaskError};
 use crate::map::Gathered;
 use crate::pool::Job;
+use crate::progress::Progress;
 use crate::start::lock;
 
 type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
@@ -79,16 +80,22 @@ impl<R> Pending<R> for One<R> {
     }
 }
 
-/// A map's results, decoded as they arrive.
+/// A map's results, decoded as they arrive (counted on its progress bar, if any,
+/// as the handle takes them in).
 struct Many<R> {
     decode: Decode<R>,
     gathered: Option<Gathered<R>>,
+    progress: Progress,
 }
 
 impl<R> Pending<Vec<R>> for Many<R> {
     fn add(&mut self, batch: &Outcomes) {
         if let Some(gathered) = &mut self.gathered {
             gathered.add(&self.decode, batch);
+            self.progress.inc_by(batch.len() as u64);
+            if gathered.complete() {
+                self.progress.finish();
+            }
         }
     }
 
@@ -171,10 +178,12 @@ impl<T> AsyncResult<T> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> AsyncResult<Vec<R>> {
-    /// The handle of a map's job of `n` tasks (`None`: no tasks).
+    /// The handle of a map's job of `n` tasks (`None`: no tasks), with a progress
+    /// bar if `progress`.
     pub(crate) fn many<A: serde::Serialize + 'static, M: Mode>(
         submitted: Option<(Box<dyn Job>, usize)>,
         func: Func<A, R, M>,
+        progress: bool,
     ) -> AsyncResult<Vec<R>> {
         let (job, n) = match submitted {
             Some((job, n)) => (Some(job), n),
@@ -185,6 +194,7 @@ impl<R: DeserializeOwned + Send + 'static> AsyncResult<Vec<R>> {
             Box::new(Many {
                 decode: Box::new(move |bytes| func.decode_result(bytes)),
                 gathered: Some(Gathered::new(n)),
+                progress: Progress::new(progress && n > 0, Some(n as u64)),
             }),
         )
     }

@@ -170,7 +170,11 @@ pub trait Executor: Send + Sync {
         I: IntoIterator<Item = T>,
     {
         let submitted = map::submit(self, func, items.into_iter().map(|x| (x,)))?;
-        Ok(AsyncResult::many(submitted, func.clone()))
+        Ok(AsyncResult::many(
+            submitted,
+            func.clone(),
+            self.shape().progress,
+        ))
     }
 
     /// [`map_async`](Executor::map_async) over argument tuples — Python's
@@ -188,7 +192,11 @@ pub trait Executor: Send + Sync {
         I: IntoIterator<Item = A>,
     {
         let submitted = map::submit(self, func, args.into_iter())?;
-        Ok(AsyncResult::many(submitted, func.clone()))
+        Ok(AsyncResult::many(
+            submitted,
+            func.clone(),
+            self.shape().progress,
+        ))
     }
 
     /// Calls `func(args)` in a worker and waits for the result.

@@ -108,6 +108,15 @@ fn every_executor_has_map_async() {
         assert_eq!(empty.get().unwrap(), Vec::<u64>::new());
     }
     check(&ProcessPool::builder().workers(2).build().unwrap());
+    // With a progress bar (drawn only on a terminal; here it must just not get in
+    // the way).
+    check(
+        &ProcessPool::builder()
+            .workers(2)
+            .progress(true)
+            .build()
+            .unwrap(),
+    );
     check(&ThreadPool::new(2).unwrap());
     check(&Serial::new());
 }

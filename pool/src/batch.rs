@@ -4,7 +4,6 @@
 //! allocations, not one per task.
 
 use std::fmt;
-use std::ops::Range;
 
 use crate::error::TaskError;
 
@@ -153,7 +152,19 @@ impl fmt::Debug for Items {
 #[derive(Clone, Default)]
 pub struct Outcomes {
     bytes: Vec<u8>,
-    list: Vec<(u64, Result<Range<usize>, TaskError>)>,
+    /// Each task's index and where its outcome is. Small and without drop glue:
+    /// the failures, rare and large, are kept apart.
+    list: Vec<(u64, Place)>,
+    failures: Vec<TaskError>,
+}
+
+/// Where an outcome is.
+#[derive(Clone, Copy)]
+enum Place {
+    /// A result: these bytes of the buffer.
+    Result { start: usize, end: usize },
+    /// A failure: this one of the failures.
+    Failure(usize),
 }
 
 impl Outcomes {
@@ -176,7 +187,8 @@ impl Outcomes {
     pub fn push_ok(&mut self, index: u64, result: &[u8]) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(result);
-        self.list.push((index, Ok(start..self.bytes.len())));
+        let end = self.bytes.len();
+        self.list.push((index, Place::Result { start, end }));
     }
 
     /// Adds task `index`'s result, which `read` appends to the buffer; adds nothing
@@ -189,7 +201,8 @@ impl Outcomes {
         let start = self.bytes.len();
         match read(&mut self.bytes) {
             Ok(()) => {
-                self.list.push((index, Ok(start..self.bytes.len())));
+                let end = self.bytes.len();
+                self.list.push((index, Place::Result { start, end }));
                 Ok(())
             }
             Err(e) => {
@@ -201,7 +214,8 @@ impl Outcomes {
 
     /// Adds task `index`'s failure.
     pub fn push_err(&mut self, index: u64, error: TaskError) {
-        self.list.push((index, Err(error)));
+        self.list.push((index, Place::Failure(self.failures.len())));
+        self.failures.push(error);
     }
 
     /// Adds task `index`'s outcome.
@@ -215,24 +229,29 @@ impl Outcomes {
     /// Moves `other`'s outcomes to the end of these.
     pub fn append(&mut self, other: Outcomes) {
         let offset = self.bytes.len();
+        let failed = self.failures.len();
         self.bytes.extend_from_slice(&other.bytes);
-        self.list.extend(
-            other
-                .list
-                .into_iter()
-                .map(|(i, r)| (i, r.map(|range| range.start + offset..range.end + offset))),
-        );
+        self.failures.extend(other.failures);
+        self.list.extend(other.list.into_iter().map(|(i, place)| {
+            let place = match place {
+                Place::Result { start, end } => Place::Result {
+                    start: start + offset,
+                    end: end + offset,
+                },
+                Place::Failure(n) => Place::Failure(n + failed),
+            };
+            (i, place)
+        }));
     }
 
     /// The outcomes in the order they were added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (u64, Result<&[u8], &TaskError>)> + '_ {
-        self.list.iter().map(|(index, result)| {
-            (
-                *index,
-                result
-                    .as_ref()
-                    .map(|range| &self.bytes[range.start..range.end]),
-            )
+        self.list.iter().map(|&(index, place)| {
+            let outcome = match place {
+                Place::Result { start, end } => Ok(&self.bytes[start..end]),
+                Place::Failure(n) => Err(&self.failures[n]),
+            };
+            (index, outcome)
         })
     }
 }

@@ -169,12 +169,7 @@ pub trait Executor: Send + Sync {
         M: Mode,
         I: IntoIterator<Item = T>,
     {
-        let submitted = map::submit(self, func, items.into_iter().map(|x| (x,)))?;
-        Ok(AsyncResult::many(
-            submitted,
-            func.clone(),
-            self.shape().progress,
-        ))
+        self.starmap_async(func, items.into_iter().map(|x| (x,)))
     }
 
     /// [`map_async`](Executor::map_async) over argument tuples — Python's

@@ -92,9 +92,14 @@ fn fork_server(method: StartMethod) -> u32 {
     }
 }
 
-#[dilly::func]
-fn triple(x: u64) -> u64 {
-    x * 3
+/// One worker, replaced after every task.
+fn one_task_per_worker(method: StartMethod) -> ProcessPool {
+    ProcessPool::builder()
+        .workers(1)
+        .start_method(method)
+        .max_tasks_per_child(1)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -102,12 +107,7 @@ fn the_replacement_starts_while_the_retiring_worker_runs_its_last_task() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let me = std::process::id();
     for method in [StartMethod::Spawn, StartMethod::ForkServer] {
-        let pool = ProcessPool::builder()
-            .workers(1)
-            .start_method(method)
-            .max_tasks_per_child(1)
-            .build()
-            .unwrap();
+        let pool = one_task_per_worker(method);
         let server = fork_server(method);
         let f = dilly::func_of!(successor_appears);
         // Each task is its worker's last: without an early start, no other worker
@@ -132,12 +132,7 @@ fn a_replacement_never_used_is_killed_with_the_pool() {
     let me = std::process::id();
     let gate = std::env::temp_dir().join(format!("dilly-pool-next-worker-{me}"));
     for method in [StartMethod::Spawn, StartMethod::ForkServer] {
-        let pool = ProcessPool::builder()
-            .workers(1)
-            .start_method(method)
-            .max_tasks_per_child(1)
-            .build()
-            .unwrap();
+        let pool = one_task_per_worker(method);
         let server = fork_server(method);
         let workers = || {
             let mut all = pool_processes_under(me);

@@ -388,8 +388,18 @@ enum Desk {
     Parked(Live),
     /// A caller runs a chunk on it.
     Borrowed,
-    /// Given back without a worker (it was lost): the slot starts a new one.
-    Empty,
+    /// Given back without a worker (it was lost, or retired by
+    /// `max_tasks_per_child`): the slot starts a new one, and takes over what the
+    /// caller left.
+    Empty(Handback),
+}
+
+/// What a caller that ran a chunk on a borrowed worker leaves to the slot: the
+/// worker it retired (to be reaped) and the successor it began.
+#[derive(Default)]
+struct Handback {
+    retiring: Vec<Proc>,
+    next_worker: Option<Starting>,
 }
 
 /// What a slot thread does next.
@@ -927,18 +937,19 @@ impl Shared {
     }
 
     /// The next chunk for slot `slot`, waiting for one. While it waits, the slot's
-    /// idle worker is parked for callers to borrow (not with a task budget per
-    /// worker, which only the slot thread tracks); it is back in `live` (or gone,
-    /// [`Next::Relaunch`]) when this returns.
-    fn next_chunk(&self, slot: usize, live: &mut Option<Live>, capacity: Option<usize>) -> Next {
+    /// idle worker is parked for callers to borrow; it is back in `live` (or gone,
+    /// [`Next::Relaunch`], with what the caller left in `handback`) when this
+    /// returns. The chunk fits what the worker may still take
+    /// (`max_tasks_per_child`), callers' tasks counted.
+    fn next_chunk(&self, slot: usize, live: &mut Option<Live>, handback: &mut Handback) -> Next {
         let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
-        let park = self.settings.max_tasks_per_child.is_none();
         let mut state = lock(&self.state);
         loop {
             match state.desks.remove(&slot) {
                 None => {}
                 Some(Desk::Parked(l)) => *live = Some(l),
-                Some(Desk::Empty) => {
+                Some(Desk::Empty(left)) => {
+                    *handback = left;
                     *live = None;
                     if state.terminated || (state.closed && state.queue.is_empty()) {
                         return Next::Stop;
@@ -960,16 +971,15 @@ impl Shared {
             if state.terminated {
                 return Next::Stop;
             }
+            let capacity = self.capacity_of(live.as_ref());
             if let Some((job, chunk)) = self.take(&mut state, capacity, limit, false) {
                 return Next::Chunk(job, chunk);
             }
             if state.closed {
                 return Next::Stop;
             }
-            if park {
-                if let Some(l) = live.take() {
-                    state.desks.insert(slot, Desk::Parked(l));
-                }
+            if let Some(l) = live.take() {
+                state.desks.insert(slot, Desk::Parked(l));
             }
             state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
         }
@@ -994,7 +1004,11 @@ impl Shared {
             else {
                 return false;
             };
-            let Some((info, chunk)) = self.take(&mut state, None, limit, false) else {
+            let capacity = match state.desks.get(&index) {
+                Some(Desk::Parked(live)) => self.capacity_of(Some(live)),
+                _ => None,
+            };
+            let Some((info, chunk)) = self.take(&mut state, capacity, limit, false) else {
                 return false;
             };
             let Some(Desk::Parked(mut live)) = state.desks.insert(index, Desk::Borrowed) else {
@@ -1020,12 +1034,18 @@ impl Shared {
         if let Some(live) = &mut live {
             live.inline = false;
         }
+        // A worker retired here, and the successor begun with its last task, go to
+        // the slot with the empty desk (a worker still live has neither).
+        let handback = Handback {
+            retiring: std::mem::take(&mut slot.retiring),
+            next_worker: slot.next_worker.take(),
+        };
         {
             let mut state = lock(&self.state);
             let lost = live.is_none();
             state
                 .desks
-                .insert(index, live.map_or(Desk::Empty, Desk::Parked));
+                .insert(index, live.map_or(Desk::Empty(handback), Desk::Parked));
             if lost {
                 // Its slot thread starts a replacement at once.
                 self.work.notify_all();
@@ -1038,6 +1058,12 @@ impl Shared {
             std::panic::resume_unwind(panic);
         }
         true
+    }
+
+    /// How many tasks `live` may still take (`max_tasks_per_child`), at least one.
+    fn capacity_of(&self, live: Option<&Live>) -> Option<usize> {
+        let max = self.settings.max_tasks_per_child?;
+        Some(max.saturating_sub(live.map_or(0, |l| l.tasks)).max(1))
     }
 
     /// A small chunk to pipeline behind the ones in flight, if one is queued.
@@ -1344,6 +1370,16 @@ impl Slot<'_> {
         Some(max.saturating_sub(used))
     }
 
+    /// Takes over what a caller left with this slot's empty desk.
+    fn take_over(&mut self, handback: Handback) {
+        self.retiring.extend(handback.retiring);
+        if let Some(next) = handback.next_worker {
+            if self.next_worker.is_none() {
+                self.next_worker = Some(next);
+            }
+        }
+    }
+
     fn serve(&mut self) {
         loop {
             if self.inflight.is_empty() && !self.start_next() {
@@ -1369,8 +1405,12 @@ impl Slot<'_> {
                     Err(e) => self.start_error = Some(e.to_string()),
                 }
             }
-            let capacity = self.capacity().map(|c| c.max(1));
-            let (job, chunk) = match self.shared.next_chunk(self.index, &mut self.live, capacity) {
+            let mut handback = Handback::default();
+            let next = self
+                .shared
+                .next_chunk(self.index, &mut self.live, &mut handback);
+            self.take_over(handback);
+            let (job, chunk) = match next {
                 Next::Chunk(job, chunk) => (job, chunk),
                 Next::Relaunch => continue,
                 Next::Stop => return false,
@@ -1624,7 +1664,10 @@ impl Slot<'_> {
                         self.live = Some(l);
                         break;
                     }
-                    Some(Desk::Empty) => break,
+                    Some(Desk::Empty(handback)) => {
+                        self.take_over(handback);
+                        break;
+                    }
                     Some(Desk::Borrowed) => {
                         state.desks.insert(self.index, Desk::Borrowed);
                         state.returned_waiters += 1;

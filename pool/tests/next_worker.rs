@@ -160,3 +160,30 @@ fn a_replacement_never_used_is_killed_with_the_pool() {
         assert!(left.is_empty(), "{method:?}: pool processes left: {left:?}");
     }
 }
+
+#[dilly::func]
+fn own_pid(_x: u64) -> u32 {
+    std::process::id()
+}
+
+#[test]
+fn workers_retired_by_callers_are_reaped() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let me = std::process::id();
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .max_tasks_per_child(2)
+        .build()
+        .unwrap();
+    let f = dilly::func_of!(own_pid);
+    // Many workers retire after a call that ran on them from this thread; each
+    // must be reaped by the slot that starts the next one, not left a zombie.
+    let pids: Vec<u32> = (0..40u64).map(|x| pool.apply(&f, (x,)).unwrap()).collect();
+    assert!(
+        pids.windows(2).filter(|w| w[0] != w[1]).count() >= 19,
+        "{pids:?}"
+    );
+    let zombies = pool_processes(me, true).len() - pool_processes_under(me).len();
+    // At most the last retirements may still be on their way out.
+    assert!(zombies <= 2, "{zombies} zombies after 20 retirements");
+}

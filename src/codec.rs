@@ -112,35 +112,47 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 
 thread_local! {
     /// The typed error behind the last failure of a dilly `Deserialize` impl on this
-    /// thread. serde can only carry a message through a format's error type; the
-    /// decoders here hand the typed error back instead.
-    static STASHED: std::cell::RefCell<Option<Error>> = const { std::cell::RefCell::new(None) };
+    /// thread, with the number of the decode it happened in. serde can only carry a
+    /// message through a format's error type; the decoders here hand the typed
+    /// error back instead.
+    static STASHED: std::cell::RefCell<Option<(u64, Error)>> =
+        const { std::cell::RefCell::new(None) };
+    /// Decodes begun on this thread: a failing decode takes only an error stashed
+    /// since it began (an older one was recovered from, e.g. by an untagged enum
+    /// trying another variant). Counting costs less than clearing the stash at every
+    /// decode, which has a destructor to look after.
+    static DECODES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 pub(crate) fn stash_error(err: Error) {
-    STASHED.with(|s| *s.borrow_mut() = Some(err));
+    let decode = DECODES.with(std::cell::Cell::get);
+    STASHED.with(|s| *s.borrow_mut() = Some((decode, err)));
 }
 
-fn take_stashed() -> Option<Error> {
-    STASHED.with(|s| s.borrow_mut().take())
+/// Numbers a decode that begins now (see [`DECODES`]).
+fn begin_decode() -> u64 {
+    DECODES.with(|d| {
+        let n = d.get().wrapping_add(1);
+        d.set(n);
+        n
+    })
 }
 
-/// Forgets a stashed error that nobody took (its decoder recovered, e.g. an
-/// untagged enum tried another variant). Cheap when there is none: every decode
-/// calls it.
-fn clear_stash() {
+/// The error stashed since decode `began` began, if any.
+fn take_stashed(began: u64) -> Option<Error> {
     STASHED.with(|s| {
-        if s.borrow().is_some() {
-            *s.borrow_mut() = None;
-        }
-    });
+        s.borrow_mut()
+            .take()
+            .filter(|(decode, _)| *decode >= began)
+            .map(|(_, err)| err)
+    })
 }
 
 /// Decodes exactly one value from all of `bytes` (no version byte).
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
-    clear_stash();
-    let (value, used) =
-        Current::decode_prefix::<T>(bytes).map_err(|failure| match (take_stashed(), failure) {
+    let began = begin_decode();
+    let (value, used) = Current::decode_prefix::<T>(bytes).map_err(|failure| {
+        match (take_stashed(began), failure) {
             (Some(typed), _) => typed,
             (None, DecodeFailure::UnexpectedEnd { needed }) => Error::Truncated {
                 what,
@@ -148,7 +160,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> R
                 available: bytes.len(),
             },
             (None, DecodeFailure::Other(detail)) => Error::Malformed { what, detail },
-        })?;
+        }
+    })?;
     if used != bytes.len() {
         return Err(Error::Malformed {
             what,

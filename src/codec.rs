@@ -331,6 +331,28 @@ mod tests {
     }
 
     #[test]
+    fn an_error_stashed_before_a_decode_began_is_not_its_error() {
+        // Left by a decoder that recovered (an untagged enum trying another
+        // variant), or by a decode that failed without taking it.
+        stash_error(Error::NotPortable);
+        let err = decode::<u32>(&[], "value").unwrap_err();
+        assert!(matches!(err, Error::Truncated { .. }), "{err:?}");
+        // One stashed during the decode is.
+        #[derive(Debug)]
+        struct Refuses;
+        impl<'de> serde::Deserialize<'de> for Refuses {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                _: D,
+            ) -> std::result::Result<Self, D::Error> {
+                stash_error(Error::NotPortable);
+                Err(serde::de::Error::custom("refused"))
+            }
+        }
+        let err = decode::<Refuses>(&[0], "value").unwrap_err();
+        assert!(matches!(err, Error::NotPortable), "{err:?}");
+    }
+
+    #[test]
     fn empty_input_is_truncated() {
         assert!(matches!(
             from_bytes::<u8>(&[]),

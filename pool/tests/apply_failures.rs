@@ -1,6 +1,7 @@
 //! `apply` runs a task on a worker borrowed by the calling thread: every failure -
 //! panic, segfault, exit, timeout, kill -9, terminate - must still fail only that call,
-//! under Spawn and ForkServer, and concurrent callers must each get their own result.
+//! under Spawn and ForkServer, with and without `max_tasks_per_child`, and concurrent
+//! callers must each get their own result.
 
 use dilly_pool::{Error, Executor, ProcessPool, StartMethod, TaskError, WorkerExit};
 use std::time::Duration;
@@ -28,12 +29,20 @@ fn act(x: u64) -> u64 {
 }
 
 fn run(method: StartMethod) {
-    let pool = ProcessPool::builder()
+    run_with(method, None)
+}
+
+/// `max_tasks` also makes workers retire (and their successors start early) in
+/// the middle of all this.
+fn run_with(method: StartMethod, max_tasks: Option<usize>) {
+    let mut builder = ProcessPool::builder()
         .workers(2)
         .start_method(method)
-        .task_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
+        .task_timeout(Duration::from_millis(500));
+    if let Some(max) = max_tasks {
+        builder = builder.max_tasks_per_child(max);
+    }
+    let pool = builder.build().unwrap();
     let f = dilly::func_of!(act);
     for round in 0..3 {
         assert_eq!(pool.apply(&f, (7,)).unwrap(), 70);
@@ -159,4 +168,12 @@ fn spawn() {
 #[test]
 fn forkserver() {
     run(StartMethod::ForkServer)
+}
+#[test]
+fn spawn_with_a_task_budget() {
+    run_with(StartMethod::Spawn, Some(3))
+}
+#[test]
+fn forkserver_with_a_task_budget() {
+    run_with(StartMethod::ForkServer, Some(3))
 }

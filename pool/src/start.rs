@@ -61,11 +61,14 @@ pub(crate) enum Proc {
     /// Spawned by this process.
     Child(Child),
     /// Forked by a fork server, which reaps it and reports its status (kept in
-    /// `exited` once read, so the PID is never signalled after it may be reused).
+    /// `exited` once read). Signalled through `pidfd` where there is one (opened
+    /// when it said hello), so never another process that got its PID later;
+    /// otherwise by PID, unless the server reported it gone.
     Forked {
         pid: u32,
         zygote: Arc<Zygote>,
         exited: Option<WorkerExit>,
+        pidfd: Option<std::os::fd::OwnedFd>,
     },
 }
 
@@ -87,9 +90,14 @@ impl Proc {
                 pid,
                 zygote,
                 exited,
+                pidfd,
             } => {
-                if exited.is_none() && !zygote.has_exited(*pid) {
-                    sys::kill(*pid);
+                use std::os::fd::AsFd;
+                match pidfd {
+                    _ if exited.is_some() => {}
+                    Some(fd) => sys::pidfd_kill(fd.as_fd()),
+                    None if !zygote.has_exited(*pid) => sys::kill(*pid),
+                    None => {}
                 }
             }
         }
@@ -106,6 +114,7 @@ impl Proc {
                 pid,
                 zygote,
                 exited,
+                ..
             } => {
                 if exited.is_none() {
                     *exited = zygote.exit_status(*pid);
@@ -158,6 +167,7 @@ impl Proc {
                 pid,
                 zygote,
                 exited,
+                ..
             } => {
                 if exited.is_none() {
                     *exited = zygote.wait_exit(*pid, patience);
@@ -182,6 +192,7 @@ impl Proc {
                 pid,
                 zygote,
                 exited,
+                ..
             } => {
                 if exited.is_none() {
                     *exited = Some(
@@ -432,6 +443,7 @@ impl Launcher {
                     pid,
                     zygote,
                     exited: None,
+                    pidfd: sys::pidfd(pid),
                 }));
                 Ok((guard, stream, registry))
             }

@@ -283,8 +283,9 @@ pub(crate) fn poll_readable(
 /// A descriptor that becomes readable when process `pid` ends (`pidfd_open`, Linux
 /// 5.3+). `None` where unsupported; callers then fall back to polling the status.
 ///
-/// Only for processes that cannot be reaped (and their PID reused) behind the
-/// caller's back: this process's own unwaited children.
+/// Only for processes whose PID cannot have been reused yet: this process's own
+/// unwaited children, or a process that has just shown it is alive (a forked
+/// worker's hello).
 pub(crate) fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -303,6 +304,16 @@ pub(crate) fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
         let _ = pid;
         None
     }
+}
+
+/// Sends `SIGKILL` to the process `pidfd` was opened for: never to another one
+/// that got its PID after it ended (and was reaped, perhaps by another process,
+/// such as a fork server). Errors (it has ended already) are ignored.
+pub(crate) fn pidfd_kill(pidfd: std::os::fd::BorrowedFd<'_>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::KILL);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = pidfd;
 }
 
 /// Whether `fd` is readable now — data, end of stream, or an error to read —
@@ -417,6 +428,22 @@ mod tests {
         let mut received = std::collections::VecDeque::new();
         let err = recv_with_fds(&receiver, &mut [0u8; 16], &mut received).unwrap_err();
         assert!(err.to_string().contains("dropped"), "{err}");
+    }
+
+    #[test]
+    fn pidfd_kill_ends_its_process_and_is_harmless_once_it_is_gone() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let fd = pidfd(child.id()).expect("pidfd_open (Linux 5.3+)");
+        pidfd_kill(fd.as_fd());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // Reaped: its PID may belong to another process by now, which the
+        // descriptor never reaches.
+        pidfd_kill(fd.as_fd());
     }
 
     #[test]

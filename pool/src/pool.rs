@@ -363,11 +363,29 @@ struct State {
     closed: bool,
     terminated: bool,
     /// Worker PIDs by slot, for `terminate`.
-    running: HashMap<usize, u32>,
+    running: HashMap<usize, Registered>,
     /// Workers of idle slots, by slot.
     desks: HashMap<usize, Desk>,
     /// Slot threads waiting for a borrowed worker to come back.
     returned_waiters: usize,
+}
+
+/// A live worker as `terminate` sees it: its PID, and a pidfd opened when it was
+/// registered (it had just started or said hello), through which it is killed,
+/// so that a PID reused after the worker was reaped is never signalled.
+struct Registered {
+    pid: u32,
+    pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Registered {
+    fn kill(&self) {
+        use std::os::fd::AsFd;
+        match &self.pidfd {
+            Some(fd) => crate::sys::pidfd_kill(fd.as_fd()),
+            None => crate::sys::kill(self.pid),
+        }
+    }
 }
 
 struct Shared {
@@ -518,8 +536,8 @@ impl ProcessPool {
             let mut state = lock(&self.shared.state);
             state.closed = true;
             state.terminated = true;
-            for pid in state.running.values() {
-                crate::sys::kill(*pid);
+            for worker in state.running.values() {
+                worker.kill();
             }
             let queue = std::mem::take(&mut state.queue);
             let failed: Vec<_> = queue
@@ -556,7 +574,11 @@ impl ProcessPool {
 
     /// Process IDs of the current workers (for diagnostics and tests).
     pub fn worker_pids(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = lock(&self.shared.state).running.values().copied().collect();
+        let mut pids: Vec<u32> = lock(&self.shared.state)
+            .running
+            .values()
+            .map(|w| w.pid)
+            .collect();
         pids.sort_unstable();
         pids
     }
@@ -1131,7 +1153,13 @@ impl Shared {
             if state.terminated {
                 return false;
             }
-            state.running.insert(slot, pid);
+            state.running.insert(
+                slot,
+                Registered {
+                    pid,
+                    pidfd: crate::sys::pidfd(pid),
+                },
+            );
             true
         };
         let started = begun.map_or_else(|| self.launcher.begin(), Ok);

@@ -1039,16 +1039,7 @@ impl Shared {
             live.inline = true;
             (index, live, info, chunk)
         };
-        let mut slot = Slot {
-            shared: self,
-            index,
-            live: Some(live),
-            inflight: VecDeque::new(),
-            start_error: None,
-            retiring: Vec::new(),
-            last_done: None,
-            next_worker: None,
-        };
+        let mut slot = Slot::new(self, index, live);
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             slot.run_chunk(info, chunk);
         }));
@@ -1342,10 +1333,10 @@ impl Shared {
 /// A slot: one thread that owns one worker process at a time, keeps up to
 /// [`PIPELINE_DEPTH`] chunks in flight on it, and reads their results in order.
 fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) {
-    let mut live = match shared.launch(slot, None) {
+    let live = match shared.launch(slot, None) {
         Ok(live) => {
             let _ = ready.send(Ok(()));
-            Some(live)
+            live
         }
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -1353,16 +1344,7 @@ fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) 
         }
     };
     drop(ready);
-    let mut slot = Slot {
-        shared: &shared,
-        index: slot,
-        live: live.take(),
-        inflight: VecDeque::new(),
-        start_error: None,
-        retiring: Vec::new(),
-        last_done: None,
-        next_worker: None,
-    };
+    let mut slot = Slot::new(&shared, slot, live);
     slot.serve();
     slot.stop();
 }
@@ -1383,6 +1365,22 @@ struct Slot<'a> {
     /// take (`max_tasks_per_child`), so that it is ready, or nearly, when that one
     /// retires. Killed if the slot stops first.
     next_worker: Option<Starting>,
+}
+
+impl<'a> Slot<'a> {
+    /// Slot `index` with its worker `live`, nothing in flight.
+    fn new(shared: &'a Shared, index: usize, live: Live) -> Slot<'a> {
+        Slot {
+            shared,
+            index,
+            live: Some(live),
+            inflight: VecDeque::new(),
+            start_error: None,
+            retiring: Vec::new(),
+            last_done: None,
+            next_worker: None,
+        }
+    }
 }
 
 impl Slot<'_> {

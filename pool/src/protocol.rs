@@ -59,6 +59,18 @@ pub(crate) struct Ticket {
     pub(crate) token: [u8; 16],
 }
 
+impl Ticket {
+    /// A forked worker's: it serves on a socket the pool sent to the fork server
+    /// itself, so there is nothing to connect to and nothing to prove.
+    pub(crate) fn forked(spawn_id: u64) -> Ticket {
+        Ticket {
+            address: Vec::new(),
+            spawn_id,
+            token: [0; 16],
+        }
+    }
+}
+
 /// A worker's settings, sent after a good hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Config {

@@ -96,8 +96,7 @@ impl Proc {
                 match pidfd {
                     _ if exited.is_some() => {}
                     Some(fd) => sys::pidfd_kill(fd.as_fd()),
-                    None if !zygote.has_exited(*pid) => sys::kill(*pid),
-                    None => {}
+                    None => zygote.kill_unless_reaped(*pid),
                 }
             }
         }
@@ -431,12 +430,7 @@ impl Launcher {
         stream
             .set_read_timeout(Some(self.config.handshake_timeout))
             .map_err(io_err)?;
-        let ticket = Ticket {
-            address: Vec::new(),
-            spawn_id,
-            token: [0; 16],
-        };
-        match check_hello(read_message(&mut stream), &ticket) {
+        match check_hello(read_message(&mut stream), &Ticket::forked(spawn_id)) {
             Ok((pid, registry)) => {
                 zygote.claim(spawn_id);
                 let guard = KillOnDrop(Some(Proc::Forked {
@@ -890,10 +884,16 @@ impl Zygote {
     /// Kills the worker of `spawn_id`, if it was forked, and forgets it.
     fn abandon(&self, spawn_id: u64) {
         if let Ok(pid) = self.forked_pid(spawn_id) {
-            if !self.has_exited(pid) {
-                sys::kill(pid);
-            }
+            self.kill_unless_reaped(pid);
             let _ = self.wait_exit(pid, Duration::from_secs(2));
+        }
+    }
+
+    /// Kills forked worker `pid` by PID, unless the server has reported it
+    /// reaped (its PID may belong to another process by then).
+    fn kill_unless_reaped(&self, pid: u32) {
+        if !self.has_exited(pid) {
+            sys::kill(pid);
         }
     }
 
@@ -909,8 +909,8 @@ impl Zygote {
             read.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
         );
-        if timed_out && !self.has_exited(pid) {
-            sys::kill(pid);
+        if timed_out {
+            self.kill_unless_reaped(pid);
         }
         match self.wait_exit(pid, Duration::from_secs(2)) {
             _ if timed_out => start_error(format!(

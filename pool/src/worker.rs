@@ -233,13 +233,7 @@ fn call(f: &Arc<dyn ErasedFunc>, args: &[u8], out: &mut Vec<u8>) -> Result<(), W
 /// A worker forked by a fork server, on the socket the pool sent with the request:
 /// handshake, initializer, then tasks.
 pub(crate) fn run_forked_worker(stream: UnixStream, spawn_id: u64) -> i32 {
-    let ticket = Ticket {
-        address: Vec::new(),
-        spawn_id,
-        // The socket came from the pool itself: nothing else can speak on it.
-        token: [0; 16],
-    };
-    match serve(stream, &ticket, Handshake::ConfigFirst) {
+    match serve(stream, &Ticket::forked(spawn_id), Handshake::ConfigFirst) {
         Ok(()) => EXIT_OK,
         Err(_) => EXIT_BROKEN,
     }

@@ -19,23 +19,50 @@ pub(crate) fn thread_count() -> Option<usize> {
 /// The child must only run code that does not depend on other threads (it has
 /// none), and leave through [`exit_now`].
 pub(crate) fn fork_single_threaded() -> Result<Option<u32>, ForkRefused> {
-    match thread_count() {
-        Some(1) => {}
-        Some(threads) => return Err(ForkRefused::Threads(threads)),
-        None => return Err(ForkRefused::Uncountable),
+    SingleThreaded::check()?.fork().map_err(ForkRefused::Os)
+}
+
+/// Proof that this process had a single thread when it was made, for a loop that
+/// forks again and again and never starts a thread (the fork server): it counts the
+/// threads once instead of reading `/proc/self/task` before every fork (a directory
+/// read and its allocations, whose pages every fork then copies on write). Not
+/// `Send`: it stays with the thread that made it.
+pub(crate) struct SingleThreaded {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl SingleThreaded {
+    /// Counts this process's threads: the proof if there is exactly one.
+    pub(crate) fn check() -> Result<SingleThreaded, ForkRefused> {
+        match thread_count() {
+            Some(1) => Ok(SingleThreaded {
+                _not_send: std::marker::PhantomData,
+            }),
+            Some(threads) => Err(ForkRefused::Threads(threads)),
+            None => Err(ForkRefused::Uncountable),
+        }
     }
-    // Buffered standard output would otherwise be written twice, by both processes.
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    // SAFETY: the process has a single thread (checked just above; nothing in this
-    // function starts one), so no lock can be held by a thread that does not exist
-    // in the child, which is the hazard of forking a multi-threaded process. `fork`
-    // has no memory-safety preconditions of its own.
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(ForkRefused::Os(io::Error::last_os_error())),
-        0 => Ok(None),
-        pid => Ok(Some(pid as u32)),
+
+    /// Forks: `Ok(None)` in the child, `Ok(Some(pid))` in the parent. The holder
+    /// must not have started a thread since [`check`](SingleThreaded::check); the
+    /// child runs only code that does not depend on other threads and leaves
+    /// through [`exit_now`].
+    pub(crate) fn fork(&self) -> io::Result<Option<u32>> {
+        // Buffered standard output would otherwise be written twice, by both
+        // processes.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: the process had a single thread when `self` was made, and its
+        // holder starts none (the fork server's loop, or `fork_single_threaded`
+        // right after the check), so no lock can be held by a thread that does not
+        // exist in the child, which is the hazard of forking a multi-threaded
+        // process. `fork` has no memory-safety preconditions of its own.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => Err(io::Error::last_os_error()),
+            0 => Ok(None),
+            pid => Ok(Some(pid as u32)),
+        }
     }
 }
 

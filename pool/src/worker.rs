@@ -712,6 +712,9 @@ const ZYGOTE_FALLBACK_TICK: Duration = Duration::from_millis(20);
 pub(crate) fn zygote(control: UnixStream) -> i32 {
     // Build the registry index once, so forked workers inherit it ready.
     let _ = dilly::registry::fingerprint();
+    // Counted once: this loop starts no thread. Where the process has several
+    // (another crate's start-up code started one), every request is refused.
+    let single = sys::SingleThreaded::check();
     // Blocking: it is read only after `poll` said it is readable.
     if control.set_read_timeout(None).is_err() {
         return EXIT_BROKEN;
@@ -756,8 +759,8 @@ pub(crate) fn zygote(control: UnixStream) -> i32 {
         let Some(socket) = frames.passed.pop_front() else {
             return EXIT_BROKEN;
         };
-        let pid = match sys::fork_single_threaded() {
-            Ok(None) => {
+        let pid = match single.as_ref().map(sys::SingleThreaded::fork) {
+            Ok(Ok(None)) => {
                 // The child: it must not keep the parent's control stream, its
                 // siblings' pidfds or sockets not yet used open.
                 drop(pidfds);
@@ -765,7 +768,7 @@ pub(crate) fn zygote(control: UnixStream) -> i32 {
                 drop(frames);
                 sys::exit_now(run_forked_worker(UnixStream::from(socket), spawn_id));
             }
-            Ok(Some(pid)) => {
+            Ok(Ok(Some(pid))) => {
                 match sys::pidfd(pid) {
                     Some(fd) => {
                         pidfds.insert(pid, fd);
@@ -775,7 +778,7 @@ pub(crate) fn zygote(control: UnixStream) -> i32 {
                 pid
             }
             // The pool sees its socket closed, and this reply says why.
-            Err(_) => 0,
+            Ok(Err(_)) | Err(_) => 0,
         };
         drop(socket);
         if send(&control, &FromWorker::Forked { spawn_id, pid }).is_err() {

@@ -19,7 +19,7 @@ use crate::builder::Builder;
 use crate::error::{Error, Result, TaskError};
 use crate::handle::AsyncResult;
 use crate::map::{self, Imap};
-use crate::protocol::{self, FromWorker, ToWorker, WireError};
+use crate::protocol::{self, AfterRun, FromWorker, ToWorker, WireError};
 use crate::start::{Connected, Launcher, Proc, Starting, lock};
 
 /// A running call of one function on an executor: chunks of encoded argument
@@ -793,6 +793,8 @@ struct Live {
     /// A caller borrowed it and waits for its results ([`Shared::run_inline`]):
     /// both poll for a while before they block (`Builder::spin`).
     inline: bool,
+    /// It was sent its last chunk, after which it exits without being told.
+    exits: bool,
 }
 
 impl Live {
@@ -807,6 +809,7 @@ impl Live {
             tasks: 0,
             busy: false,
             inline: false,
+            exits: false,
         })
     }
 }
@@ -1182,9 +1185,23 @@ impl Shared {
 
     /// Sends the function (first time on this worker) and a chunk's items, in one
     /// write when the chunk is small, and large items without copying them.
-    fn send_run(&self, live: &mut Live, job: &JobInfo, items: &Items) -> io::Result<()> {
-        // A waiting caller soon sends more: the worker polls for it after this chunk.
-        let spin = live.inline && !self.settings.spin.is_zero();
+    /// `last`: the worker retires after this chunk, and exits by itself.
+    fn send_run(
+        &self,
+        live: &mut Live,
+        job: &JobInfo,
+        items: &Items,
+        last: bool,
+    ) -> io::Result<()> {
+        let after = if last {
+            live.exits = true;
+            AfterRun::Exit
+        } else if live.inline && !self.settings.spin.is_zero() {
+            // A waiting caller soon sends more: the worker polls for it.
+            AfterRun::Spin
+        } else {
+            AfterRun::Wait
+        };
         let mut frames = Vec::new();
         if !live.loaded.contains(&job.key) {
             if live.loaded.len() >= MAX_LOADED {
@@ -1198,7 +1215,7 @@ impl Shared {
             frames.extend_from_slice(&load.encode()?);
             live.loaded.insert(job.key);
         }
-        protocol::write_run(&live.writer, frames, job.key, items, spin)
+        protocol::write_run(&live.writer, frames, job.key, items, after)
     }
 
     /// Reads the outcomes of item `index` and, when they are already buffered, of
@@ -1493,10 +1510,14 @@ impl Slot<'_> {
     /// Writes `chunk` to the live worker and tracks it as in flight (also when the
     /// write failed: the worker's loss then sorts it out). False if the write failed.
     fn send(&mut self, job: Arc<JobInfo>, chunk: Chunk) -> bool {
-        let sent = self
-            .live
-            .as_mut()
-            .is_some_and(|worker| self.shared.send_run(worker, &job, &chunk.items).is_ok());
+        let last = self
+            .capacity()
+            .is_some_and(|left| left <= chunk.items.len());
+        let sent = self.live.as_mut().is_some_and(|worker| {
+            self.shared
+                .send_run(worker, &job, &chunk.items, last)
+                .is_ok()
+        });
         self.inflight.push_back(InFlight {
             job,
             chunk,
@@ -1580,8 +1601,12 @@ impl Slot<'_> {
     fn retire(&mut self) {
         if let Some(old) = self.live.take() {
             self.shared.forget(self.index);
-            let _ =
-                protocol::write_frame(&old.writer, &ToWorker::Exit.encode().unwrap_or_default());
+            if !old.exits {
+                let _ = protocol::write_frame(
+                    &old.writer,
+                    &ToWorker::Exit.encode().unwrap_or_default(),
+                );
+            }
             self.retiring.push(old.proc);
         }
     }

@@ -16,8 +16,8 @@ use crate::batch::Items;
 
 /// Protocol revision, checked in the handshake (2: the spin window in `Config`, and
 /// `RUN_SPIN`; 3: the result window in `Config`; 4: `Fork` carries the worker's
-/// socket, and a forked worker reads its `Config` before its hello).
-pub(crate) const PROTOCOL: u32 = 4;
+/// socket, and a forked worker reads its `Config` before its hello; 5: `RUN_LAST`).
+pub(crate) const PROTOCOL: u32 = 5;
 
 /// Bytes of framing around a message body, allowed on top of the payload limit.
 const OVERHEAD: usize = 64 << 10;
@@ -34,6 +34,32 @@ mod to_worker {
     /// `Run`, after which the worker polls for its next frame a while before it
     /// blocks: a caller waits for the result and will likely send more soon.
     pub(super) const RUN_SPIN: u8 = 8;
+    /// `Run`, after which the worker exits: its task budget
+    /// (`max_tasks_per_child`) is spent, so the pool sends nothing more.
+    pub(super) const RUN_LAST: u8 = 9;
+}
+
+/// What a worker does once a chunk's results are out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterRun {
+    /// Blocks reading its next frame.
+    Wait,
+    /// Polls for its next frame a while before it blocks: a caller waits for the
+    /// result and will likely send more soon.
+    Spin,
+    /// Exits: it retires after this chunk, and its successor needs the CPU more
+    /// than a worker waiting to be told so.
+    Exit,
+}
+
+impl AfterRun {
+    fn tag(self) -> u8 {
+        match self {
+            AfterRun::Wait => to_worker::RUN,
+            AfterRun::Spin => to_worker::RUN_SPIN,
+            AfterRun::Exit => to_worker::RUN_LAST,
+        }
+    }
 }
 
 /// Tags of messages from a worker or fork server.
@@ -372,7 +398,7 @@ impl ToWorker {
                 o.func(func)?;
                 o
             }
-            ToWorker::Run { key, items } => return encode_run(*key, items, false),
+            ToWorker::Run { key, items } => return encode_run(*key, items, AfterRun::Wait),
             ToWorker::Clear => Out::new(to_worker::CLEAR),
             ToWorker::Exit => Out::new(to_worker::EXIT),
             ToWorker::Fork { spawn_id } => {
@@ -413,7 +439,7 @@ impl ToWorker {
                 key: i.u64()?,
                 func: i.func()?,
             },
-            to_worker::RUN | to_worker::RUN_SPIN => {
+            to_worker::RUN | to_worker::RUN_SPIN | to_worker::RUN_LAST => {
                 let key = i.u64()?;
                 let n = i.u64()?;
                 // Each item takes at least its 8-byte length: bound the allocation.
@@ -440,11 +466,11 @@ impl ToWorker {
     }
 }
 
-/// `Run` without cloning the items; with `spin`, the worker polls for its next
-/// frame after this chunk ([`run_spins`]).
-pub(crate) fn encode_run(key: u64, items: &Items, spin: bool) -> io::Result<Vec<u8>> {
+/// `Run` without cloning the items, telling the worker what to do after it
+/// ([`after_run`]).
+pub(crate) fn encode_run(key: u64, items: &Items, after: AfterRun) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(items.byte_len() + 8 * items.len() + 32);
-    append_run(&mut out, key, items, spin, |out, item| {
+    append_run(&mut out, key, items, after, |out, item| {
         out.extend_from_slice(item);
         Ok(())
     })?;
@@ -463,9 +489,9 @@ pub(crate) fn write_run(
     mut before: Vec<u8>,
     key: u64,
     items: &Items,
-    spin: bool,
+    after: AfterRun,
 ) -> io::Result<()> {
-    append_run(&mut before, key, items, spin, |out, item| {
+    append_run(&mut before, key, items, after, |out, item| {
         if item.len() < DIRECT_ITEM {
             out.extend_from_slice(item);
             return Ok(());
@@ -483,17 +509,13 @@ fn append_run(
     out: &mut Vec<u8>,
     key: u64,
     items: &Items,
-    spin: bool,
+    after: AfterRun,
     mut item: impl FnMut(&mut Vec<u8>, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     let body = 1 + 8 + 8 + 8 * items.len() + items.byte_len();
     let len = u32::try_from(body).map_err(|_| violation("a frame does not fit a 32-bit length"))?;
     out.extend_from_slice(&len.to_le_bytes());
-    out.push(if spin {
-        to_worker::RUN_SPIN
-    } else {
-        to_worker::RUN
-    });
+    out.push(after.tag());
     out.extend_from_slice(&key.to_le_bytes());
     out.extend_from_slice(&(items.len() as u64).to_le_bytes());
     for bytes in items.iter() {
@@ -625,9 +647,13 @@ pub(crate) fn holds_frame(buf: &[u8]) -> bool {
         && (buf.len() - 4) as u64 >= u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]))
 }
 
-/// Whether a `Run` body asks the worker to poll for its next frame afterwards.
-pub(crate) fn run_spins(body: &[u8]) -> bool {
-    body.first() == Some(&to_worker::RUN_SPIN)
+/// What a `Run` body asks the worker to do after it.
+pub(crate) fn after_run(body: &[u8]) -> AfterRun {
+    match body.first() {
+        Some(&to_worker::RUN_SPIN) => AfterRun::Spin,
+        Some(&to_worker::RUN_LAST) => AfterRun::Exit,
+        _ => AfterRun::Wait,
+    }
 }
 
 /// A `Run` body: the function key and the items, borrowed from the body.
@@ -636,7 +662,9 @@ pub(crate) type RunItems<'a> = (u64, Vec<&'a [u8]>);
 /// A `Run` body's function key and items, borrowed from the body; `Ok(None)` if the
 /// body is another message.
 pub(crate) fn decode_run(body: &[u8]) -> io::Result<Option<RunItems<'_>>> {
-    let Some((&(to_worker::RUN | to_worker::RUN_SPIN), rest)) = body.split_first() else {
+    let Some((&(to_worker::RUN | to_worker::RUN_SPIN | to_worker::RUN_LAST), rest)) =
+        body.split_first()
+    else {
         return Ok(None);
     };
     let mut i = In { rest };
@@ -865,16 +893,18 @@ mod tests {
         let (key, borrowed) = decode_run(&body).unwrap().unwrap();
         assert_eq!(key, 7);
         assert_eq!(borrowed, items.iter().collect::<Vec<_>>());
-        assert!(!run_spins(&body));
-        // The spinning variant carries the same chunk and says so.
-        let frame = encode_run(7, &items, true).unwrap();
-        let spin_body = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
-        assert!(run_spins(&spin_body));
-        assert_eq!(decode_run(&spin_body).unwrap(), decode_run(&body).unwrap());
-        assert_eq!(
-            ToWorker::decode(&spin_body).unwrap(),
-            ToWorker::decode(&body).unwrap()
-        );
+        assert_eq!(after_run(&body), AfterRun::Wait);
+        // The other variants carry the same chunk and say what comes after it.
+        for after in [AfterRun::Spin, AfterRun::Exit] {
+            let frame = encode_run(7, &items, after).unwrap();
+            let variant = read_frame(&mut &frame[..], 1 << 20).unwrap().unwrap();
+            assert_eq!(after_run(&variant), after);
+            assert_eq!(decode_run(&variant).unwrap(), decode_run(&body).unwrap());
+            assert_eq!(
+                ToWorker::decode(&variant).unwrap(),
+                ToWorker::decode(&body).unwrap()
+            );
+        }
         for cut in 0..body.len() {
             assert!(decode_run(&body[..cut]).map_or(true, |r| r.is_none() || cut == body.len()));
         }
@@ -920,13 +950,13 @@ mod tests {
             .collect();
         let load = ToWorker::Clear.encode().unwrap();
         let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let expected = [load.clone(), encode_run(9, &items, true).unwrap()].concat();
+        let expected = [load.clone(), encode_run(9, &items, AfterRun::Spin).unwrap()].concat();
         let reader = std::thread::spawn(move || {
             let mut got = vec![0; expected.len()];
             b.read_exact(&mut got).unwrap();
             assert_eq!(got, expected);
         });
-        write_run(&a, load, 9, &items, true).unwrap();
+        write_run(&a, load, 9, &items, AfterRun::Spin).unwrap();
         reader.join().unwrap();
     }
 

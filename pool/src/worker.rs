@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dilly::ErasedFunc;
 
-use crate::protocol::{self, FromWorker, PROTOCOL, Ticket, ToWorker, WireError};
+use crate::protocol::{self, AfterRun, FromWorker, PROTOCOL, Ticket, ToWorker, WireError};
 use crate::sys;
 
 /// The environment variable that tells a copy of the program to serve.
@@ -356,8 +356,13 @@ fn serve(stream: UnixStream, ticket: &Ticket, handshake: Handshake) -> io::Resul
             // Its results are out; a caller waits for them and may send more at
             // once: poll a while before the blocking read, so that a chunk sent
             // soon is taken without a wake-up.
-            if protocol::run_spins(&body) && !protocol::holds_frame(reader.buffer()) {
-                sys::spin_until_readable(reader.get_ref().as_fd(), config.spin);
+            match protocol::after_run(&body) {
+                AfterRun::Spin if !protocol::holds_frame(reader.buffer()) => {
+                    sys::spin_until_readable(reader.get_ref().as_fd(), config.spin);
+                }
+                // Its results are out (the chunk's last one is written at once).
+                AfterRun::Exit => return Ok(()),
+                _ => {}
             }
             continue;
         }
@@ -802,6 +807,70 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
+    #[dilly::func]
+    fn triple(x: u64) -> u64 {
+        x * 3
+    }
+
+    /// Reads the next message the worker sent.
+    fn next_message(stream: &mut UnixStream) -> FromWorker {
+        let body = protocol::read_frame(stream, 1 << 20)
+            .expect("a frame")
+            .expect("not the end");
+        FromWorker::decode(&body).expect("a message")
+    }
+
+    #[test]
+    fn a_worker_sent_its_last_chunk_exits_once_the_results_are_out() {
+        // The pool keeps its end open: the worker must leave by itself, without
+        // `Exit` and without the end of the stream.
+        let (mut pool, theirs) = UnixStream::pair().unwrap();
+        let worker = std::thread::spawn(move || run_forked_worker(theirs, 7));
+        let config = ToWorker::Config(protocol::Config {
+            registry: dilly::registry::fingerprint(),
+            memory_limit: None,
+            max_frame: 1 << 20,
+            spin: Duration::ZERO,
+            result_window: Duration::ZERO,
+            initializer: None,
+        });
+        protocol::write_frame(&pool, &config.encode().unwrap()).unwrap();
+        assert!(matches!(
+            next_message(&mut pool),
+            FromWorker::Hello { spawn_id: 7, .. }
+        ));
+        assert_eq!(next_message(&mut pool), FromWorker::Ready);
+        let f = dilly::func_of!(triple);
+        let load = ToWorker::Load {
+            key: 1,
+            func: f.raw(),
+        };
+        let mut items = crate::batch::Items::with_capacity(2, 0);
+        for x in [4u64, 5] {
+            items
+                .push_with(|out| f.encode_args_into(&(x,), out))
+                .unwrap();
+        }
+        let run = protocol::encode_run(1, &items, AfterRun::Exit).unwrap();
+        protocol::write_frame(&pool, &[load.encode().unwrap(), run].concat()).unwrap();
+        for expected in [12u64, 15] {
+            match next_message(&mut pool) {
+                FromWorker::Done(bytes) => assert_eq!(f.decode_result(&bytes).unwrap(), expected),
+                other => panic!("expected a result, got {other:?}"),
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !worker.is_finished() {
+            assert!(Instant::now() < deadline, "the worker still serves");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(worker.join().unwrap(), EXIT_OK);
+        // The worker's panic hook stays with this test process otherwise.
+        let _ = panic::take_hook();
+        drop(pool);
+    }
 
     #[test]
     fn marker_round_trips() {

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use dilly_pool::{Executor, ProcessPool};
+use std::time::{Duration, Instant};
+
+use dilly_pool::{Executor, ProcessPool, StartMethod};
 
 #[dilly::func]
 fn pid(_x: u64) -> u32 {
@@ -77,4 +79,45 @@ fn without_the_option_workers_stay() {
     let distinct: BTreeSet<u32> = pids.iter().copied().collect();
     assert!(distinct.iter().all(|p| before.contains(p)));
     assert_eq!(pool.worker_pids(), before);
+}
+
+/// Whether process `pid` has ended (gone, or a zombie not yet reaped).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesized command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn a_retired_worker_ends_while_the_pool_lives_on() {
+    // Its process must not linger until the pool is dropped (the worker leaves by
+    // itself once its last results are out: see the worker's unit tests).
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .start_method(method)
+            .chunk_size(2)
+            .max_tasks_per_child(2)
+            .build()
+            .unwrap();
+        let f = dilly::func_of!(pid);
+        let first = pool.map(&f, [0u64, 1]).unwrap();
+        assert_eq!(first[0], first[1], "{method:?}: one chunk, one worker");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ended(first[0]) {
+            assert!(
+                Instant::now() < deadline,
+                "{method:?}: retired worker {} still runs",
+                first[0]
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Its successor serves the next tasks.
+        let second = pool.map(&f, [2u64, 3]).unwrap();
+        assert_ne!(second[0], first[0], "{method:?}");
+    }
 }

@@ -794,6 +794,27 @@ pub(crate) fn read_frame(r: &mut impl Read, limit: u64) -> io::Result<Option<Vec
     Ok(Some(body))
 }
 
+/// Takes the first whole frame's body out of `buf` (bytes received so far), if it
+/// holds one; a frame longer than `limit` is an error.
+pub(crate) fn take_frame(buf: &mut Vec<u8>, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
+    if len > limit.saturating_add(OVERHEAD as u64) {
+        return Err(violation(format!(
+            "frame of {len} bytes exceeds the limit of {limit} bytes"
+        )));
+    }
+    let end = 4 + len as usize;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    let body = buf[4..end].to_vec();
+    buf.drain(..end);
+    Ok(Some(body))
+}
+
 /// Writes a whole frame produced by `encode` (never raising `SIGPIPE`).
 pub(crate) fn write_frame(socket: &std::os::unix::net::UnixStream, frame: &[u8]) -> io::Result<()> {
     crate::sys::send_all(socket, frame)
@@ -932,6 +953,35 @@ mod tests {
         assert!(read_tagged(&mut r, 1 << 20).unwrap().is_none());
         assert!(read_tagged(&mut &[0u8, 0, 0, 0][..], 10).is_err());
         assert!(read_tagged(&mut &u32::MAX.to_le_bytes()[..], 10).is_err());
+    }
+
+    #[test]
+    fn frames_are_taken_from_received_bytes_only_when_whole() {
+        let first = FromWorker::Forked {
+            spawn_id: 3,
+            pid: 9,
+        }
+        .encode()
+        .unwrap();
+        let second = FromWorker::Busy.encode().unwrap();
+        let all = [first.clone(), second.clone()].concat();
+        let mut buf = Vec::new();
+        for (n, byte) in all.iter().enumerate() {
+            buf.push(*byte);
+            let taken = take_frame(&mut buf, 1 << 20).unwrap();
+            if n + 1 == first.len() {
+                assert_eq!(taken.as_deref(), Some(&first[4..]));
+                assert!(buf.is_empty());
+            } else if n + 1 == all.len() {
+                assert_eq!(taken.as_deref(), Some(&second[4..]));
+            } else {
+                assert_eq!(taken, None, "after {} bytes", n + 1);
+            }
+        }
+        assert!(buf.is_empty());
+        // A length beyond the limit is an error before the body arrives.
+        let mut huge = u32::MAX.to_le_bytes().to_vec();
+        assert!(take_frame(&mut huge, 1 << 20).is_err());
     }
 
     #[test]

@@ -756,24 +756,74 @@ enum ZygoteProc {
 }
 
 /// The parent's side of a fork server.
+///
+/// The server's reports (each fork's PID, each reaped worker's status) are read
+/// when somebody needs one, not by a thread of ours sleeping on the stream: a
+/// worker start makes two reports, and waking a thread for each cost a tenth of a
+/// `ForkServer` start on 2 cores. Each start reads what has arrived before it
+/// asks for a fork, so unread reports never fill the stream.
 pub(crate) struct Zygote {
     control: Mutex<UnixStream>,
-    state: Mutex<ZygoteState>,
+    reports: Mutex<Reports>,
+    /// Signalled when the waiter that sleeps on the stream for all of them
+    /// ([`Reports::watched`]) read what came, or stopped sleeping.
     changed: Condvar,
+    /// The control stream, for `poll` outside the lock.
+    watch: std::os::fd::OwnedFd,
     process: Mutex<Option<ZygoteProc>>,
-    /// The thread reading the server's reports, joined at shutdown so a dropped
-    /// pool leaves no thread behind (a later `Fork` pool counts threads).
-    reader: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-#[derive(Default)]
-struct ZygoteState {
+/// The server's reports received so far, and what they say.
+struct Reports {
+    /// The control stream, non-blocking.
+    stream: UnixStream,
+    /// Received bytes not yet a whole report.
+    pending: Vec<u8>,
     /// Fork reports (spawn ID → PID, 0 if the fork failed) not yet claimed.
     forked: HashMap<u64, u32>,
     /// Spawn IDs whose workers said hello before the server's report came.
     claimed: HashSet<u64>,
     exited: HashMap<u32, i32>,
     gone: bool,
+    /// A waiter sleeps in `poll` on the stream; the others wait for `changed`.
+    watched: bool,
+}
+
+impl Reports {
+    /// Reads whatever the server sent, without blocking.
+    fn pump(&mut self) {
+        let mut chunk = [0u8; 4096];
+        while !self.gone {
+            match (&self.stream).read(&mut chunk) {
+                Ok(0) => self.gone = true,
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.gone = true,
+            }
+        }
+        loop {
+            match protocol::take_frame(&mut self.pending, 1 << 20) {
+                Ok(Some(body)) => match FromWorker::decode(&body) {
+                    Ok(FromWorker::Forked { spawn_id, pid }) => {
+                        if !self.claimed.remove(&spawn_id) {
+                            self.forked.insert(spawn_id, pid);
+                        }
+                    }
+                    Ok(FromWorker::Exited { pid, status }) => {
+                        self.exited.insert(pid, status);
+                    }
+                    // Nothing else comes from a sane server.
+                    _ => self.gone = true,
+                },
+                Ok(None) => return,
+                Err(_) => {
+                    self.gone = true;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl Zygote {
@@ -804,50 +854,72 @@ impl Zygote {
     }
 
     fn start(stream: UnixStream, process: ZygoteProc) -> Result<Arc<Zygote>, Error> {
-        let reader = stream.try_clone().map_err(io_err)?;
-        let zygote = Arc::new(Zygote {
+        let reports = stream.try_clone().map_err(io_err)?;
+        reports.set_nonblocking(true).map_err(io_err)?;
+        let watch = std::os::fd::OwnedFd::from(stream.try_clone().map_err(io_err)?);
+        Ok(Arc::new(Zygote {
             control: Mutex::new(stream),
-            state: Mutex::new(ZygoteState::default()),
+            reports: Mutex::new(Reports {
+                stream: reports,
+                pending: Vec::new(),
+                forked: HashMap::new(),
+                claimed: HashSet::new(),
+                exited: HashMap::new(),
+                gone: false,
+                watched: false,
+            }),
             changed: Condvar::new(),
+            watch,
             process: Mutex::new(Some(process)),
-            reader: Mutex::new(None),
-        });
-        let weak = Arc::downgrade(&zygote);
-        let handle = std::thread::Builder::new()
-            .name("dilly-pool-forkserver".into())
-            .spawn(move || {
-                let mut reader = io::BufReader::new(reader);
-                loop {
-                    let msg = match protocol::read_frame(&mut reader, 1 << 20) {
-                        Ok(Some(body)) => FromWorker::decode(&body).ok(),
-                        _ => None,
-                    };
-                    let Some(zygote) = weak.upgrade() else { return };
-                    let mut state = lock(&zygote.state);
-                    match msg {
-                        Some(FromWorker::Forked { spawn_id, pid }) => {
-                            if !state.claimed.remove(&spawn_id) {
-                                state.forked.insert(spawn_id, pid);
-                            }
-                        }
-                        Some(FromWorker::Exited { pid, status }) => {
-                            state.exited.insert(pid, status);
-                        }
-                        _ => {
-                            state.gone = true;
-                            zygote.changed.notify_all();
-                            return;
-                        }
-                    }
-                    zygote.changed.notify_all();
-                }
-            })
-            .map_err(|source| Error::Io {
-                context: "cannot start the fork server's reader thread",
-                source,
-            })?;
-        *lock(&zygote.reader) = Some(handle);
-        Ok(zygote)
+        }))
+    }
+
+    /// The reports, with everything the server sent so far read.
+    fn reports(&self) -> std::sync::MutexGuard<'_, Reports> {
+        let mut reports = lock(&self.reports);
+        reports.pump();
+        reports
+    }
+
+    /// Waits until `found` finds what it looks for in the reports (it may take it
+    /// out): `Err(true)` if the server is gone first, `Err(false)` if `patience`
+    /// runs out. One waiter sleeps in `poll` on the stream and wakes the others
+    /// once it has read what came, so no waiter sleeps through its report.
+    fn wait_for<T>(
+        &self,
+        patience: Duration,
+        mut found: impl FnMut(&mut Reports) -> Option<T>,
+    ) -> Result<T, bool> {
+        let deadline = Instant::now() + patience;
+        let mut reports = self.reports();
+        loop {
+            if let Some(value) = found(&mut reports) {
+                return Ok(value);
+            }
+            if reports.gone {
+                return Err(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(false);
+            }
+            if reports.watched {
+                reports = self
+                    .changed
+                    .wait_timeout(reports, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                reports.pump();
+            } else {
+                use std::os::fd::AsFd;
+                reports.watched = true;
+                drop(reports);
+                let _ = sys::poll_readable(&[self.watch.as_fd()], Some(left));
+                reports = self.reports();
+                reports.watched = false;
+                self.changed.notify_all();
+            }
+        }
     }
 
     /// Asks the server to fork a worker that serves on `socket` (the server gets its
@@ -864,20 +936,20 @@ impl Zygote {
 
     /// Whether the server is known to be gone.
     fn is_gone(&self) -> bool {
-        lock(&self.state).gone
+        self.reports().gone
     }
 
     fn set_gone(&self) {
-        lock(&self.state).gone = true;
+        self.reports().gone = true;
         self.changed.notify_all();
     }
 
     /// The worker of `spawn_id` said hello, with its PID: the server's report of the
     /// fork is not needed (dropped now, or when it comes).
     fn claim(&self, spawn_id: u64) {
-        let mut state = lock(&self.state);
-        if state.forked.remove(&spawn_id).is_none() {
-            state.claimed.insert(spawn_id);
+        let mut reports = self.reports();
+        if reports.forked.remove(&spawn_id).is_none() {
+            reports.claimed.insert(spawn_id);
         }
     }
 
@@ -927,64 +999,32 @@ impl Zygote {
 
     /// The PID the server reported for a fork request, waiting for the report.
     fn forked_pid(&self, spawn_id: u64) -> Result<u32, Error> {
-        let mut state = lock(&self.state);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(pid) = state.forked.remove(&spawn_id) {
-                if pid == 0 {
-                    return Err(start_error("the fork server could not fork".to_owned()));
-                }
-                return Ok(pid);
-            }
-            if state.gone {
-                return Err(start_error("the fork server is gone".to_owned()));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(start_error("the fork server did not answer".to_owned()));
-            }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        match self.wait_for(Duration::from_secs(30), |r| r.forked.remove(&spawn_id)) {
+            Ok(0) => Err(start_error("the fork server could not fork".to_owned())),
+            Ok(pid) => Ok(pid),
+            Err(true) => Err(start_error("the fork server is gone".to_owned())),
+            Err(false) => Err(start_error("the fork server did not answer".to_owned())),
         }
     }
 
     fn has_exited(&self, pid: u32) -> bool {
-        lock(&self.state).exited.contains_key(&pid)
+        self.reports().exited.contains_key(&pid)
     }
 
     /// The reported status of `pid`, consumed (each worker's status is read once).
     fn exit_status(&self, pid: u32) -> Option<WorkerExit> {
-        let mut state = lock(&self.state);
-        match state.exited.remove(&pid) {
+        let mut reports = self.reports();
+        match reports.exited.remove(&pid) {
             Some(raw) => Some(WorkerExit::from_raw(raw)),
-            None if state.gone => Some(WorkerExit::Unknown),
+            None if reports.gone => Some(WorkerExit::Unknown),
             None => None,
         }
     }
 
     fn wait_exit(&self, pid: u32, patience: Duration) -> Option<WorkerExit> {
-        let deadline = Instant::now() + patience;
-        let mut state = lock(&self.state);
-        loop {
-            if let Some(raw) = state.exited.remove(&pid) {
-                return Some(WorkerExit::from_raw(raw));
-            }
-            if state.gone {
-                return None;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        self.wait_for(patience, |r| r.exited.remove(&pid))
+            .ok()
+            .map(WorkerExit::from_raw)
     }
 
     fn shutdown(&self) {
@@ -1004,12 +1044,6 @@ impl Zygote {
                 }
             }
         }
-        let reader = lock(&self.reader).take();
-        if let Some(reader) = reader {
-            if reader.thread().id() != std::thread::current().id() {
-                let _ = reader.join();
-            }
-        }
     }
 }
 
@@ -1017,4 +1051,75 @@ impl Zygote {
 /// user callbacks, which never run under these locks).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Zygote` whose "server" is the returned stream (no process behind it).
+    fn fake_server() -> (Arc<Zygote>, UnixStream) {
+        let (ours, server) = UnixStream::pair().unwrap();
+        // A PID that is never signalled: the test never shuts this zygote down.
+        let zygote = Zygote::start(ours, ZygoteProc::Forked(u32::MAX)).unwrap();
+        (zygote, server)
+    }
+
+    fn report(server: &UnixStream, msg: FromWorker) {
+        protocol::write_frame(server, &msg.encode().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn reports_are_read_when_asked_for_and_reach_every_waiter() {
+        let (zygote, server) = fake_server();
+        // Read without waiting, in pieces as they come.
+        report(
+            &server,
+            FromWorker::Forked {
+                spawn_id: 1,
+                pid: 41,
+            },
+        );
+        assert_eq!(zygote.forked_pid(1).unwrap(), 41);
+        let frame = FromWorker::Exited { pid: 41, status: 0 }.encode().unwrap();
+        sys::send_all(&server, &frame[..3]).unwrap();
+        assert_eq!(zygote.exit_status(41), None);
+        sys::send_all(&server, &frame[3..]).unwrap();
+        assert!(zygote.has_exited(41));
+        assert_eq!(zygote.exit_status(41), Some(WorkerExit::from_raw(0)));
+        // Several waiters: one sleeps on the stream, the others on the condition
+        // variable; each gets its own report, whichever of them read it.
+        let waiters: Vec<_> = (100..104u32)
+            .map(|pid| {
+                let zygote = Arc::clone(&zygote);
+                std::thread::spawn(move || zygote.wait_exit(pid, Duration::from_secs(30)))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        for pid in (100..104u32).rev() {
+            report(&server, FromWorker::Exited { pid, status: 9 });
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for waiter in waiters {
+            assert_eq!(waiter.join().unwrap(), Some(WorkerExit::from_raw(9)));
+        }
+        // The end of the stream: the server is gone, and waiters learn it.
+        let waiter = {
+            let zygote = Arc::clone(&zygote);
+            std::thread::spawn(move || zygote.wait_exit(200, Duration::from_secs(30)))
+        };
+        drop(server);
+        assert_eq!(waiter.join().unwrap(), None);
+        assert!(zygote.is_gone());
+        assert_eq!(zygote.exit_status(200), Some(WorkerExit::Unknown));
+    }
+
+    #[test]
+    fn a_garbled_report_means_the_server_is_gone() {
+        let (zygote, server) = fake_server();
+        // A whole frame (length 1) whose tag no message has.
+        protocol::write_frame(&server, &[1, 0, 0, 0, 0xff]).unwrap();
+        assert!(zygote.is_gone());
+        assert!(zygote.forked_pid(3).is_err());
+    }
 }

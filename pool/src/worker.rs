@@ -659,19 +659,7 @@ struct Frames {
 impl Frames {
     /// The next complete frame body already received, if any.
     fn take(&mut self) -> io::Result<Option<Vec<u8>>> {
-        if self.buf.len() >= 4 {
-            let len =
-                u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-            if len > (1 << 20) {
-                return Err(protocol::violation("oversized control frame"));
-            }
-            if self.buf.len() >= 4 + len {
-                let body = self.buf[4..4 + len].to_vec();
-                self.buf.drain(..4 + len);
-                return Ok(Some(body));
-            }
-        }
-        Ok(None)
+        protocol::take_frame(&mut self.buf, 1 << 20)
     }
 
     /// Reads what the stream has (one `recvmsg`); `Err(UnexpectedEof)` when the

@@ -32,26 +32,30 @@ pub(crate) struct SingleThreaded {
 }
 
 impl SingleThreaded {
-    /// Counts this process's threads: the proof if there is exactly one.
+    /// Counts this process's threads: the proof if there is exactly one. Flushes
+    /// buffered standard output, which both processes would write otherwise: the
+    /// holder prints nothing before it forks (the fork server prints nothing at
+    /// all, and a flush before every fork copied the page of stdout's lock in
+    /// each).
     pub(crate) fn check() -> Result<SingleThreaded, ForkRefused> {
         match thread_count() {
-            Some(1) => Ok(SingleThreaded {
-                _not_send: std::marker::PhantomData,
-            }),
+            Some(1) => {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                Ok(SingleThreaded {
+                    _not_send: std::marker::PhantomData,
+                })
+            }
             Some(threads) => Err(ForkRefused::Threads(threads)),
             None => Err(ForkRefused::Uncountable),
         }
     }
 
     /// Forks: `Ok(None)` in the child, `Ok(Some(pid))` in the parent. The holder
-    /// must not have started a thread since [`check`](SingleThreaded::check); the
-    /// child runs only code that does not depend on other threads and leaves
-    /// through [`exit_now`].
+    /// must not have started a thread (nor printed) since
+    /// [`check`](SingleThreaded::check); the child runs only code that does not
+    /// depend on other threads and leaves through [`exit_now`].
     pub(crate) fn fork(&self) -> io::Result<Option<u32>> {
-        // Buffered standard output would otherwise be written twice, by both
-        // processes.
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
         // SAFETY: the process had a single thread when `self` was made, and its
         // holder starts none (the fork server's loop, or `fork_single_threaded`
         // right after the check), so no lock can be held by a thread that does not

@@ -150,9 +150,18 @@ pub(crate) fn connect(ticket: &Ticket) -> io::Result<UnixStream> {
     }
 }
 
+/// Whether this process pretends to have another registry ([`FAKE_SKEW`], for
+/// tests). Read once: a fork server reads it before its first fork, so that forked
+/// workers do not touch the environment (whose lock's page each would copy).
+fn fakes_skew() -> bool {
+    static FAKES: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var_os(FAKE_SKEW).is_some_and(|v| v == "1"));
+    *FAKES
+}
+
 fn hello(ticket: &Ticket) -> FromWorker {
     let mut registry = dilly::registry::fingerprint();
-    if std::env::var_os(FAKE_SKEW).is_some_and(|v| v == "1") {
+    if fakes_skew() {
         registry.count += 1;
     }
     FromWorker::Hello {
@@ -703,8 +712,10 @@ const ZYGOTE_FALLBACK_TICK: Duration = Duration::from_millis(20);
 /// worker's end is reported as soon as it happens (the parent waits for that report
 /// when it replaces a worker that died). Without pidfds it looks every 20 ms.
 pub(crate) fn zygote(control: UnixStream) -> i32 {
-    // Build the registry index once, so forked workers inherit it ready.
+    // Build the registry index once, so forked workers inherit it ready (and the
+    // answers of their hello).
     let _ = dilly::registry::fingerprint();
+    fakes_skew();
     // Counted once: this loop starts no thread. Where the process has several
     // (another crate's start-up code started one), every request is refused.
     let single = sys::SingleThreaded::check();

@@ -783,7 +783,7 @@ fn fail_chunk(job: &JobInfo, first: u64, len: usize, error: &TaskError) {
 
 /// A live worker, parent side.
 struct Live {
-    writer: UnixStream,
+    /// The worker's socket (written through [`Live::socket`]).
     reader: BufReader<UnixStream>,
     proc: Proc,
     loaded: HashSet<u64>,
@@ -802,8 +802,7 @@ impl Live {
         let Connected { stream, proc } = connected;
         stream.set_read_timeout(timeout)?;
         Ok(Live {
-            reader: BufReader::with_capacity(64 << 10, stream.try_clone()?),
-            writer: stream,
+            reader: BufReader::with_capacity(64 << 10, stream),
             proc,
             loaded: HashSet::new(),
             tasks: 0,
@@ -811,6 +810,12 @@ impl Live {
             inline: false,
             exits: false,
         })
+    }
+
+    /// The worker's socket, for writing (one descriptor for both directions: a
+    /// second, duplicated one cost a `dup` and a `close` per worker start).
+    fn socket(&self) -> &UnixStream {
+        self.reader.get_ref()
     }
 }
 
@@ -1142,18 +1147,18 @@ impl Shared {
     /// Takes a worker begun early (or, with `None`, a new one) through its start,
     /// registered under `slot` for `terminate`.
     fn launch(&self, slot: usize, begun: Option<Starting>) -> Result<Live> {
-        let register = |pid: u32| {
+        let register = |pid: u32, held: Option<std::os::fd::BorrowedFd<'_>>| {
+            // Copying the launcher's pidfd is cheaper than opening another (which
+            // allocates a file).
+            let pidfd = match held {
+                Some(fd) => fd.try_clone_to_owned().ok(),
+                None => crate::sys::pidfd(pid),
+            };
             let mut state = lock(&self.state);
             if state.terminated {
                 return false;
             }
-            state.running.insert(
-                slot,
-                Registered {
-                    pid,
-                    pidfd: crate::sys::pidfd(pid),
-                },
-            );
+            state.running.insert(slot, Registered { pid, pidfd });
             true
         };
         let started = begun.map_or_else(|| self.launcher.begin(), Ok);
@@ -1215,7 +1220,7 @@ impl Shared {
             frames.extend_from_slice(&load.encode()?);
             live.loaded.insert(job.key);
         }
-        protocol::write_run(&live.writer, frames, job.key, items, after)
+        protocol::write_run(live.socket(), frames, job.key, items, after)
     }
 
     /// Reads the outcomes of item `index` and, when they are already buffered, of
@@ -1603,7 +1608,7 @@ impl Slot<'_> {
             self.shared.forget(self.index);
             if !old.exits {
                 let _ = protocol::write_frame(
-                    &old.writer,
+                    old.socket(),
                     &ToWorker::Exit.encode().unwrap_or_default(),
                 );
             }
@@ -1751,7 +1756,7 @@ impl Slot<'_> {
                 worker.proc.reap();
             } else {
                 let _ = protocol::write_frame(
-                    &worker.writer,
+                    worker.socket(),
                     &ToWorker::Exit.encode().unwrap_or_default(),
                 );
                 worker.proc.status(Duration::from_secs(2));

@@ -72,11 +72,24 @@ pub(crate) enum Proc {
     },
 }
 
+/// Told of each new worker process before its initializer runs, with its PID and
+/// the pidfd its [`Proc`] holds, if any; returning false abandons the worker.
+pub(crate) type OnStart<'a> = dyn Fn(u32, Option<std::os::fd::BorrowedFd<'_>>) -> bool + 'a;
+
 impl Proc {
     pub(crate) fn pid(&self) -> u32 {
         match self {
             Proc::Child(c) => c.id(),
             Proc::Forked { pid, .. } => *pid,
+        }
+    }
+
+    /// The pidfd held for the process: a forked one's (opened at its hello).
+    pub(crate) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match self {
+            Proc::Child(_) => None,
+            Proc::Forked { pidfd, .. } => pidfd.as_ref().map(|fd| fd.as_fd()),
         }
     }
 
@@ -284,14 +297,15 @@ impl Launcher {
     }
 
     /// Takes a started worker (or the error of starting it) through the handshake
-    /// and the initializer. `on_start` learns the PID before the initializer runs
+    /// and the initializer. `on_start` learns the PID (and the pidfd the launcher
+    /// holds, if any) before the initializer runs
     /// (so a `terminate` can kill a worker stuck in it); returning false abandons
     /// the worker. A start that failed because the fork server died is made again
     /// with a new server (`ForkServer`), or explained (`Fork`).
     pub(crate) fn finish(
         &self,
         started: Result<Starting, Error>,
-        on_start: &dyn Fn(u32) -> bool,
+        on_start: &OnStart<'_>,
     ) -> Result<Connected, Error> {
         let error = match started.and_then(|s| self.handshake(s, on_start)) {
             Ok(connected) => return Ok(connected),
@@ -312,18 +326,14 @@ impl Launcher {
         }
     }
 
-    fn handshake(
-        &self,
-        starting: Starting,
-        on_start: &dyn Fn(u32) -> bool,
-    ) -> Result<Connected, Error> {
+    fn handshake(&self, starting: Starting, on_start: &OnStart<'_>) -> Result<Connected, Error> {
         let (mut guard, mut stream, registry, config_sent) = match starting {
             Starting::Spawned {
                 mut guard,
                 listener,
                 ticket,
             } => {
-                if !on_start(guard.proc().pid()) {
+                if !on_start(guard.proc().pid(), guard.proc().pidfd()) {
                     return Err(Error::Closed);
                 }
                 let (stream, registry) = self.accept(&listener, &ticket, guard.proc())?;
@@ -331,7 +341,7 @@ impl Launcher {
             }
             Starting::Forked(pending) => {
                 let (mut guard, stream, registry) = self.forked_hello(pending)?;
-                if !on_start(guard.proc().pid()) {
+                if !on_start(guard.proc().pid(), guard.proc().pidfd()) {
                     return Err(Error::Closed);
                 }
                 (guard, stream, registry, true)

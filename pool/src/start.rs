@@ -778,15 +778,15 @@ pub(crate) struct Zygote {
     /// Signalled when the waiter that sleeps on the stream for all of them
     /// ([`Reports::watched`]) read what came, or stopped sleeping.
     changed: Condvar,
-    /// The control stream, for `poll` outside the lock.
-    watch: std::os::fd::OwnedFd,
+    /// The control stream for reading: without blocking, under `reports`' lock,
+    /// and in `poll`, outside it. (Not `O_NONBLOCK`, which the copy that sends
+    /// requests would share.)
+    incoming: std::os::fd::OwnedFd,
     process: Mutex<Option<ZygoteProc>>,
 }
 
 /// The server's reports received so far, and what they say.
 struct Reports {
-    /// The control stream, non-blocking.
-    stream: UnixStream,
     /// Received bytes not yet a whole report.
     pending: Vec<u8>,
     /// Fork reports (spawn ID → PID, 0 if the fork failed) not yet claimed.
@@ -800,15 +800,16 @@ struct Reports {
 }
 
 impl Reports {
-    /// Reads whatever the server sent, without blocking.
-    fn pump(&mut self) {
+    /// Reads whatever the server sent on `incoming`, without blocking.
+    fn pump(&mut self, incoming: std::os::fd::BorrowedFd<'_>) {
+        use rustix::io::Errno;
         let mut chunk = [0u8; 4096];
         while !self.gone {
-            match (&self.stream).read(&mut chunk) {
-                Ok(0) => self.gone = true,
-                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            match rustix::net::recv(incoming, &mut chunk[..], rustix::net::RecvFlags::DONTWAIT) {
+                Ok((0, _)) => self.gone = true,
+                Ok((n, _)) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(Errno::AGAIN) => break,
+                Err(Errno::INTR) => {}
                 Err(_) => self.gone = true,
             }
         }
@@ -864,13 +865,10 @@ impl Zygote {
     }
 
     fn start(stream: UnixStream, process: ZygoteProc) -> Result<Arc<Zygote>, Error> {
-        let reports = stream.try_clone().map_err(io_err)?;
-        reports.set_nonblocking(true).map_err(io_err)?;
-        let watch = std::os::fd::OwnedFd::from(stream.try_clone().map_err(io_err)?);
+        let incoming = std::os::fd::OwnedFd::from(stream.try_clone().map_err(io_err)?);
         Ok(Arc::new(Zygote {
             control: Mutex::new(stream),
             reports: Mutex::new(Reports {
-                stream: reports,
                 pending: Vec::new(),
                 forked: HashMap::new(),
                 claimed: HashSet::new(),
@@ -879,15 +877,16 @@ impl Zygote {
                 watched: false,
             }),
             changed: Condvar::new(),
-            watch,
+            incoming,
             process: Mutex::new(Some(process)),
         }))
     }
 
     /// The reports, with everything the server sent so far read.
     fn reports(&self) -> std::sync::MutexGuard<'_, Reports> {
+        use std::os::fd::AsFd;
         let mut reports = lock(&self.reports);
-        reports.pump();
+        reports.pump(self.incoming.as_fd());
         reports
     }
 
@@ -900,6 +899,7 @@ impl Zygote {
         patience: Duration,
         mut found: impl FnMut(&mut Reports) -> Option<T>,
     ) -> Result<T, bool> {
+        use std::os::fd::AsFd;
         let deadline = Instant::now() + patience;
         let mut reports = self.reports();
         loop {
@@ -919,12 +919,11 @@ impl Zygote {
                     .wait_timeout(reports, left)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
-                reports.pump();
+                reports.pump(self.incoming.as_fd());
             } else {
-                use std::os::fd::AsFd;
                 reports.watched = true;
                 drop(reports);
-                let _ = sys::poll_readable(&[self.watch.as_fd()], Some(left));
+                let _ = sys::poll_readable(&[self.incoming.as_fd()], Some(left));
                 reports = self.reports();
                 reports.watched = false;
                 self.changed.notify_all();

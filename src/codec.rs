@@ -66,6 +66,18 @@ enum DecodeFailure {
 
 struct Bincode2;
 
+/// Appends to a `Vec` without going through `std::io::Write` (whose error path
+/// and byte count bincode's adapter keeps up for every value written).
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecWriter<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// The hard ceiling bincode itself enforces on one decode. Frames are checked against
 /// the caller's [`Limits`] before they reach bincode.
 const BINCODE_LIMIT: usize = 1 << 30;
@@ -76,8 +88,7 @@ fn bincode_config() -> impl bincode::config::Config {
 
 impl Format for Bincode2 {
     fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-        bincode::serde::encode_into_std_write(value, out, bincode_config())
-            .map(|_| ())
+        bincode::serde::encode_into_writer(value, VecWriter(out), bincode_config())
             .map_err(|e| e.to_string())
     }
 
@@ -129,7 +140,9 @@ pub(crate) fn stash_error(err: Error) {
     STASHED.with(|s| *s.borrow_mut() = Some((decode, err)));
 }
 
-/// Numbers a decode that begins now (see [`DECODES`]).
+/// Numbers a decode that begins now (see [`DECODES`]). Inlined into every
+/// decode, most of which are generic and compiled in the caller's crate.
+#[inline]
 fn begin_decode() -> u64 {
     DECODES.with(|d| {
         let n = d.get().wrapping_add(1);

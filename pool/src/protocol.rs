@@ -697,10 +697,24 @@ pub(crate) fn read_tagged(r: &mut impl Read, limit: u64) -> io::Result<Option<(u
 /// overhead): the tag and the length of the rest, which [`read_body_into`] reads.
 /// `Ok(None)` on a clean end of stream at a frame boundary.
 pub(crate) fn read_head(r: &mut impl Read, limit: u64) -> io::Result<Option<(u8, usize)>> {
-    let mut head = [0u8; 5];
+    let Some(prefix) = read_prefix(r)? else {
+        return Ok(None);
+    };
+    let len = body_len(prefix, limit)?;
+    if len == 0 {
+        return Err(violation("empty frame"));
+    }
+    let mut tag = [0u8];
+    r.read_exact(&mut tag)?;
+    Ok(Some((tag[0], len - 1)))
+}
+
+/// A frame's 4-byte length prefix; `Ok(None)` on a clean end of stream before it.
+fn read_prefix(r: &mut impl Read) -> io::Result<Option<[u8; 4]>> {
+    let mut prefix = [0u8; 4];
     let mut got = 0;
     while got < 4 {
-        match r.read(&mut head[got..4]) {
+        match r.read(&mut prefix[got..]) {
             Ok(0) if got == 0 => return Ok(None),
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => got += n,
@@ -708,17 +722,19 @@ pub(crate) fn read_head(r: &mut impl Read, limit: u64) -> io::Result<Option<(u8,
             Err(e) => return Err(e),
         }
     }
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as u64;
+    Ok(Some(prefix))
+}
+
+/// The body length a frame's prefix gives, refused over `limit` (+ framing
+/// overhead) before anything is allocated for it.
+fn body_len(prefix: [u8; 4], limit: u64) -> io::Result<usize> {
+    let len = u64::from(u32::from_le_bytes(prefix));
     if len > limit.saturating_add(OVERHEAD as u64) {
         return Err(violation(format!(
             "frame of {len} bytes exceeds the limit of {limit} bytes"
         )));
     }
-    if len == 0 {
-        return Err(violation("empty frame"));
-    }
-    r.read_exact(&mut head[4..5])?;
-    Ok(Some((head[4], len as usize - 1)))
+    Ok(len as usize)
 }
 
 /// Appends the `len` bytes after a frame's head ([`read_head`]) to `out`.
@@ -772,24 +788,10 @@ pub(crate) fn is_done(tag: u8) -> bool {
 /// Reads one frame body, refusing lengths over `limit` (+ framing overhead) before
 /// allocating. `Ok(None)` on a clean end of stream at a frame boundary.
 pub(crate) fn read_frame(r: &mut impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match r.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let len = u32::from_le_bytes(len) as u64;
-    if len > limit.saturating_add(OVERHEAD as u64) {
-        return Err(violation(format!(
-            "frame of {len} bytes exceeds the limit of {limit} bytes"
-        )));
-    }
-    let mut body = vec![0; len as usize];
+    let Some(prefix) = read_prefix(r)? else {
+        return Ok(None);
+    };
+    let mut body = vec![0; body_len(prefix, limit)?];
     r.read_exact(&mut body)?;
     Ok(Some(body))
 }
@@ -797,16 +799,10 @@ pub(crate) fn read_frame(r: &mut impl Read, limit: u64) -> io::Result<Option<Vec
 /// Takes the first whole frame's body out of `buf` (bytes received so far), if it
 /// holds one; a frame longer than `limit` is an error.
 pub(crate) fn take_frame(buf: &mut Vec<u8>, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    if buf.len() < 4 {
+    let Some(&prefix) = buf.first_chunk::<4>() else {
         return Ok(None);
-    }
-    let len = u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
-    if len > limit.saturating_add(OVERHEAD as u64) {
-        return Err(violation(format!(
-            "frame of {len} bytes exceeds the limit of {limit} bytes"
-        )));
-    }
-    let end = 4 + len as usize;
+    };
+    let end = 4 + body_len(prefix, limit)?;
     if buf.len() < end {
         return Ok(None);
     }

@@ -817,6 +817,15 @@ impl Live {
     fn socket(&self) -> &UnixStream {
         self.reader.get_ref()
     }
+
+    /// Tells the worker to exit, unless it was sent its last chunk and exits by
+    /// itself. A worker gone already makes the write fail, which is fine.
+    fn tell_to_exit(&self) {
+        if !self.exits {
+            let _ =
+                protocol::write_frame(self.socket(), &ToWorker::Exit.encode().unwrap_or_default());
+        }
+    }
 }
 
 /// Largest `Run` frame sent while the worker may still be busy writing results: it
@@ -1515,6 +1524,7 @@ impl Slot<'_> {
     /// Writes `chunk` to the live worker and tracks it as in flight (also when the
     /// write failed: the worker's loss then sorts it out). False if the write failed.
     fn send(&mut self, job: Arc<JobInfo>, chunk: Chunk) -> bool {
+        // This chunk spends what the worker may still take (`max_tasks_per_child`).
         let last = self
             .capacity()
             .is_some_and(|left| left <= chunk.items.len());
@@ -1531,7 +1541,7 @@ impl Slot<'_> {
             out: Outcomes::new(),
             sent_at: Instant::now(),
         });
-        if sent && self.next_worker.is_none() && self.capacity() == Some(0) {
+        if sent && last && self.next_worker.is_none() {
             // The worker retires once the chunks it holds are done: start the next
             // one now, in parallel with them. Should that fail, the start after
             // the retirement tries again and reports why.
@@ -1606,12 +1616,7 @@ impl Slot<'_> {
     fn retire(&mut self) {
         if let Some(old) = self.live.take() {
             self.shared.forget(self.index);
-            if !old.exits {
-                let _ = protocol::write_frame(
-                    old.socket(),
-                    &ToWorker::Exit.encode().unwrap_or_default(),
-                );
-            }
+            old.tell_to_exit();
             self.retiring.push(old.proc);
         }
     }
@@ -1755,10 +1760,7 @@ impl Slot<'_> {
                 worker.proc.kill();
                 worker.proc.reap();
             } else {
-                let _ = protocol::write_frame(
-                    worker.socket(),
-                    &ToWorker::Exit.encode().unwrap_or_default(),
-                );
+                worker.tell_to_exit();
                 worker.proc.status(Duration::from_secs(2));
             }
         }

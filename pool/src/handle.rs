@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use dilly::{Func, Mode};
 use serde::de::DeserializeOwned;
 
-use crate::batch::Outcomes;
+use crate::backend::Job;
+use crate::backend::Outcomes;
 use crate::error::{Error, Result, TaskError};
 use crate::map::Gathered;
-use crate::pool::Job;
 use crate::progress::Progress;
 use crate::start::lock;
 

@@ -71,9 +71,10 @@
 
 #![deny(unsafe_code)]
 
-mod batch;
+pub mod backend;
 mod builder;
 mod error;
+mod executor;
 mod handle;
 mod map;
 mod pool;
@@ -85,12 +86,13 @@ mod sys;
 mod thread;
 mod worker;
 
-pub use crate::batch::{Items, Outcomes};
+pub use crate::backend::{Items, Outcomes};
 pub use crate::builder::Builder;
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
+pub use crate::executor::Executor;
 pub use crate::handle::AsyncResult;
 pub use crate::map::{Imap, Indexed};
-pub use crate::pool::{Executor, Job, ProcessPool, Shape};
+pub use crate::pool::ProcessPool;
 pub use crate::serial::Serial;
 pub use crate::start::StartMethod;
 pub use crate::thread::ThreadPool;

@@ -8,9 +8,10 @@ use dilly::{Func, Mode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::batch::Items;
+use crate::backend::Items;
+use crate::backend::Job;
 use crate::error::{Error, Result, TaskError};
-use crate::pool::{Executor, Job};
+use crate::executor::Executor;
 use crate::progress::Progress;
 
 /// The largest chunk the pool picks by itself.
@@ -114,7 +115,7 @@ impl<R> Gathered<R> {
     pub(crate) fn add(
         &mut self,
         decode: &impl Fn(&[u8]) -> dilly::Result<R>,
-        batch: &crate::batch::Outcomes,
+        batch: &crate::backend::Outcomes,
     ) {
         self.received += batch.len();
         for (index, outcome) in batch.iter() {

@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use dilly::registry::RegistryFingerprint;
 use dilly::{Fingerprint, RawFunc, SymbolId};
 
-use crate::batch::Items;
+use crate::backend::Items;
 
 /// Protocol revision, checked in the handshake (2: the spin window in `Config`, and
 /// `RUN_SPIN`; 3: the result window in `Config`; 4: `Fork` carries the worker's

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use dilly::{ErasedFunc, RawFunc};
 
-use crate::batch::{Items, Outcomes};
+use crate::backend::{Items, Outcomes};
+use crate::backend::{Job, Shape};
 use crate::error::{Error, Result, TaskError};
-use crate::pool::{Executor, Job, Shape};
+use crate::executor::Executor;
 
 /// Runs tasks in the calling thread, in order, when their results are asked for.
 /// Same API and same failure values as [`ProcessPool`](crate::ProcessPool); arguments

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use dilly::{ErasedFunc, RawFunc};
 
-use crate::batch::{Items, Outcomes};
+use crate::backend::{Items, Outcomes};
+use crate::backend::{Job, Shape};
 use crate::error::{Error, Result, TaskError};
-use crate::pool::{Executor, Job, Shape};
+use crate::executor::Executor;
 use crate::serial::{prepare, run_local};
 use crate::start::lock;
 

@@ -846,7 +846,7 @@ mod tests {
             key: 1,
             func: f.raw(),
         };
-        let mut items = crate::batch::Items::with_capacity(2, 0);
+        let mut items = crate::backend::Items::with_capacity(2, 0);
         for x in [4u64, 5] {
             items
                 .push_with(|out| f.encode_args_into(&(x,), out))

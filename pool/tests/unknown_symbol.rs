@@ -2,7 +2,8 @@
 //! whose whole registry differs (the executable was rebuilt).
 
 use dilly::{Fingerprint, RawFunc, SymbolId};
-use dilly_pool::{Error, Executor, Items, ProcessPool, TaskError};
+use dilly_pool::backend::Items;
+use dilly_pool::{Error, Executor, ProcessPool, TaskError};
 
 #[dilly::func]
 fn triple(x: u64) -> u64 {

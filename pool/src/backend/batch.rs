@@ -1,4 +1,4 @@
-//! The two batches a [`Job`](crate::Job) moves: encoded argument tuples going in
+//! The two batches a [`Job`](super::Job) moves: encoded argument tuples going in
 //! ([`Items`]) and outcomes coming out ([`Outcomes`]). Each keeps its byte strings
 //! back to back in one buffer, so a chunk of thousands of tiny tasks costs a few
 //! allocations, not one per task.
@@ -10,7 +10,7 @@ use crate::error::TaskError;
 /// Encoded argument tuples of consecutive tasks, back to back in one buffer.
 ///
 /// ```
-/// use dilly_pool::Items;
+/// use dilly_pool::backend::Items;
 ///
 /// let mut items = Items::new();
 /// items.push(b"one");
@@ -141,7 +141,8 @@ impl fmt::Debug for Items {
 /// the error that took its place. Results are kept back to back in one buffer.
 ///
 /// ```
-/// use dilly_pool::{Outcomes, TaskError};
+/// use dilly_pool::TaskError;
+/// use dilly_pool::backend::Outcomes;
 ///
 /// let mut outcomes = Outcomes::new();
 /// outcomes.push_ok(7, b"result");

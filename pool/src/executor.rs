@@ -1,0 +1,197 @@
+//! [`Executor`]: the typed API, by the names of Python's `multiprocessing.Pool`,
+//! written once over the [backend seam](crate::backend).
+
+use dilly::{Func, Mode, RawFunc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::{Items, Job, Shape};
+use crate::error::{Error, Result};
+use crate::handle::AsyncResult;
+use crate::map::{self, Imap};
+
+/// What [`ProcessPool`](crate::ProcessPool), [`ThreadPool`](crate::ThreadPool) and
+/// [`Serial`](crate::Serial) have in common — and what a remote backend implements:
+/// open a [`Job`] for a function. The typed methods, by the names of Python's
+/// `multiprocessing.Pool`, are provided on top.
+///
+/// Functions are [`Func`] values: `Func<(T,), R>` for [`map`](Executor::map),
+/// any `Func<A, R>` for [`starmap`](Executor::starmap) and
+/// [`apply`](Executor::apply).
+pub trait Executor: Send + Sync {
+    /// Starts a job for `func`.
+    fn open(&self, func: &RawFunc) -> Result<Box<dyn Job>>;
+
+    /// Worker count, chunk size and progress settings.
+    fn shape(&self) -> Shape;
+
+    /// Calls `func` on every item, in parallel, and returns the results in input
+    /// order; the first failed task (lowest index) is the error, after all tasks
+    /// have finished. See [`imap`](Executor::imap) to keep partial results.
+    fn map<T, R, M, I>(&self, func: &Func<(T,), R, M>, items: I) -> Result<Vec<R>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+    {
+        map::map(self, func, items.into_iter().map(|x| (x,)))
+    }
+
+    /// Calls `func` with each argument tuple — Python's `starmap`. Several
+    /// iterables are zipped with `std::iter::zip`:
+    /// `pool.starmap(&f, zip([1, 2], [3, 4]))` calls `f(1, 3)` and `f(2, 4)`.
+    fn starmap<A, R, M, I>(&self, func: &Func<A, R, M>, args: I) -> Result<Vec<R>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = A>,
+    {
+        map::map(self, func, args.into_iter())
+    }
+
+    /// Like [`map`](Executor::map), but an iterator that yields each result in
+    /// input order as soon as it (and every earlier one) is done, one `Result` per
+    /// item. The input is consumed lazily.
+    fn imap<'a, T, R, M, I>(&'a self, func: &Func<(T,), R, M>, items: I) -> Result<Imap<'a, R>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+    {
+        Imap::new(self, func, items.into_iter().map(|x| (x,)), true)
+    }
+
+    /// Like [`imap`](Executor::imap), but yields results in completion order
+    /// ([`Imap::indexed`] adds each one's input position).
+    fn imap_unordered<'a, T, R, M, I>(
+        &'a self,
+        func: &Func<(T,), R, M>,
+        items: I,
+    ) -> Result<Imap<'a, R>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'a,
+    {
+        Imap::new(self, func, items.into_iter().map(|x| (x,)), false)
+    }
+
+    /// [`imap`](Executor::imap) over argument tuples.
+    fn istarmap<'a, A, R, M, I>(&'a self, func: &Func<A, R, M>, args: I) -> Result<Imap<'a, R>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        Imap::new(self, func, args.into_iter(), true)
+    }
+
+    /// Like [`map`](Executor::map), but returns at once (once every argument is
+    /// encoded and queued) with a handle to the results — Python's `map_async`.
+    /// [`AsyncResult::get`] gives what `map` would have; dropping the handle
+    /// cancels the tasks that have not started.
+    ///
+    /// ```
+    /// use dilly_pool::{Executor, ProcessPool};
+    ///
+    /// #[dilly::func]
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = ProcessPool::new()?;
+    /// let squares = pool.map_async(&dilly::func_of!(square), 1..=4u64)?;
+    /// // ... other work while the workers run ...
+    /// assert_eq!(squares.get()?, [1, 4, 9, 16]);
+    /// # Ok::<(), dilly_pool::Error>(())
+    /// ```
+    fn map_async<T, R, M, I>(
+        &self,
+        func: &Func<(T,), R, M>,
+        items: I,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        Self: Sized,
+        T: Serialize + 'static,
+        R: DeserializeOwned + Send + 'static,
+        M: Mode,
+        I: IntoIterator<Item = T>,
+    {
+        self.starmap_async(func, items.into_iter().map(|x| (x,)))
+    }
+
+    /// [`map_async`](Executor::map_async) over argument tuples — Python's
+    /// `starmap_async`.
+    fn starmap_async<A, R, M, I>(
+        &self,
+        func: &Func<A, R, M>,
+        args: I,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + Send + 'static,
+        M: Mode,
+        I: IntoIterator<Item = A>,
+    {
+        let submitted = map::submit(self, func, args.into_iter())?;
+        Ok(AsyncResult::many(
+            submitted,
+            func.clone(),
+            self.shape().progress,
+        ))
+    }
+
+    /// Calls `func(args)` in a worker and waits for the result.
+    fn apply<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<R>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+    {
+        self.apply_async(func, args)?.get()
+    }
+
+    /// Calls `func(args)` in a worker and returns at once with a handle to the
+    /// result.
+    fn apply_async<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<AsyncResult<R>>
+    where
+        Self: Sized,
+        A: Serialize + 'static,
+        R: DeserializeOwned + 'static,
+        M: Mode,
+    {
+        let items = encode_single_call(func, &args)?;
+        let mut job = self.open(&func.raw())?;
+        job.submit(0, items)?;
+        Ok(AsyncResult::one(job, func.clone()))
+    }
+}
+
+/// The encoded arguments of a one-task job (`apply`, `apply_async`).
+pub(crate) fn encode_single_call<A, R, M>(func: &Func<A, R, M>, args: &A) -> Result<Items>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    M: Mode,
+{
+    let mut items = Items::with_capacity(1, 32);
+    items
+        .push_with(|out| func.encode_args_into(args, out))
+        .map_err(|error| Error::Encode { index: 0, error })?;
+    Ok(items)
+}

@@ -12,7 +12,7 @@ use crate::backend::Outcomes;
 use crate::error::{Error, Result, TaskError};
 use crate::map::Gathered;
 use crate::progress::Progress;
-use crate::start::lock;
+use crate::sync::lock;
 
 type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
 

@@ -72,29 +72,26 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
-mod builder;
 mod error;
 mod executor;
 mod handle;
+mod local;
 mod map;
-mod pool;
+mod process;
 mod progress;
 mod protocol;
 mod serial;
-mod start;
+mod sync;
 mod sys;
 mod thread;
 mod worker;
 
-pub use crate::backend::{Items, Outcomes};
-pub use crate::builder::Builder;
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
 pub use crate::executor::Executor;
 pub use crate::handle::AsyncResult;
 pub use crate::map::{Imap, Indexed};
-pub use crate::pool::ProcessPool;
+pub use crate::process::{Builder, ProcessPool, StartMethod};
 pub use crate::serial::Serial;
-pub use crate::start::StartMethod;
 pub use crate::thread::ThreadPool;
 pub use crate::worker::serve_if_worker;
 

@@ -2,7 +2,6 @@
 //! executor for debugging (breakpoints and backtraces work as usual).
 
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +9,9 @@ use dilly::{ErasedFunc, RawFunc};
 
 use crate::backend::{Items, Outcomes};
 use crate::backend::{Job, Shape};
-use crate::error::{Error, Result, TaskError};
+use crate::error::Result;
 use crate::executor::Executor;
+use crate::local::{prepare, run_local};
 
 /// Runs tasks in the calling thread, in order, when their results are asked for.
 /// Same API and same failure values as [`ProcessPool`](crate::ProcessPool); arguments
@@ -25,30 +25,6 @@ impl Serial {
     /// The serial executor.
     pub fn new() -> Serial {
         Serial::default()
-    }
-}
-
-/// Looks a function up and prepares it in this process.
-pub(crate) fn prepare(func: &RawFunc) -> Result<Arc<dyn ErasedFunc>> {
-    func.prepare().map_err(|error| Error::Task {
-        index: 0,
-        error: TaskError::Rejected { error },
-    })
-}
-
-/// Runs one task in this thread, catching a panic.
-pub(crate) fn run_local(
-    func: &dyn ErasedFunc,
-    args: &[u8],
-) -> std::result::Result<Vec<u8>, TaskError> {
-    match panic::catch_unwind(AssertUnwindSafe(|| func.call_bytes(args))) {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(error @ dilly::Error::Encode { .. })) => Err(TaskError::Unserializable { error }),
-        Ok(Err(error)) => Err(TaskError::Arguments { error }),
-        Err(payload) => Err(TaskError::Panicked {
-            message: crate::worker::panic_message(payload.as_ref()),
-            location: None,
-        }),
     }
 }
 

@@ -14,8 +14,8 @@ use crate::backend::{Items, Outcomes};
 use crate::backend::{Job, Shape};
 use crate::error::{Error, Result, TaskError};
 use crate::executor::Executor;
-use crate::serial::{prepare, run_local};
-use crate::start::lock;
+use crate::local::{prepare, run_local};
+use crate::sync::lock;
 
 /// A pool of threads with the API of [`ProcessPool`](crate::ProcessPool). Panics
 /// come back as [`TaskError::Panicked`](crate::TaskError::Panicked) (without a

@@ -6,9 +6,34 @@ use std::time::Duration;
 
 use dilly::{Func, Mode, RawFunc};
 
+use super::launch::{Launcher, StartConfig};
+use super::{ProcessPool, Settings};
 use crate::error::{Error, Result};
-use crate::pool::{ProcessPool, Settings};
-use crate::start::{Launcher, StartConfig, StartMethod};
+
+/// How long a finished task's result may wait in the worker's buffer for the
+/// results of the next ones, by default (`Builder::result_window`). Results of fast
+/// tasks travel together (one write for many). Once a task has run longer than
+/// this, every earlier result is sent, followed by a `Busy` frame: if the worker
+/// dies now (or is killed at a timeout), the parent knows exactly which task it was
+/// running.
+const RESULT_WINDOW: Duration = Duration::from_millis(1);
+
+/// How the pool starts its worker processes, by Python's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// Start each worker by executing this program again (`current_exe`); the
+    /// pre-main hook turns it into a worker. Safe in any process: the default.
+    #[default]
+    Spawn,
+    /// Spawn one server process at pool start, and fork every worker from it: fast
+    /// worker starts, safe in multi-threaded programs (the server has one thread).
+    ForkServer,
+    /// Fork a server from this process at pool start (so workers inherit its
+    /// memory, like Python's `fork`), and fork workers from that server. Refused
+    /// with [`Error::ForkUnsafe`] when this process runs more than one thread.
+    Fork,
+}
 
 /// The running executable, even after its file was replaced or deleted (Linux).
 const SELF_EXE: &str = "/proc/self/exe";
@@ -77,7 +102,7 @@ impl Builder {
             max_frame: dilly::Limits::DEFAULT.max_len,
             program: None,
             spin: DEFAULT_SPIN,
-            result_window: crate::worker::RESULT_WINDOW,
+            result_window: RESULT_WINDOW,
         }
     }
 

@@ -1,0 +1,271 @@
+//! The parent's side of one worker's connection: sending it functions and chunks,
+//! and reading its outcomes.
+
+use std::collections::HashSet;
+use std::io::{self, BufRead, BufReader};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use dilly::RawFunc;
+
+use crate::backend::{Items, Outcomes};
+use crate::error::TaskError;
+use crate::protocol::{self, AfterRun, FromWorker, ToWorker, WireError};
+
+use super::Shared;
+use super::child::Proc;
+use super::launch::Connected;
+use super::queue::JobInfo;
+
+/// How many functions a worker keeps prepared before the pool tells it to forget
+/// them all.
+pub(super) const MAX_LOADED: usize = 256;
+
+/// A live worker, parent side.
+pub(super) struct Live {
+    /// The worker's socket (written through [`Live::socket`]).
+    pub(super) reader: BufReader<UnixStream>,
+    pub(super) proc: Proc,
+    pub(super) loaded: HashSet<u64>,
+    pub(super) tasks: usize,
+    /// The worker said `Busy` about the task whose result is awaited.
+    pub(super) busy: bool,
+    /// A caller borrowed it and waits for its results ([`Shared::run_inline`]):
+    /// both poll for a while before they block (`Builder::spin`).
+    pub(super) inline: bool,
+    /// It was sent its last chunk, after which it exits without being told.
+    pub(super) exits: bool,
+}
+
+impl Live {
+    pub(super) fn new(connected: Connected, timeout: Option<Duration>) -> io::Result<Live> {
+        let Connected { stream, proc } = connected;
+        stream.set_read_timeout(timeout)?;
+        Ok(Live {
+            reader: BufReader::with_capacity(64 << 10, stream),
+            proc,
+            loaded: HashSet::new(),
+            tasks: 0,
+            busy: false,
+            inline: false,
+            exits: false,
+        })
+    }
+
+    /// The worker's socket, for writing (one descriptor for both directions: a
+    /// second, duplicated one cost a `dup` and a `close` per worker start).
+    pub(super) fn socket(&self) -> &UnixStream {
+        self.reader.get_ref()
+    }
+
+    /// Tells the worker to exit, unless it was sent its last chunk and exits by
+    /// itself. A worker gone already makes the write fail, which is fine.
+    pub(super) fn tell_to_exit(&self) {
+        if !self.exits {
+            let _ =
+                protocol::write_frame(self.socket(), &ToWorker::Exit.encode().unwrap_or_default());
+        }
+    }
+}
+
+/// Maps a worker's report to the task error, reconstructing the core crate's
+/// typed error where the worker could only send text.
+pub(super) fn task_error(err: WireError, func: Option<&RawFunc>) -> TaskError {
+    match err {
+        WireError::UnknownSymbol { id } => TaskError::Rejected {
+            error: dilly::Error::UnknownSymbol { id, name: None },
+        },
+        WireError::Load { message } => {
+            // Same registry on both sides (the handshake checked): preparing here
+            // fails the same way and gives back the typed error.
+            let local = func.map(RawFunc::prepare);
+            let error = match local {
+                Some(Err(error)) => error,
+                _ => dilly::Error::Malformed {
+                    what: "function",
+                    detail: message,
+                },
+            };
+            TaskError::Rejected { error }
+        }
+        WireError::Arguments { message } => TaskError::Arguments {
+            error: dilly::Error::Malformed {
+                what: "arguments",
+                detail: message,
+            },
+        },
+        WireError::Result { message } => TaskError::Unserializable {
+            error: dilly::Error::Encode {
+                what: "result",
+                detail: message,
+            },
+        },
+        WireError::Panicked { message, location } => TaskError::Panicked { message, location },
+    }
+}
+
+impl Shared {
+    /// Sends the function (first time on this worker) and a chunk's items, in one
+    /// write when the chunk is small, and large items without copying them.
+    /// `last`: the worker retires after this chunk, and exits by itself.
+    pub(super) fn send_run(
+        &self,
+        live: &mut Live,
+        job: &JobInfo,
+        items: &Items,
+        last: bool,
+    ) -> io::Result<()> {
+        let after = if last {
+            live.exits = true;
+            AfterRun::Exit
+        } else if live.inline && !self.settings.spin.is_zero() {
+            // A waiting caller soon sends more: the worker polls for it.
+            AfterRun::Spin
+        } else {
+            AfterRun::Wait
+        };
+        let mut frames = Vec::new();
+        if !live.loaded.contains(&job.key) {
+            if live.loaded.len() >= MAX_LOADED {
+                frames.extend_from_slice(&ToWorker::Clear.encode()?);
+                live.loaded.clear();
+            }
+            let load = ToWorker::Load {
+                key: job.key,
+                func: (*job.func).clone(),
+            };
+            frames.extend_from_slice(&load.encode()?);
+            live.loaded.insert(job.key);
+        }
+        protocol::write_run(live.socket(), frames, job.key, items, after)
+    }
+
+    /// Reads the outcomes of item `index` and, when they are already buffered, of
+    /// up to `max - 1` more after it, into `out` (the head chunk's batch for the
+    /// job); returns how many. A caller running its task inline first polls for it
+    /// (`Builder::spin`). `Err` means the worker is lost, with the error to blame
+    /// the item for (`None`: it died).
+    pub(super) fn receive(
+        &self,
+        live: &mut Live,
+        job: &JobInfo,
+        index: u64,
+        max: usize,
+        out: &mut Outcomes,
+    ) -> std::result::Result<usize, Option<TaskError>> {
+        // At most the task timeout, which counts from the end of the spin.
+        let mut spin = match (live.inline, self.settings.task_timeout) {
+            (false, _) => Duration::ZERO,
+            (true, None) => self.settings.spin,
+            (true, Some(timeout)) => self.settings.spin.min(timeout),
+        };
+        loop {
+            // The hot case: results that arrived together, taken from the read
+            // buffer in one pass.
+            let mut next = index;
+            let (count, used) = protocol::split_done_frames(
+                live.reader.buffer(),
+                max,
+                self.settings.max_frame,
+                |result| {
+                    out.push_ok(next, result);
+                    next += 1;
+                },
+            );
+            if count > 0 {
+                live.reader.consume(used);
+                live.busy = false;
+                return Ok(count);
+            }
+            if !protocol::holds_frame(live.reader.buffer()) {
+                // Hand over what arrived before waiting for more: one channel
+                // message per read of the socket, not per item.
+                if !out.is_empty() {
+                    job.send(std::mem::take(out));
+                }
+                // Readiness only: the read below takes the data (or the end, or
+                // the read timeout) through the `BufReader` as without a spin.
+                crate::sys::spin_until_readable(live.reader.get_ref().as_fd(), spin);
+                spin = Duration::ZERO;
+            }
+            let frame = match protocol::read_head(&mut live.reader, self.settings.max_frame) {
+                // The hot case: the result goes straight into the batch's buffer.
+                Ok(Some((tag, len))) if protocol::is_done(tag) => {
+                    live.busy = false;
+                    let reader = &mut live.reader;
+                    match out.push_ok_with(index, |buf| protocol::read_body_into(reader, len, buf))
+                    {
+                        Ok(()) => return Ok(1),
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok(Some((tag, len))) => {
+                    let mut rest = Vec::new();
+                    protocol::read_body_into(&mut live.reader, len, &mut rest)
+                        .map(|()| Some((tag, rest)))
+                }
+                other => other.map(|_| None),
+            };
+            if let Ok(Some((tag, rest))) = &frame {
+                if protocol::is_busy(*tag, rest) {
+                    live.busy = true;
+                    continue;
+                }
+            }
+            if matches!(frame, Ok(Some(_))) {
+                live.busy = false;
+            }
+            return self.outcome(live, job, index, frame, out).map(|()| 1);
+        }
+    }
+
+    /// Adds one frame's outcome to `out` (see [`Shared::receive`]).
+    pub(super) fn outcome(
+        &self,
+        live: &mut Live,
+        job: &JobInfo,
+        index: u64,
+        frame: io::Result<Option<(u8, Vec<u8>)>>,
+        out: &mut Outcomes,
+    ) -> std::result::Result<(), Option<TaskError>> {
+        let protocol_error = |live: &Live, detail: String| {
+            Some(TaskError::Protocol {
+                pid: live.proc.pid(),
+                detail,
+            })
+        };
+        match frame {
+            Ok(Some((tag, rest))) => match FromWorker::decode_parts(tag, &rest) {
+                Ok(FromWorker::Done(bytes)) => {
+                    out.push_ok(index, &bytes);
+                    Ok(())
+                }
+                Ok(FromWorker::Failed(err)) => {
+                    out.push_err(index, task_error(err, Some(&job.func)));
+                    Ok(())
+                }
+                Ok(other) => Err(protocol_error(live, format!("unexpected {other:?}"))),
+                Err(e) => Err(protocol_error(live, e.to_string())),
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                match self.settings.task_timeout {
+                    Some(after) => Err(Some(TaskError::TimedOut {
+                        after,
+                        pid: live.proc.pid(),
+                    })),
+                    None => Err(None),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Err(protocol_error(live, e.to_string()))
+            }
+            Ok(None) | Err(_) => Err(None),
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! A slot: the thread that owns one worker at a time, feeds it chunks, reads their
+//! outcomes, and on the worker's loss blames the one task it held and requeues the
+//! rest.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::backend::Outcomes;
+use crate::error::{Error, Result, TaskError};
+use crate::sync::lock;
+
+use super::Shared;
+use super::child::Proc;
+use super::connection::Live;
+use super::inline::{Desk, Handback};
+use super::launch::Starting;
+use super::queue::{Chunk, JobInfo, Next, fail_chunk};
+
+/// A live worker as `terminate` sees it: its PID, and a pidfd opened when it was
+/// registered (it had just started or said hello), through which it is killed,
+/// so that a PID reused after the worker was reaped is never signalled.
+pub(super) struct Registered {
+    pub(super) pid: u32,
+    pub(super) pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Registered {
+    pub(super) fn kill(&self) {
+        use std::os::fd::AsFd;
+        match &self.pidfd {
+            Some(fd) => crate::sys::pidfd_kill(fd.as_fd()),
+            None => crate::sys::kill(self.pid),
+        }
+    }
+}
+
+/// Largest `Run` frame sent while the worker may still be busy writing results: it
+/// always fits the socket's buffer, so parent and worker never both block writing.
+pub(super) const PIPELINE_FRAME: usize = 32 << 10;
+
+/// Chunks sent to one worker ahead of its results.
+pub(super) const PIPELINE_DEPTH: usize = 2;
+
+/// A chunk sent to a worker whose results are being read.
+pub(super) struct InFlight {
+    pub(super) job: Arc<JobInfo>,
+    pub(super) chunk: Chunk,
+    /// Items whose outcome arrived.
+    pub(super) reported: usize,
+    /// Whether the frame reached the worker (a failed write means it never ran).
+    pub(super) sent: bool,
+    /// Outcomes read but not yet handed to the job.
+    pub(super) out: Outcomes,
+    /// When its frame was written.
+    pub(super) sent_at: Instant,
+}
+
+impl Shared {
+    /// A small chunk to pipeline behind the ones in flight, if one is queued.
+    pub(super) fn pipelined_chunk(&self, capacity: Option<usize>) -> Option<(Arc<JobInfo>, Chunk)> {
+        let mut state = lock(&self.state);
+        if state.terminated || capacity == Some(0) {
+            return None;
+        }
+        self.take(&mut state, capacity, PIPELINE_FRAME, true)
+    }
+
+    /// Takes a worker begun early (or, with `None`, a new one) through its start,
+    /// registered under `slot` for `terminate`.
+    pub(super) fn launch(&self, slot: usize, begun: Option<Starting>) -> Result<Live> {
+        let register = |pid: u32, held: Option<std::os::fd::BorrowedFd<'_>>| {
+            // Copying the launcher's pidfd is cheaper than opening another (which
+            // allocates a file).
+            let pidfd = match held {
+                Some(fd) => fd.try_clone_to_owned().ok(),
+                None => crate::sys::pidfd(pid),
+            };
+            let mut state = lock(&self.state);
+            if state.terminated {
+                return false;
+            }
+            state.running.insert(slot, Registered { pid, pidfd });
+            true
+        };
+        let started = begun.map_or_else(|| self.launcher.begin(), Ok);
+        let connected = match self.launcher.finish(started, &register) {
+            Ok(c) => c,
+            Err(e) => {
+                self.forget(slot);
+                return Err(e);
+            }
+        };
+        let live =
+            Live::new(connected, self.settings.task_timeout).map_err(|source| Error::Io {
+                context: "cannot configure a worker's socket",
+                source,
+            })?;
+        if lock(&self.state).terminated {
+            let mut live = live;
+            live.proc.kill();
+            live.proc.reap();
+            self.forget(slot);
+            return Err(Error::Closed);
+        }
+        Ok(live)
+    }
+
+    pub(super) fn forget(&self, slot: usize) {
+        lock(&self.state).running.remove(&slot);
+    }
+}
+
+/// A slot: one thread that owns one worker process at a time, keeps up to
+/// [`PIPELINE_DEPTH`] chunks in flight on it, and reads their results in order.
+pub(super) fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) {
+    let live = match shared.launch(slot, None) {
+        Ok(live) => {
+            let _ = ready.send(Ok(()));
+            live
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    drop(ready);
+    let mut slot = Slot::new(&shared, slot, live);
+    slot.serve();
+    slot.stop();
+}
+
+pub(super) struct Slot<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) index: usize,
+    pub(super) live: Option<Live>,
+    pub(super) inflight: VecDeque<InFlight>,
+    pub(super) start_error: Option<String>,
+    /// Workers told to exit whose end is not collected yet: the replacement starts
+    /// first.
+    pub(super) retiring: Vec<Proc>,
+    /// When the last chunk completed on this worker (a chunk pipelined behind it
+    /// started then).
+    pub(super) last_done: Option<Instant>,
+    /// The next worker, begun while the current one runs the last tasks it may
+    /// take (`max_tasks_per_child`), so that it is ready, or nearly, when that one
+    /// retires. Killed if the slot stops first.
+    pub(super) next_worker: Option<Starting>,
+}
+
+impl<'a> Slot<'a> {
+    /// Slot `index` with its worker `live`, nothing in flight.
+    pub(super) fn new(shared: &'a Shared, index: usize, live: Live) -> Slot<'a> {
+        Slot {
+            shared,
+            index,
+            live: Some(live),
+            inflight: VecDeque::new(),
+            start_error: None,
+            retiring: Vec::new(),
+            last_done: None,
+            next_worker: None,
+        }
+    }
+}
+
+impl Slot<'_> {
+    /// Tasks the current worker may still take before it is retired.
+    pub(super) fn capacity(&self) -> Option<usize> {
+        let max = self.shared.settings.max_tasks_per_child?;
+        let used = self.live.as_ref().map_or(0, |l| l.tasks)
+            + self
+                .inflight
+                .iter()
+                .map(|f| f.chunk.items.len())
+                .sum::<usize>();
+        Some(max.saturating_sub(used))
+    }
+
+    /// Takes over what a caller left with this slot's empty desk.
+    pub(super) fn take_over(&mut self, handback: Handback) {
+        self.retiring.extend(handback.retiring);
+        if let Some(next) = handback.next_worker {
+            if self.next_worker.is_none() {
+                self.next_worker = Some(next);
+            }
+        }
+    }
+
+    pub(super) fn serve(&mut self) {
+        loop {
+            if self.inflight.is_empty() && !self.start_next() {
+                return;
+            }
+            self.top_up();
+            self.read_one();
+        }
+    }
+
+    /// Waits for a chunk and sends it; false when the slot should stop.
+    pub(super) fn start_next(&mut self) -> bool {
+        loop {
+            if self.live.is_none() {
+                let launched = self.shared.launch(self.index, self.next_worker.take());
+                self.collect_retired();
+                match launched {
+                    Ok(l) => {
+                        self.live = Some(l);
+                        self.start_error = None;
+                    }
+                    Err(Error::Closed) => return false,
+                    Err(e) => self.start_error = Some(e.to_string()),
+                }
+            }
+            let mut handback = Handback::default();
+            let next = self
+                .shared
+                .next_chunk(self.index, &mut self.live, &mut handback);
+            self.take_over(handback);
+            let (job, chunk) = match next {
+                Next::Chunk(job, chunk) => (job, chunk),
+                Next::Relaunch => continue,
+                Next::Stop => return false,
+            };
+            if self.live.is_none() {
+                let reason = self
+                    .start_error
+                    .clone()
+                    .unwrap_or_else(|| "unknown start failure".to_owned());
+                fail_chunk(
+                    &job,
+                    chunk.first,
+                    chunk.items.len(),
+                    &TaskError::WorkerStart { reason },
+                );
+                self.shared.chunk_done();
+                // Do not spin on a start failure that repeats.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            if self.dispatch(job, chunk) {
+                return true;
+            }
+        }
+    }
+
+    /// Sends `chunk` to the live worker and tracks it as in flight. False when there
+    /// is no live worker or it turned out dead: the chunk is then requeued, or
+    /// handed to `lost` without blame.
+    pub(super) fn dispatch(&mut self, job: Arc<JobInfo>, chunk: Chunk) -> bool {
+        let Some(worker) = self.live.as_mut() else {
+            self.shared
+                .requeue(&job, chunk.job, chunk.first, chunk.items);
+            self.shared.chunk_done();
+            return false;
+        };
+        // A worker that died while idle is replaced without blaming any task.
+        if worker.proc.try_status().is_some() {
+            self.shared.forget(self.index);
+            self.live = None;
+            self.shared
+                .requeue(&job, chunk.job, chunk.first, chunk.items);
+            self.shared.chunk_done();
+            return false;
+        }
+        if !self.send(job, chunk) {
+            // It died before it could start this chunk: nobody is to blame.
+            self.lost(None, false);
+            return false;
+        }
+        true
+    }
+
+    /// Writes `chunk` to the live worker and tracks it as in flight (also when the
+    /// write failed: the worker's loss then sorts it out). False if the write failed.
+    pub(super) fn send(&mut self, job: Arc<JobInfo>, chunk: Chunk) -> bool {
+        // This chunk spends what the worker may still take (`max_tasks_per_child`).
+        let last = self
+            .capacity()
+            .is_some_and(|left| left <= chunk.items.len());
+        let sent = self.live.as_mut().is_some_and(|worker| {
+            self.shared
+                .send_run(worker, &job, &chunk.items, last)
+                .is_ok()
+        });
+        self.inflight.push_back(InFlight {
+            job,
+            chunk,
+            reported: 0,
+            sent,
+            out: Outcomes::new(),
+            sent_at: Instant::now(),
+        });
+        if sent && last && self.next_worker.is_none() {
+            // The worker retires once the chunks it holds are done: start the next
+            // one now, in parallel with them. Should that fail, the start after
+            // the retirement tries again and reports why.
+            self.next_worker = self.shared.launcher.begin().ok();
+        }
+        sent
+    }
+
+    /// Runs one chunk on the current worker and reads all its results (for
+    /// [`Shared::run_inline`]).
+    pub(super) fn run_chunk(&mut self, job: Arc<JobInfo>, chunk: Chunk) {
+        if self.dispatch(job, chunk) {
+            while !self.inflight.is_empty() && self.live.is_some() {
+                self.read_one();
+            }
+        }
+    }
+
+    /// Sends small queued chunks behind the ones in flight.
+    pub(super) fn top_up(&mut self) {
+        while self.inflight.len() < PIPELINE_DEPTH && self.live.is_some() {
+            let Some((job, chunk)) = self.shared.pipelined_chunk(self.capacity()) else {
+                return;
+            };
+            if !self.send(job, chunk) {
+                // The head chunk's read will see the death and sort everything out.
+                return;
+            }
+        }
+    }
+
+    /// Reads the next result of the oldest chunk in flight (and any more of its
+    /// results that arrived with it).
+    pub(super) fn read_one(&mut self) {
+        let (Some(worker), Some(head)) = (self.live.as_mut(), self.inflight.front_mut()) else {
+            return;
+        };
+        let index = head.chunk.first + head.reported as u64;
+        let max = head.chunk.items.len() - head.reported;
+        match self
+            .shared
+            .receive(worker, &head.job, index, max, &mut head.out)
+        {
+            Ok(count) => {
+                head.reported += count;
+                if head.reported == head.chunk.items.len() {
+                    let done = self.inflight.pop_front().expect("a head chunk");
+                    let now = Instant::now();
+                    let began = self.last_done.map_or(done.sent_at, |t| t.max(done.sent_at));
+                    done.job
+                        .observe(now.duration_since(began) / done.chunk.items.len() as u32);
+                    self.last_done = Some(now);
+                    done.job.send(done.out);
+                    worker.tasks += done.chunk.items.len();
+                    self.shared.chunk_done();
+                    let retire = self
+                        .shared
+                        .settings
+                        .max_tasks_per_child
+                        .is_some_and(|max| worker.tasks >= max);
+                    if retire && self.inflight.is_empty() {
+                        self.retire();
+                    }
+                }
+            }
+            Err(error) => self.lost(error, true),
+        }
+    }
+
+    /// Tells the current worker to exit. Its end is collected later
+    /// ([`Slot::collect_retired`]), after its replacement has started.
+    pub(super) fn retire(&mut self) {
+        if let Some(old) = self.live.take() {
+            self.shared.forget(self.index);
+            old.tell_to_exit();
+            self.retiring.push(old.proc);
+        }
+    }
+
+    /// Collects the ends of retired workers that have exited, without waiting.
+    pub(super) fn collect_retired(&mut self) {
+        self.retiring.retain_mut(|proc| proc.try_status().is_none());
+    }
+
+    /// The worker is gone. If `started`, the head chunk's next item was running and
+    /// gets `error` (or [`TaskError::WorkerDied`]); everything else in flight goes
+    /// back to the queue.
+    pub(super) fn lost(&mut self, error: Option<TaskError>, started: bool) {
+        let Some(mut old) = self.live.take() else {
+            return;
+        };
+        let pid = old.proc.pid();
+        let exit = if error.is_some() {
+            old.proc.kill();
+            self.shared.forget(self.index);
+            old.proc.reap()
+        } else {
+            let exit = old.proc.status(Duration::from_secs(2));
+            self.shared.forget(self.index);
+            exit
+        };
+        let terminated = lock(&self.shared.state).terminated;
+        let busy = old.busy;
+        // A worker that died by itself (no timeout, no protocol error) with several
+        // items of its chunk unreported may have finished some of them: their
+        // results can sit unsent in its buffer for up to `RESULT_WINDOW`. Run those
+        // items again one per chunk, where the one that kills its worker is known
+        // exactly; the others deliver their results once.
+        // Without a result window every finished task's result was sent before the
+        // next task started, so the first unreported item is the one it ran.
+        let ambiguous = started
+            && error.is_none()
+            && !terminated
+            && !busy
+            && !self.shared.settings.result_window.is_zero()
+            && self
+                .inflight
+                .front()
+                .is_some_and(|f| f.sent && f.chunk.items.len() - f.reported > 1);
+        if ambiguous {
+            if let Some(InFlight {
+                job,
+                mut chunk,
+                reported,
+                out,
+                ..
+            }) = self.inflight.pop_front()
+            {
+                job.send(out);
+                let rest = chunk.items.split_off(reported);
+                let first = chunk.first + reported as u64;
+                self.shared.requeue_singly(&job, chunk.job, first, rest);
+                self.shared.chunk_done();
+            }
+        }
+        let mut blame = (started && !ambiguous).then_some(error);
+        while let Some(InFlight {
+            job,
+            mut chunk,
+            reported,
+            sent,
+            out,
+            ..
+        }) = self.inflight.pop_front()
+        {
+            // What arrived before the loss goes first.
+            job.send(out);
+            let mut rest = chunk.items.split_off(reported.min(chunk.items.len()));
+            let mut first = chunk.first + reported as u64;
+            // Only the item the worker was running is to blame: the next unreported
+            // one of the oldest chunk it received.
+            if let Some(error) = blame.take() {
+                if sent && !rest.is_empty() {
+                    rest = rest.split_off(1);
+                    let error = if terminated {
+                        TaskError::Terminated
+                    } else {
+                        error.unwrap_or(TaskError::WorkerDied {
+                            pid,
+                            exit,
+                            memory_limited: self.shared.settings.memory_limited,
+                        })
+                    };
+                    job.send_error(first, error);
+                    first += 1;
+                }
+            }
+            self.shared.requeue(&job, chunk.job, first, rest);
+            self.shared.chunk_done();
+        }
+    }
+
+    /// Ends the slot: stops its worker (gracefully unless terminating).
+    pub(super) fn stop(&mut self) {
+        {
+            let mut state = lock(&self.shared.state);
+            loop {
+                match state.desks.remove(&self.index) {
+                    None => break,
+                    Some(Desk::Parked(l)) => {
+                        self.live = Some(l);
+                        break;
+                    }
+                    Some(Desk::Empty(handback)) => {
+                        self.take_over(handback);
+                        break;
+                    }
+                    Some(Desk::Borrowed) => {
+                        state.desks.insert(self.index, Desk::Borrowed);
+                        state.returned_waiters += 1;
+                        state = self
+                            .shared
+                            .returned
+                            .wait(state)
+                            .unwrap_or_else(|e| e.into_inner());
+                        state.returned_waiters -= 1;
+                    }
+                }
+            }
+        }
+        // A worker begun for later is not needed (killed when dropped).
+        drop(self.next_worker.take());
+        if !self.inflight.is_empty() {
+            self.lost(Some(TaskError::Terminated), true);
+        }
+        // Retired workers were idle when told to exit, so they end promptly; waiting
+        // for that (rather than killing) never signals a PID the fork server has
+        // already reaped.
+        for mut proc in std::mem::take(&mut self.retiring) {
+            proc.status(Duration::from_secs(2));
+        }
+        let terminated = lock(&self.shared.state).terminated;
+        if let Some(mut worker) = self.live.take() {
+            self.shared.forget(self.index);
+            if terminated {
+                worker.proc.kill();
+                worker.proc.reap();
+            } else {
+                worker.tell_to_exit();
+                worker.proc.status(Duration::from_secs(2));
+            }
+        }
+    }
+}

@@ -24,7 +24,7 @@ use crate::sync::lock;
 /// for the tasks that are running (queued ones end with
 /// [`TaskError::Terminated`](crate::TaskError::Terminated)).
 pub struct ThreadPool {
-    shared: Arc<Shared>,
+    shared: Arc<WorkQueue>,
     threads: Vec<JoinHandle<()>>,
     workers: usize,
     chunk_size: Option<usize>,
@@ -45,7 +45,7 @@ struct Queue {
 }
 
 #[derive(Default)]
-struct Shared {
+struct WorkQueue {
     queue: Mutex<Queue>,
     work: Condvar,
 }
@@ -54,7 +54,7 @@ impl ThreadPool {
     /// A pool of `workers` threads (at least one).
     pub fn new(workers: usize) -> Result<ThreadPool> {
         let workers = workers.max(1);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(WorkQueue::default());
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let shared = Arc::clone(&shared);
@@ -82,7 +82,7 @@ impl ThreadPool {
     }
 }
 
-fn run(shared: &Shared) {
+fn run(shared: &WorkQueue) {
     loop {
         let task = {
             let mut q = lock(&shared.queue);
@@ -139,7 +139,7 @@ impl std::fmt::Debug for ThreadPool {
 }
 
 struct ThreadJob {
-    shared: Arc<Shared>,
+    shared: Arc<WorkQueue>,
     func: Arc<dyn ErasedFunc>,
     sink: mpsc::Sender<Outcomes>,
     rx: mpsc::Receiver<Outcomes>,

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use crate::error::WorkerExit;
 use crate::sys;
 
-use super::fork_server::Zygote;
+use super::fork_server::ForkServer;
 
 /// A started worker process, parent side.
-pub(super) enum Proc {
+pub(super) enum WorkerProcess {
     /// Spawned by this process.
     Child(Child),
     /// Forked by a fork server, which reaps it and reports its status (kept in
@@ -20,21 +20,21 @@ pub(super) enum Proc {
     /// otherwise by PID, unless the server reported it gone.
     Forked {
         pid: u32,
-        zygote: Arc<Zygote>,
+        fork_server: Arc<ForkServer>,
         exited: Option<WorkerExit>,
         pidfd: Option<std::os::fd::OwnedFd>,
     },
 }
 
 /// Told of each new worker process before its initializer runs, with its PID and
-/// the pidfd its [`Proc`] holds, if any; returning false abandons the worker.
+/// the pidfd its [`WorkerProcess`] holds, if any; returning false abandons the worker.
 pub(super) type OnStart<'a> = dyn Fn(u32, Option<std::os::fd::BorrowedFd<'_>>) -> bool + 'a;
 
-impl Proc {
+impl WorkerProcess {
     pub(super) fn pid(&self) -> u32 {
         match self {
-            Proc::Child(c) => c.id(),
-            Proc::Forked { pid, .. } => *pid,
+            WorkerProcess::Child(c) => c.id(),
+            WorkerProcess::Forked { pid, .. } => *pid,
         }
     }
 
@@ -42,20 +42,20 @@ impl Proc {
     pub(super) fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         match self {
-            Proc::Child(_) => None,
-            Proc::Forked { pidfd, .. } => pidfd.as_ref().map(|fd| fd.as_fd()),
+            WorkerProcess::Child(_) => None,
+            WorkerProcess::Forked { pidfd, .. } => pidfd.as_ref().map(|fd| fd.as_fd()),
         }
     }
 
     /// `SIGKILL`s the process (if it still runs).
     pub(super) fn kill(&mut self) {
         match self {
-            Proc::Child(c) => {
+            WorkerProcess::Child(c) => {
                 let _ = c.kill();
             }
-            Proc::Forked {
+            WorkerProcess::Forked {
                 pid,
-                zygote,
+                fork_server,
                 exited,
                 pidfd,
             } => {
@@ -63,7 +63,7 @@ impl Proc {
                 match pidfd {
                     _ if exited.is_some() => {}
                     Some(fd) => sys::pidfd_kill(fd.as_fd()),
-                    None => zygote.kill_unless_reaped(*pid),
+                    None => fork_server.kill_unless_reaped(*pid),
                 }
             }
         }
@@ -71,19 +71,19 @@ impl Proc {
 
     pub(super) fn try_status(&mut self) -> Option<WorkerExit> {
         match self {
-            Proc::Child(c) => match c.try_wait() {
+            WorkerProcess::Child(c) => match c.try_wait() {
                 Ok(Some(status)) => Some(WorkerExit::from_status(status)),
                 Ok(None) => None,
                 Err(_) => Some(WorkerExit::Unknown),
             },
-            Proc::Forked {
+            WorkerProcess::Forked {
                 pid,
-                zygote,
+                fork_server,
                 exited,
                 ..
             } => {
                 if exited.is_none() {
-                    *exited = zygote.exit_status(*pid);
+                    *exited = fork_server.exit_status(*pid);
                 }
                 *exited
             }
@@ -93,13 +93,13 @@ impl Proc {
     /// How the process ended: waits up to `patience` for it to end by itself, then
     /// kills it and waits for that. Sleeps until the end is known (a pidfd for a
     /// spawned child, the fork server's report for a forked one), never in naps.
-    pub(super) fn status(&mut self, patience: Duration) -> WorkerExit {
+    pub(super) fn wait_or_kill(&mut self, patience: Duration) -> WorkerExit {
         if let Some(status) = self.try_status() {
             return status;
         }
         let deadline = Instant::now() + patience;
         match self {
-            Proc::Child(c) => match sys::pidfd(c.id()) {
+            WorkerProcess::Child(c) => match sys::pidfd(c.id()) {
                 Some(fd) => {
                     use std::os::fd::AsFd;
                     loop {
@@ -129,14 +129,14 @@ impl Proc {
                     }
                 }
             },
-            Proc::Forked {
+            WorkerProcess::Forked {
                 pid,
-                zygote,
+                fork_server,
                 exited,
                 ..
             } => {
                 if exited.is_none() {
-                    *exited = zygote.wait_exit(*pid, patience);
+                    *exited = fork_server.wait_exit(*pid, patience);
                 }
                 if let Some(status) = *exited {
                     return status;
@@ -150,19 +150,19 @@ impl Proc {
     /// Waits for a process that was killed (or told to exit).
     pub(super) fn reap(&mut self) -> WorkerExit {
         match self {
-            Proc::Child(c) => c
+            WorkerProcess::Child(c) => c
                 .wait()
                 .map(WorkerExit::from_status)
                 .unwrap_or(WorkerExit::Unknown),
-            Proc::Forked {
+            WorkerProcess::Forked {
                 pid,
-                zygote,
+                fork_server,
                 exited,
                 ..
             } => {
                 if exited.is_none() {
                     *exited = Some(
-                        zygote
+                        fork_server
                             .wait_exit(*pid, Duration::from_secs(5))
                             .unwrap_or(WorkerExit::Unknown),
                     );

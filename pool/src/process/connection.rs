@@ -13,8 +13,8 @@ use crate::backend::{Items, Outcomes};
 use crate::error::TaskError;
 use crate::protocol::{self, AfterRun, FromWorker, ToWorker, WireError};
 
-use super::Shared;
-use super::child::Proc;
+use super::PoolCore;
+use super::child::WorkerProcess;
 use super::launch::Connected;
 use super::queue::JobInfo;
 
@@ -22,27 +22,37 @@ use super::queue::JobInfo;
 /// them all.
 pub(super) const MAX_LOADED: usize = 256;
 
+/// Why a worker's connection ended.
+#[derive(Debug)]
+pub(super) enum Loss {
+    /// The worker died or hung up by itself.
+    Died,
+    /// The worker is to be killed: it broke the protocol or ran past the task
+    /// timeout, and the task it was running fails with this error.
+    Killed(TaskError),
+}
+
 /// A live worker, parent side.
-pub(super) struct Live {
-    /// The worker's socket (written through [`Live::socket`]).
+pub(super) struct Connection {
+    /// The worker's socket (written through [`Connection::socket`]).
     pub(super) reader: BufReader<UnixStream>,
-    pub(super) proc: Proc,
+    pub(super) proc: WorkerProcess,
     pub(super) loaded: HashSet<u64>,
     pub(super) tasks: usize,
     /// The worker said `Busy` about the task whose result is awaited.
     pub(super) busy: bool,
-    /// A caller borrowed it and waits for its results ([`Shared::run_inline`]):
+    /// A caller borrowed it and waits for its results ([`PoolCore::run_inline`]):
     /// both poll for a while before they block (`Builder::spin`).
     pub(super) inline: bool,
     /// It was sent its last chunk, after which it exits without being told.
     pub(super) exits: bool,
 }
 
-impl Live {
-    pub(super) fn new(connected: Connected, timeout: Option<Duration>) -> io::Result<Live> {
+impl Connection {
+    pub(super) fn new(connected: Connected, timeout: Option<Duration>) -> io::Result<Connection> {
         let Connected { stream, proc } = connected;
         stream.set_read_timeout(timeout)?;
-        Ok(Live {
+        Ok(Connection {
             reader: BufReader::with_capacity(64 << 10, stream),
             proc,
             loaded: HashSet::new(),
@@ -105,13 +115,13 @@ pub(super) fn task_error(err: WireError, func: Option<&RawFunc>) -> TaskError {
     }
 }
 
-impl Shared {
+impl PoolCore {
     /// Sends the function (first time on this worker) and a chunk's items, in one
     /// write when the chunk is small, and large items without copying them.
     /// `last`: the worker retires after this chunk, and exits by itself.
     pub(super) fn send_run(
         &self,
-        live: &mut Live,
+        live: &mut Connection,
         job: &JobInfo,
         items: &Items,
         last: bool,
@@ -144,16 +154,15 @@ impl Shared {
     /// Reads the outcomes of item `index` and, when they are already buffered, of
     /// up to `max - 1` more after it, into `out` (the head chunk's batch for the
     /// job); returns how many. A caller running its task inline first polls for it
-    /// (`Builder::spin`). `Err` means the worker is lost, with the error to blame
-    /// the item for (`None`: it died).
+    /// (`Builder::spin`). `Err` means the worker is lost, and why.
     pub(super) fn receive(
         &self,
-        live: &mut Live,
+        live: &mut Connection,
         job: &JobInfo,
         index: u64,
         max: usize,
         out: &mut Outcomes,
-    ) -> std::result::Result<usize, Option<TaskError>> {
+    ) -> std::result::Result<usize, Loss> {
         // At most the task timeout, which counts from the end of the spin.
         let mut spin = match (live.inline, self.settings.task_timeout) {
             (false, _) => Duration::ZERO,
@@ -220,17 +229,17 @@ impl Shared {
         }
     }
 
-    /// Adds one frame's outcome to `out` (see [`Shared::receive`]).
+    /// Adds one frame's outcome to `out` (see [`PoolCore::receive`]).
     pub(super) fn outcome(
         &self,
-        live: &mut Live,
+        live: &mut Connection,
         job: &JobInfo,
         index: u64,
         frame: io::Result<Option<(u8, Vec<u8>)>>,
         out: &mut Outcomes,
-    ) -> std::result::Result<(), Option<TaskError>> {
-        let protocol_error = |live: &Live, detail: String| {
-            Some(TaskError::Protocol {
+    ) -> std::result::Result<(), Loss> {
+        let protocol_error = |live: &Connection, detail: String| {
+            Loss::Killed(TaskError::Protocol {
                 pid: live.proc.pid(),
                 detail,
             })
@@ -255,17 +264,17 @@ impl Shared {
                 ) =>
             {
                 match self.settings.task_timeout {
-                    Some(after) => Err(Some(TaskError::TimedOut {
+                    Some(after) => Err(Loss::Killed(TaskError::TimedOut {
                         after,
                         pid: live.proc.pid(),
                     })),
-                    None => Err(None),
+                    None => Err(Loss::Died),
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 Err(protocol_error(live, e.to_string()))
             }
-            Ok(None) | Err(_) => Err(None),
+            Ok(None) | Err(_) => Err(Loss::Died),
         }
     }
 }

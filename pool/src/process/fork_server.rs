@@ -17,7 +17,7 @@ use crate::worker::{self};
 use super::launch::{io_err, start_error};
 
 /// The server process itself.
-pub(super) enum ZygoteProc {
+pub(super) enum ForkServerProcess {
     Child(Child),
     Forked(u32),
 }
@@ -29,7 +29,7 @@ pub(super) enum ZygoteProc {
 /// worker start makes two reports, and waking a thread for each cost a tenth of a
 /// `ForkServer` start on 2 cores. Each start reads what has arrived before it
 /// asks for a fork, so unread reports never fill the stream.
-pub(super) struct Zygote {
+pub(super) struct ForkServer {
     control: Mutex<UnixStream>,
     reports: Mutex<Reports>,
     /// Signalled when the waiter that sleeps on the stream for all of them
@@ -39,7 +39,16 @@ pub(super) struct Zygote {
     /// and in `poll`, outside it. (Not `O_NONBLOCK`, which the copy that sends
     /// requests would share.)
     incoming: std::os::fd::OwnedFd,
-    process: Mutex<Option<ZygoteProc>>,
+    process: Mutex<Option<ForkServerProcess>>,
+}
+
+/// Why a wait for a fork server's report ended without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NoReport {
+    /// The server is gone.
+    ServerGone,
+    /// The patience ran out.
+    OutOfPatience,
 }
 
 /// The server's reports received so far, and what they say.
@@ -71,7 +80,7 @@ impl Reports {
             }
         }
         loop {
-            match protocol::take_frame(&mut self.pending, 1 << 20) {
+            match protocol::take_frame(&mut self.pending, protocol::CONTROL_FRAME_LIMIT) {
                 Ok(Some(body)) => match FromWorker::decode(&body) {
                     Ok(FromWorker::Forked { spawn_id, pid }) => {
                         if !self.claimed.remove(&spawn_id) {
@@ -94,9 +103,9 @@ impl Reports {
     }
 }
 
-impl Zygote {
+impl ForkServer {
     /// `Fork`: forks the server from this (single-threaded) process.
-    pub(super) fn fork_here() -> Result<Arc<Zygote>, Error> {
+    pub(super) fn fork_here() -> Result<Arc<ForkServer>, Error> {
         let (ours, theirs) = UnixStream::pair().map_err(|source| Error::Io {
             context: "cannot create the fork server's socket pair",
             source,
@@ -104,11 +113,11 @@ impl Zygote {
         match sys::fork_single_threaded() {
             Ok(None) => {
                 drop(ours);
-                sys::exit_now(worker::zygote(theirs));
+                sys::exit_now(worker::run_fork_server(theirs));
             }
             Ok(Some(pid)) => {
                 drop(theirs);
-                Zygote::start(ours, ZygoteProc::Forked(pid))
+                ForkServer::start(ours, ForkServerProcess::Forked(pid))
             }
             Err(sys::ForkRefused::Threads(threads)) => Err(Error::ForkUnsafe { threads }),
             Err(sys::ForkRefused::Uncountable) => Err(Error::Unsupported {
@@ -121,9 +130,12 @@ impl Zygote {
         }
     }
 
-    pub(super) fn start(stream: UnixStream, process: ZygoteProc) -> Result<Arc<Zygote>, Error> {
+    pub(super) fn start(
+        stream: UnixStream,
+        process: ForkServerProcess,
+    ) -> Result<Arc<ForkServer>, Error> {
         let incoming = std::os::fd::OwnedFd::from(stream.try_clone().map_err(io_err)?);
-        Ok(Arc::new(Zygote {
+        Ok(Arc::new(ForkServer {
             control: Mutex::new(stream),
             reports: Mutex::new(Reports {
                 pending: Vec::new(),
@@ -148,14 +160,13 @@ impl Zygote {
     }
 
     /// Waits until `found` finds what it looks for in the reports (it may take it
-    /// out): `Err(true)` if the server is gone first, `Err(false)` if `patience`
-    /// runs out. One waiter sleeps in `poll` on the stream and wakes the others
+    /// out), or why it did not. One waiter sleeps in `poll` on the stream and wakes the others
     /// once it has read what came, so no waiter sleeps through its report.
     pub(super) fn wait_for<T>(
         &self,
         patience: Duration,
         mut found: impl FnMut(&mut Reports) -> Option<T>,
-    ) -> Result<T, bool> {
+    ) -> Result<T, NoReport> {
         use std::os::fd::AsFd;
         let deadline = Instant::now() + patience;
         let mut reports = self.reports();
@@ -164,11 +175,11 @@ impl Zygote {
                 return Ok(value);
             }
             if reports.gone {
-                return Err(true);
+                return Err(NoReport::ServerGone);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(false);
+                return Err(NoReport::OutOfPatience);
             }
             if reports.watched {
                 reports = self
@@ -273,8 +284,10 @@ impl Zygote {
         match self.wait_for(Duration::from_secs(30), |r| r.forked.remove(&spawn_id)) {
             Ok(0) => Err(start_error("the fork server could not fork".to_owned())),
             Ok(pid) => Ok(pid),
-            Err(true) => Err(start_error("the fork server is gone".to_owned())),
-            Err(false) => Err(start_error("the fork server did not answer".to_owned())),
+            Err(NoReport::ServerGone) => Err(start_error("the fork server is gone".to_owned())),
+            Err(NoReport::OutOfPatience) => {
+                Err(start_error("the fork server did not answer".to_owned()))
+            }
         }
     }
 
@@ -304,11 +317,11 @@ impl Zygote {
         drop(control);
         if let Some(process) = lock(&self.process).take() {
             match process {
-                ZygoteProc::Child(mut child) => {
+                ForkServerProcess::Child(mut child) => {
                     let _ = child.kill();
                     let _ = child.wait();
                 }
-                ZygoteProc::Forked(pid) => {
+                ForkServerProcess::Forked(pid) => {
                     // It exits when its control stream closes; make sure.
                     sys::kill(pid);
                     sys::wait_pid(pid);
@@ -322,12 +335,12 @@ impl Zygote {
 mod tests {
     use super::*;
 
-    /// A `Zygote` whose "server" is the returned stream (no process behind it).
-    pub(super) fn fake_server() -> (Arc<Zygote>, UnixStream) {
+    /// A `ForkServer` whose "server" is the returned stream (no process behind it).
+    pub(super) fn fake_server() -> (Arc<ForkServer>, UnixStream) {
         let (ours, server) = UnixStream::pair().unwrap();
-        // A PID that is never signalled: the test never shuts this zygote down.
-        let zygote = Zygote::start(ours, ZygoteProc::Forked(u32::MAX)).unwrap();
-        (zygote, server)
+        // A PID that is never signalled: the test never shuts this fork_server down.
+        let fork_server = ForkServer::start(ours, ForkServerProcess::Forked(u32::MAX)).unwrap();
+        (fork_server, server)
     }
 
     pub(super) fn report(server: &UnixStream, msg: FromWorker) {
@@ -336,7 +349,7 @@ mod tests {
 
     #[test]
     pub(super) fn reports_are_read_when_asked_for_and_reach_every_waiter() {
-        let (zygote, server) = fake_server();
+        let (fork_server, server) = fake_server();
         // Read without waiting, in pieces as they come.
         report(
             &server,
@@ -345,19 +358,19 @@ mod tests {
                 pid: 41,
             },
         );
-        assert_eq!(zygote.forked_pid(1).unwrap(), 41);
+        assert_eq!(fork_server.forked_pid(1).unwrap(), 41);
         let frame = FromWorker::Exited { pid: 41, status: 0 }.encode().unwrap();
         sys::send_all(&server, &frame[..3]).unwrap();
-        assert_eq!(zygote.exit_status(41), None);
+        assert_eq!(fork_server.exit_status(41), None);
         sys::send_all(&server, &frame[3..]).unwrap();
-        assert!(zygote.has_exited(41));
-        assert_eq!(zygote.exit_status(41), Some(WorkerExit::from_raw(0)));
+        assert!(fork_server.has_exited(41));
+        assert_eq!(fork_server.exit_status(41), Some(WorkerExit::from_raw(0)));
         // Several waiters: one sleeps on the stream, the others on the condition
         // variable; each gets its own report, whichever of them read it.
         let waiters: Vec<_> = (100..104u32)
             .map(|pid| {
-                let zygote = Arc::clone(&zygote);
-                std::thread::spawn(move || zygote.wait_exit(pid, Duration::from_secs(30)))
+                let fork_server = Arc::clone(&fork_server);
+                std::thread::spawn(move || fork_server.wait_exit(pid, Duration::from_secs(30)))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(50));
@@ -370,21 +383,21 @@ mod tests {
         }
         // The end of the stream: the server is gone, and waiters learn it.
         let waiter = {
-            let zygote = Arc::clone(&zygote);
-            std::thread::spawn(move || zygote.wait_exit(200, Duration::from_secs(30)))
+            let fork_server = Arc::clone(&fork_server);
+            std::thread::spawn(move || fork_server.wait_exit(200, Duration::from_secs(30)))
         };
         drop(server);
         assert_eq!(waiter.join().unwrap(), None);
-        assert!(zygote.is_gone());
-        assert_eq!(zygote.exit_status(200), Some(WorkerExit::Unknown));
+        assert!(fork_server.is_gone());
+        assert_eq!(fork_server.exit_status(200), Some(WorkerExit::Unknown));
     }
 
     #[test]
     pub(super) fn a_garbled_report_means_the_server_is_gone() {
-        let (zygote, server) = fake_server();
+        let (fork_server, server) = fake_server();
         // A whole frame (length 1) whose tag no message has.
         protocol::write_frame(&server, &[1, 0, 0, 0, 0xff]).unwrap();
-        assert!(zygote.is_gone());
-        assert!(zygote.forked_pid(3).is_err());
+        assert!(fork_server.is_gone());
+        assert!(fork_server.forked_pid(3).is_err());
     }
 }

@@ -3,36 +3,37 @@
 
 use crate::sync::lock;
 
-use super::Shared;
-use super::child::Proc;
-use super::connection::Live;
+use super::PoolCore;
+use super::child::WorkerProcess;
+use super::connection::Connection;
 use super::launch::Starting;
+use super::queue::OverBudget;
 use super::slot::Slot;
 
 /// The worker of an idle slot, parked in the state so that a caller waiting for
-/// its own task can run it on that worker directly ([`Shared::run_inline`]): the
+/// its own task can run it on that worker directly ([`PoolCore::run_inline`]): the
 /// slot thread then wakes neither to send the task nor to hand back its result.
 /// No entry: the slot thread holds its worker.
-pub(super) enum Desk {
+pub(super) enum ParkedWorker {
     /// Idle, with this worker.
-    Parked(Live),
+    Idle(Connection),
     /// A caller runs a chunk on it.
-    Borrowed,
+    Lent,
     /// Given back without a worker (it was lost, or retired by
     /// `max_tasks_per_child`): the slot starts a new one, and takes over what the
     /// caller left.
-    Empty(Handback),
+    Vacated(Handover),
 }
 
 /// What a caller that ran a chunk on a borrowed worker leaves to the slot: the
 /// worker it retired (to be reaped) and the successor it began.
 #[derive(Default)]
-pub(super) struct Handback {
-    pub(super) retiring: Vec<Proc>,
+pub(super) struct Handover {
+    pub(super) retiring: Vec<WorkerProcess>,
     pub(super) next_worker: Option<Starting>,
 }
 
-impl Shared {
+impl PoolCore {
     /// Runs the next queued chunk, if it is one of job `job`'s, on an idle slot's
     /// worker in this (the caller's) thread: the worker is woken directly and its
     /// results are read here, two thread wake-ups per round trip instead of four.
@@ -46,20 +47,22 @@ impl Shared {
                 return false;
             }
             let Some(index) = state
-                .desks
+                .parked
                 .iter()
-                .find_map(|(i, d)| matches!(d, Desk::Parked(_)).then_some(*i))
+                .find_map(|(i, d)| matches!(d, ParkedWorker::Idle(_)).then_some(*i))
             else {
                 return false;
             };
-            let capacity = match state.desks.get(&index) {
-                Some(Desk::Parked(live)) => self.capacity_of(Some(live)),
+            let capacity = match state.parked.get(&index) {
+                Some(ParkedWorker::Idle(live)) => self.capacity_of(Some(live)),
                 _ => None,
             };
-            let Some((info, chunk)) = self.take(&mut state, capacity, limit, false) else {
+            let Some((info, chunk)) = self.take(&mut state, capacity, limit, OverBudget::TakeFirst)
+            else {
                 return false;
             };
-            let Some(Desk::Parked(mut live)) = state.desks.insert(index, Desk::Borrowed) else {
+            let Some(ParkedWorker::Idle(mut live)) = state.parked.insert(index, ParkedWorker::Lent)
+            else {
                 unreachable!("the desk was parked")
             };
             live.inline = true;
@@ -75,16 +78,17 @@ impl Shared {
         }
         // A worker retired here, and the successor begun with its last task, go to
         // the slot with the empty desk (a worker still live has neither).
-        let handback = Handback {
+        let handback = Handover {
             retiring: std::mem::take(&mut slot.retiring),
             next_worker: slot.next_worker.take(),
         };
         {
             let mut state = lock(&self.state);
             let lost = live.is_none();
-            state
-                .desks
-                .insert(index, live.map_or(Desk::Empty(handback), Desk::Parked));
+            state.parked.insert(
+                index,
+                live.map_or(ParkedWorker::Vacated(handback), ParkedWorker::Idle),
+            );
             if lost {
                 // Its slot thread starts a replacement at once.
                 self.work.notify_all();

@@ -25,8 +25,8 @@ use crate::sys;
 use crate::worker::{self, MARKER, Role};
 
 use super::builder::StartMethod;
-use super::child::{OnStart, Proc};
-use super::fork_server::{Zygote, ZygoteProc};
+use super::child::{OnStart, WorkerProcess};
+use super::fork_server::{ForkServer, ForkServerProcess};
 
 /// Settings every start needs.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub(super) struct StartConfig {
 /// A worker that completed the handshake and ran the initializer.
 pub(super) struct Connected {
     pub(super) stream: UnixStream,
-    pub(super) proc: Proc,
+    pub(super) proc: WorkerProcess,
 }
 
 /// Starts workers with one start method.
@@ -55,7 +55,7 @@ pub(super) struct Launcher {
     method: StartMethod,
     /// The fork server (`ForkServer`, `Fork`); a `ForkServer` one found gone is
     /// replaced by the next start.
-    zygote: Mutex<Option<Arc<Zygote>>>,
+    fork_server: Mutex<Option<Arc<ForkServer>>>,
     /// Set by [`Launcher::shutdown`]: no server is replaced after it.
     stopped: std::sync::atomic::AtomicBool,
     next_spawn: AtomicU64,
@@ -66,28 +66,28 @@ impl Launcher {
     /// it.
     pub(super) fn new(method: StartMethod, config: StartConfig) -> Result<Launcher, Error> {
         let launcher = Launcher {
-            zygote: Mutex::new(None),
+            fork_server: Mutex::new(None),
             stopped: std::sync::atomic::AtomicBool::new(false),
             method,
             config,
             next_spawn: AtomicU64::new(1),
         };
-        let zygote = match method {
+        let fork_server = match method {
             StartMethod::Spawn => None,
-            StartMethod::Fork => Some(Zygote::fork_here()?),
+            StartMethod::Fork => Some(ForkServer::fork_here()?),
             StartMethod::ForkServer => Some(launcher.spawn_server()?),
         };
-        *lock(&launcher.zygote) = zygote;
+        *lock(&launcher.fork_server) = fork_server;
         Ok(launcher)
     }
 
     /// The fork server to fork from, if the start method has one. A `ForkServer`
     /// server that is gone (killed, or out of memory) is replaced here; a `Fork`
     /// server cannot be, as this process runs the pool's threads now.
-    fn zygote(&self) -> Result<Option<Arc<Zygote>>, Error> {
-        let mut current = lock(&self.zygote);
-        if let Some(zygote) = current.as_ref() {
-            if zygote.is_gone()
+    fn fork_server(&self) -> Result<Option<Arc<ForkServer>>, Error> {
+        let mut current = lock(&self.fork_server);
+        if let Some(fork_server) = current.as_ref() {
+            if fork_server.is_gone()
                 && self.method == StartMethod::ForkServer
                 && !self.stopped.load(Ordering::Acquire)
             {
@@ -106,17 +106,21 @@ impl Launcher {
     /// Dropped unfinished, the process is killed.
     pub(super) fn begin(&self) -> Result<Starting, Error> {
         let spawn_id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
-        match self.zygote()? {
+        match self.fork_server()? {
             None => {
                 let (listener, ticket) = listen(spawn_id)?;
-                let guard = KillOnDrop(Some(Proc::Child(self.command(Role::Worker, &ticket)?)));
+                let guard = KillOnDrop(Some(WorkerProcess::Child(
+                    self.command(Role::Worker, &ticket)?,
+                )));
                 Ok(Starting::Spawned {
                     guard,
                     listener,
                     ticket,
                 })
             }
-            Some(zygote) => Ok(Starting::Forked(self.request_worker(zygote, spawn_id)?)),
+            Some(fork_server) => Ok(Starting::Forked(
+                self.request_worker(fork_server, spawn_id)?,
+            )),
         }
     }
 
@@ -135,7 +139,10 @@ impl Launcher {
             Ok(connected) => return Ok(connected),
             Err(error) => error,
         };
-        if !lock(&self.zygote).as_ref().is_some_and(|z| z.is_gone()) {
+        if !lock(&self.fork_server)
+            .as_ref()
+            .is_some_and(|z| z.is_gone())
+        {
             return Err(error);
         }
         match self.method {
@@ -203,7 +210,7 @@ impl Launcher {
             }
             Err(_) => {
                 let pid = guard.proc().pid();
-                let exit = guard.proc().status(Duration::from_secs(2));
+                let exit = guard.proc().wait_or_kill(Duration::from_secs(2));
                 let error = TaskError::WorkerDied {
                     pid,
                     exit,
@@ -234,17 +241,21 @@ impl Launcher {
 
     /// Has the fork server fork a worker on a fresh socket pair and sends the
     /// settings at once, without waiting for the worker's hello.
-    fn request_worker(&self, zygote: Arc<Zygote>, spawn_id: u64) -> Result<PendingFork, Error> {
+    fn request_worker(
+        &self,
+        fork_server: Arc<ForkServer>,
+        spawn_id: u64,
+    ) -> Result<PendingFork, Error> {
         let (stream, theirs) = UnixStream::pair().map_err(|source| Error::Io {
             context: "cannot create a new worker's socket pair",
             source,
         })?;
-        zygote.request_fork(spawn_id, &theirs)?;
+        fork_server.request_fork(spawn_id, &theirs)?;
         // The server and the worker hold their own copies now; with ours closed, the
         // stream ends as soon as both are gone.
         drop(theirs);
         let pending = PendingFork {
-            zygote,
+            fork_server,
             spawn_id,
             stream: Some(stream),
         };
@@ -262,29 +273,31 @@ impl Launcher {
         mut pending: PendingFork,
     ) -> Result<(KillOnDrop, UnixStream, dilly::registry::RegistryFingerprint), Error> {
         let mut stream = pending.stream.take().expect("an unfinished fork");
-        let zygote = Arc::clone(&pending.zygote);
+        let fork_server = Arc::clone(&pending.fork_server);
         let spawn_id = pending.spawn_id;
         stream
             .set_read_timeout(Some(self.config.handshake_timeout))
             .map_err(io_err)?;
         match check_hello(read_message(&mut stream), &Ticket::forked(spawn_id)) {
             Ok((pid, registry)) => {
-                zygote.claim(spawn_id);
-                let guard = KillOnDrop(Some(Proc::Forked {
+                fork_server.claim(spawn_id);
+                let guard = KillOnDrop(Some(WorkerProcess::Forked {
                     pid,
-                    zygote,
+                    fork_server,
                     exited: None,
                     pidfd: sys::pidfd(pid),
                 }));
                 Ok((guard, stream, registry))
             }
             Err(HelloFailed::Invalid(error)) => {
-                zygote.abandon(spawn_id);
+                fork_server.abandon(spawn_id);
                 Err(error)
             }
-            Err(HelloFailed::Read(read)) => {
-                Err(zygote.explain_missing_hello(spawn_id, &read, self.config.handshake_timeout))
-            }
+            Err(HelloFailed::Read(read)) => Err(fork_server.explain_missing_hello(
+                spawn_id,
+                &read,
+                self.config.handshake_timeout,
+            )),
         }
     }
 
@@ -320,7 +333,7 @@ impl Launcher {
         &self,
         listener: &UnixListener,
         ticket: &Ticket,
-        proc: &mut Proc,
+        proc: &mut WorkerProcess,
     ) -> Result<(UnixStream, dilly::registry::RegistryFingerprint), Error> {
         use std::os::fd::AsFd;
         let deadline = Instant::now() + self.config.handshake_timeout;
@@ -371,11 +384,11 @@ impl Launcher {
     }
 
     /// `ForkServer`: spawns the server and waits for its hello.
-    fn spawn_server(&self) -> Result<Arc<Zygote>, Error> {
+    fn spawn_server(&self) -> Result<Arc<ForkServer>, Error> {
         let spawn_id = self.next_spawn.fetch_add(1, Ordering::Relaxed);
         let (listener, ticket) = listen(spawn_id)?;
         let child = self.command(Role::Server, &ticket)?;
-        let mut proc = KillOnDrop(Some(Proc::Child(child)));
+        let mut proc = KillOnDrop(Some(WorkerProcess::Child(child)));
         let (stream, registry) = self.accept(&listener, &ticket, proc.proc())?;
         let parent = dilly::registry::fingerprint();
         if registry != parent {
@@ -385,19 +398,19 @@ impl Launcher {
             });
         }
         stream.set_read_timeout(None).map_err(io_err)?;
-        let Some(Proc::Child(child)) = proc.0.take() else {
+        let Some(WorkerProcess::Child(child)) = proc.0.take() else {
             unreachable!("the server is a spawned child")
         };
-        Zygote::start(stream, ZygoteProc::Child(child))
+        ForkServer::start(stream, ForkServerProcess::Child(child))
     }
 
     /// Stops the fork server, if any.
     pub(super) fn shutdown(&self) {
         // Under the lock: a replacement being started is finished and then shut.
-        let current = lock(&self.zygote);
+        let current = lock(&self.fork_server);
         self.stopped.store(true, Ordering::Release);
-        if let Some(zygote) = current.as_ref() {
-            zygote.shutdown();
+        if let Some(fork_server) = current.as_ref() {
+            fork_server.shutdown();
         }
     }
 }
@@ -415,7 +428,7 @@ pub(super) enum Starting {
 /// A fork requested from the fork server, with the pool's end of the worker's
 /// socket. Dropped before its hello was read, the worker is killed.
 pub(super) struct PendingFork {
-    zygote: Arc<Zygote>,
+    fork_server: Arc<ForkServer>,
     spawn_id: u64,
     /// Taken when the hello is read.
     stream: Option<UnixStream>,
@@ -424,7 +437,7 @@ pub(super) struct PendingFork {
 impl Drop for PendingFork {
     fn drop(&mut self) {
         if self.stream.take().is_some() {
-            self.zygote.abandon(self.spawn_id);
+            self.fork_server.abandon(self.spawn_id);
         }
     }
 }
@@ -477,10 +490,10 @@ fn ended_before_hello(pid: u32, exit: WorkerExit) -> Error {
 const ACCEPT_TICK: Duration = Duration::from_millis(5);
 
 /// Kills a started process unless the handshake succeeded.
-pub(super) struct KillOnDrop(Option<Proc>);
+pub(super) struct KillOnDrop(Option<WorkerProcess>);
 
 impl KillOnDrop {
-    fn proc(&mut self) -> &mut Proc {
+    fn proc(&mut self) -> &mut WorkerProcess {
         self.0.as_mut().expect("the guard holds the process")
     }
 }
@@ -506,7 +519,7 @@ pub(super) fn io_err(source: io::Error) -> Error {
 }
 
 fn read_message(stream: &mut UnixStream) -> io::Result<FromWorker> {
-    match protocol::read_frame(stream, 1 << 20)? {
+    match protocol::read_frame(stream, protocol::CONTROL_FRAME_LIMIT)? {
         Some(body) => FromWorker::decode(&body),
         None => Err(io::ErrorKind::UnexpectedEof.into()),
     }

@@ -38,7 +38,7 @@ use crate::handle::AsyncResult;
 use crate::sync::lock;
 
 use self::connection::MAX_LOADED;
-use self::inline::Desk;
+use self::inline::ParkedWorker;
 use self::launch::Launcher;
 use self::queue::{Chunk, JobInfo, fail_chunk};
 use self::slot::Registered;
@@ -79,17 +79,17 @@ struct State {
     /// Worker PIDs by slot, for `terminate`.
     running: HashMap<usize, Registered>,
     /// Workers of idle slots, by slot.
-    desks: HashMap<usize, Desk>,
+    parked: HashMap<usize, ParkedWorker>,
     /// Slot threads waiting for a borrowed worker to come back.
     returned_waiters: usize,
 }
 
-struct Shared {
+struct PoolCore {
     launcher: Launcher,
     settings: Settings,
     state: Mutex<State>,
     work: Condvar,
-    /// Signalled when a caller gives back a borrowed worker ([`Desk`]).
+    /// Signalled when a caller gives back a borrowed worker ([`ParkedWorker`]).
     returned: Condvar,
 }
 
@@ -114,7 +114,7 @@ struct Shared {
 /// timeout fails only that task ([`TaskError`]); dead workers are replaced. Dropping
 /// the pool never hangs: it stops idle workers and kills busy ones.
 pub struct ProcessPool {
-    shared: Arc<Shared>,
+    shared: Arc<PoolCore>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// The build ID of `Settings::program`, read on the first same-build submission.
     program_build: std::sync::OnceLock<std::result::Result<dilly::BuildId, String>>,
@@ -133,7 +133,7 @@ impl ProcessPool {
 
     fn start(launcher: Launcher, settings: Settings) -> Result<ProcessPool> {
         let workers = settings.workers;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(PoolCore {
             launcher,
             settings,
             state: Mutex::new(State::default()),
@@ -341,7 +341,7 @@ impl Executor for ProcessPool {
     }
 
     // As the provided method, but the task is run on an idle worker from this
-    // thread when one is free (`Shared::run_inline`): no pool thread is woken.
+    // thread when one is free (`PoolCore::run_inline`): no pool thread is woken.
     fn apply<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<R>
     where
         Self: Sized,
@@ -369,7 +369,7 @@ impl Executor for ProcessPool {
 }
 
 struct ProcessJob {
-    shared: Arc<Shared>,
+    shared: Arc<PoolCore>,
     id: u64,
     rx: mpsc::Receiver<Outcomes>,
     /// Chunks submitted: a job of one chunk (`apply`, `apply_async`, a tiny `map`)

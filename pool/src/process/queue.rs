@@ -13,9 +13,9 @@ use crate::backend::{Items, Outcomes};
 use crate::error::TaskError;
 use crate::sync::lock;
 
-use super::connection::Live;
-use super::inline::{Desk, Handback};
-use super::{Shared, State};
+use super::connection::Connection;
+use super::inline::{Handover, ParkedWorker};
+use super::{PoolCore, State};
 
 pub(super) struct Chunk {
     pub(super) job: u64,
@@ -97,20 +97,30 @@ pub(super) fn framed(item: &[u8]) -> usize {
     item.len() + 8
 }
 
+/// What a chunk does with a first item whose framed bytes alone exceed its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OverBudget {
+    /// Takes it: a chunk of one item.
+    TakeFirst,
+    /// Takes nothing.
+    TakeNothing,
+}
+
 /// How many of the first `items` fit a chunk: at most `cap` of them, none over
-/// `limit`, and together at most `max_bytes` framed (at least one if `one_anyway`).
-/// Also their framed bytes.
+/// `limit`, and together at most `max_bytes` framed (see [`OverBudget`] for a first
+/// item over it). Also their framed bytes.
 pub(super) fn fitting(
     items: &Items,
     cap: usize,
     limit: usize,
     max_bytes: usize,
-    one_anyway: bool,
+    first: OverBudget,
 ) -> (usize, usize) {
     let mut take = 0;
     let mut bytes = 0;
     for item in items.iter().take(cap) {
-        if item.len() > limit || (bytes + framed(item) > max_bytes && !(one_anyway && take == 0)) {
+        let over = bytes + framed(item) > max_bytes;
+        if item.len() > limit || (over && !(first == OverBudget::TakeFirst && take == 0)) {
             break;
         }
         bytes += framed(item);
@@ -140,7 +150,13 @@ pub(super) fn merge_following(
             return;
         }
         let room = budget - chunk.items.len();
-        let (take, taken_bytes) = fitting(&next.items, room, limit, max_bytes - bytes, false);
+        let (take, taken_bytes) = fitting(
+            &next.items,
+            room,
+            limit,
+            max_bytes - bytes,
+            OverBudget::TakeNothing,
+        );
         bytes += taken_bytes;
         if take == next.items.len() {
             let next = queue.pop_front().expect("the front chunk");
@@ -155,16 +171,17 @@ pub(super) fn merge_following(
     }
 }
 
-impl Shared {
+impl PoolCore {
     /// Takes the next chunk off the queue, at most `capacity` items and at most
-    /// `max_bytes` of arguments (at least one item unless `strict`). Items that
+    /// `max_bytes` of arguments (see [`OverBudget`] for a first item over it; with
+    /// `TakeNothing` the chunk stays queued and this returns `None`). Items that
     /// alone exceed the frame limit fail here. Called with the state locked.
     pub(super) fn take(
         &self,
         state: &mut State,
         capacity: Option<usize>,
         max_bytes: usize,
-        strict: bool,
+        first: OverBudget,
     ) -> Option<(Arc<JobInfo>, Chunk)> {
         let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
         loop {
@@ -189,8 +206,8 @@ impl Shared {
                 continue;
             }
             let cap = capacity.unwrap_or(usize::MAX).max(1);
-            let (take, bytes) = fitting(&chunk.items, cap, limit, max_bytes, true);
-            if strict && bytes > max_bytes {
+            let (take, bytes) = fitting(&chunk.items, cap, limit, max_bytes, first);
+            if take == 0 {
                 state.queue.push_front(chunk);
                 return None;
             }
@@ -226,16 +243,16 @@ impl Shared {
     pub(super) fn next_chunk(
         &self,
         slot: usize,
-        live: &mut Option<Live>,
-        handback: &mut Handback,
+        live: &mut Option<Connection>,
+        handback: &mut Handover,
     ) -> Next {
         let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
         let mut state = lock(&self.state);
         loop {
-            match state.desks.remove(&slot) {
+            match state.parked.remove(&slot) {
                 None => {}
-                Some(Desk::Parked(l)) => *live = Some(l),
-                Some(Desk::Empty(left)) => {
+                Some(ParkedWorker::Idle(l)) => *live = Some(l),
+                Some(ParkedWorker::Vacated(left)) => {
                     *handback = left;
                     *live = None;
                     if state.terminated || (state.closed && state.queue.is_empty()) {
@@ -243,8 +260,8 @@ impl Shared {
                     }
                     return Next::Relaunch;
                 }
-                Some(Desk::Borrowed) => {
-                    state.desks.insert(slot, Desk::Borrowed);
+                Some(ParkedWorker::Lent) => {
+                    state.parked.insert(slot, ParkedWorker::Lent);
                     // A wake-up meant for an idle slot goes on to another one.
                     if !state.queue.is_empty() {
                         self.work.notify_one();
@@ -259,21 +276,23 @@ impl Shared {
                 return Next::Stop;
             }
             let capacity = self.capacity_of(live.as_ref());
-            if let Some((job, chunk)) = self.take(&mut state, capacity, limit, false) {
+            if let Some((job, chunk)) =
+                self.take(&mut state, capacity, limit, OverBudget::TakeFirst)
+            {
                 return Next::Chunk(job, chunk);
             }
             if state.closed {
                 return Next::Stop;
             }
             if let Some(l) = live.take() {
-                state.desks.insert(slot, Desk::Parked(l));
+                state.parked.insert(slot, ParkedWorker::Idle(l));
             }
             state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
         }
     }
 
     /// How many tasks `live` may still take (`max_tasks_per_child`), at least one.
-    pub(super) fn capacity_of(&self, live: Option<&Live>) -> Option<usize> {
+    pub(super) fn capacity_of(&self, live: Option<&Connection>) -> Option<usize> {
         let max = self.settings.max_tasks_per_child?;
         Some(max.saturating_sub(live.map_or(0, |l| l.tasks)).max(1))
     }

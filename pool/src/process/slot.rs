@@ -11,12 +11,12 @@ use crate::backend::Outcomes;
 use crate::error::{Error, Result, TaskError};
 use crate::sync::lock;
 
-use super::Shared;
-use super::child::Proc;
-use super::connection::Live;
-use super::inline::{Desk, Handback};
+use super::PoolCore;
+use super::child::WorkerProcess;
+use super::connection::{Connection, Loss};
+use super::inline::{Handover, ParkedWorker};
 use super::launch::Starting;
-use super::queue::{Chunk, JobInfo, Next, fail_chunk};
+use super::queue::{Chunk, JobInfo, Next, OverBudget, fail_chunk};
 
 /// A live worker as `terminate` sees it: its PID, and a pidfd opened when it was
 /// registered (it had just started or said hello), through which it is killed,
@@ -43,6 +43,14 @@ pub(super) const PIPELINE_FRAME: usize = 32 << 10;
 /// Chunks sent to one worker ahead of its results.
 pub(super) const PIPELINE_DEPTH: usize = 2;
 
+/// Whether a worker, when it was lost, was running the next unreported item of
+/// its oldest chunk: that item is the one to blame for the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Running {
+    HeadItem,
+    Nothing,
+}
+
 /// A chunk sent to a worker whose results are being read.
 pub(super) struct InFlight {
     pub(super) job: Arc<JobInfo>,
@@ -57,19 +65,24 @@ pub(super) struct InFlight {
     pub(super) sent_at: Instant,
 }
 
-impl Shared {
+impl PoolCore {
     /// A small chunk to pipeline behind the ones in flight, if one is queued.
     pub(super) fn pipelined_chunk(&self, capacity: Option<usize>) -> Option<(Arc<JobInfo>, Chunk)> {
         let mut state = lock(&self.state);
         if state.terminated || capacity == Some(0) {
             return None;
         }
-        self.take(&mut state, capacity, PIPELINE_FRAME, true)
+        self.take(
+            &mut state,
+            capacity,
+            PIPELINE_FRAME,
+            OverBudget::TakeNothing,
+        )
     }
 
     /// Takes a worker begun early (or, with `None`, a new one) through its start,
     /// registered under `slot` for `terminate`.
-    pub(super) fn launch(&self, slot: usize, begun: Option<Starting>) -> Result<Live> {
+    pub(super) fn launch(&self, slot: usize, begun: Option<Starting>) -> Result<Connection> {
         let register = |pid: u32, held: Option<std::os::fd::BorrowedFd<'_>>| {
             // Copying the launcher's pidfd is cheaper than opening another (which
             // allocates a file).
@@ -93,7 +106,7 @@ impl Shared {
             }
         };
         let live =
-            Live::new(connected, self.settings.task_timeout).map_err(|source| Error::Io {
+            Connection::new(connected, self.settings.task_timeout).map_err(|source| Error::Io {
                 context: "cannot configure a worker's socket",
                 source,
             })?;
@@ -114,7 +127,7 @@ impl Shared {
 
 /// A slot: one thread that owns one worker process at a time, keeps up to
 /// [`PIPELINE_DEPTH`] chunks in flight on it, and reads their results in order.
-pub(super) fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Result<()>>) {
+pub(super) fn slot_main(shared: Arc<PoolCore>, slot: usize, ready: mpsc::Sender<Result<()>>) {
     let live = match shared.launch(slot, None) {
         Ok(live) => {
             let _ = ready.send(Ok(()));
@@ -132,14 +145,14 @@ pub(super) fn slot_main(shared: Arc<Shared>, slot: usize, ready: mpsc::Sender<Re
 }
 
 pub(super) struct Slot<'a> {
-    pub(super) shared: &'a Shared,
+    pub(super) shared: &'a PoolCore,
     pub(super) index: usize,
-    pub(super) live: Option<Live>,
+    pub(super) live: Option<Connection>,
     pub(super) inflight: VecDeque<InFlight>,
     pub(super) start_error: Option<String>,
     /// Workers told to exit whose end is not collected yet: the replacement starts
     /// first.
-    pub(super) retiring: Vec<Proc>,
+    pub(super) retiring: Vec<WorkerProcess>,
     /// When the last chunk completed on this worker (a chunk pipelined behind it
     /// started then).
     pub(super) last_done: Option<Instant>,
@@ -151,7 +164,7 @@ pub(super) struct Slot<'a> {
 
 impl<'a> Slot<'a> {
     /// Slot `index` with its worker `live`, nothing in flight.
-    pub(super) fn new(shared: &'a Shared, index: usize, live: Live) -> Slot<'a> {
+    pub(super) fn new(shared: &'a PoolCore, index: usize, live: Connection) -> Slot<'a> {
         Slot {
             shared,
             index,
@@ -179,7 +192,7 @@ impl Slot<'_> {
     }
 
     /// Takes over what a caller left with this slot's empty desk.
-    pub(super) fn take_over(&mut self, handback: Handback) {
+    pub(super) fn take_over(&mut self, handback: Handover) {
         self.retiring.extend(handback.retiring);
         if let Some(next) = handback.next_worker {
             if self.next_worker.is_none() {
@@ -213,7 +226,7 @@ impl Slot<'_> {
                     Err(e) => self.start_error = Some(e.to_string()),
                 }
             }
-            let mut handback = Handback::default();
+            let mut handback = Handover::default();
             let next = self
                 .shared
                 .next_chunk(self.index, &mut self.live, &mut handback);
@@ -266,7 +279,7 @@ impl Slot<'_> {
         }
         if !self.send(job, chunk) {
             // It died before it could start this chunk: nobody is to blame.
-            self.lost(None, false);
+            self.lost(Loss::Died, Running::Nothing);
             return false;
         }
         true
@@ -302,7 +315,7 @@ impl Slot<'_> {
     }
 
     /// Runs one chunk on the current worker and reads all its results (for
-    /// [`Shared::run_inline`]).
+    /// [`PoolCore::run_inline`]).
     pub(super) fn run_chunk(&mut self, job: Arc<JobInfo>, chunk: Chunk) {
         if self.dispatch(job, chunk) {
             while !self.inflight.is_empty() && self.live.is_some() {
@@ -358,7 +371,7 @@ impl Slot<'_> {
                     }
                 }
             }
-            Err(error) => self.lost(error, true),
+            Err(loss) => self.lost(loss, Running::HeadItem),
         }
     }
 
@@ -377,20 +390,20 @@ impl Slot<'_> {
         self.retiring.retain_mut(|proc| proc.try_status().is_none());
     }
 
-    /// The worker is gone. If `started`, the head chunk's next item was running and
-    /// gets `error` (or [`TaskError::WorkerDied`]); everything else in flight goes
-    /// back to the queue.
-    pub(super) fn lost(&mut self, error: Option<TaskError>, started: bool) {
+    /// The worker is gone. If it was running the head chunk's next item, that item
+    /// gets the loss's error ([`TaskError::WorkerDied`] if it died by itself);
+    /// everything else in flight goes back to the queue.
+    pub(super) fn lost(&mut self, loss: Loss, running: Running) {
         let Some(mut old) = self.live.take() else {
             return;
         };
         let pid = old.proc.pid();
-        let exit = if error.is_some() {
+        let exit = if matches!(loss, Loss::Killed(_)) {
             old.proc.kill();
             self.shared.forget(self.index);
             old.proc.reap()
         } else {
-            let exit = old.proc.status(Duration::from_secs(2));
+            let exit = old.proc.wait_or_kill(Duration::from_secs(2));
             self.shared.forget(self.index);
             exit
         };
@@ -403,8 +416,9 @@ impl Slot<'_> {
         // exactly; the others deliver their results once.
         // Without a result window every finished task's result was sent before the
         // next task started, so the first unreported item is the one it ran.
+        let started = running == Running::HeadItem;
         let ambiguous = started
-            && error.is_none()
+            && matches!(loss, Loss::Died)
             && !terminated
             && !busy
             && !self.shared.settings.result_window.is_zero()
@@ -428,7 +442,7 @@ impl Slot<'_> {
                 self.shared.chunk_done();
             }
         }
-        let mut blame = (started && !ambiguous).then_some(error);
+        let mut blame = (started && !ambiguous).then_some(loss);
         while let Some(InFlight {
             job,
             mut chunk,
@@ -444,17 +458,17 @@ impl Slot<'_> {
             let mut first = chunk.first + reported as u64;
             // Only the item the worker was running is to blame: the next unreported
             // one of the oldest chunk it received.
-            if let Some(error) = blame.take() {
+            if let Some(loss) = blame.take() {
                 if sent && !rest.is_empty() {
                     rest = rest.split_off(1);
-                    let error = if terminated {
-                        TaskError::Terminated
-                    } else {
-                        error.unwrap_or(TaskError::WorkerDied {
+                    let error = match loss {
+                        _ if terminated => TaskError::Terminated,
+                        Loss::Killed(error) => error,
+                        Loss::Died => TaskError::WorkerDied {
                             pid,
                             exit,
                             memory_limited: self.shared.settings.memory_limited,
-                        })
+                        },
                     };
                     job.send_error(first, error);
                     first += 1;
@@ -470,18 +484,18 @@ impl Slot<'_> {
         {
             let mut state = lock(&self.shared.state);
             loop {
-                match state.desks.remove(&self.index) {
+                match state.parked.remove(&self.index) {
                     None => break,
-                    Some(Desk::Parked(l)) => {
+                    Some(ParkedWorker::Idle(l)) => {
                         self.live = Some(l);
                         break;
                     }
-                    Some(Desk::Empty(handback)) => {
+                    Some(ParkedWorker::Vacated(handback)) => {
                         self.take_over(handback);
                         break;
                     }
-                    Some(Desk::Borrowed) => {
-                        state.desks.insert(self.index, Desk::Borrowed);
+                    Some(ParkedWorker::Lent) => {
+                        state.parked.insert(self.index, ParkedWorker::Lent);
                         state.returned_waiters += 1;
                         state = self
                             .shared
@@ -496,13 +510,13 @@ impl Slot<'_> {
         // A worker begun for later is not needed (killed when dropped).
         drop(self.next_worker.take());
         if !self.inflight.is_empty() {
-            self.lost(Some(TaskError::Terminated), true);
+            self.lost(Loss::Killed(TaskError::Terminated), Running::HeadItem);
         }
         // Retired workers were idle when told to exit, so they end promptly; waiting
         // for that (rather than killing) never signals a PID the fork server has
         // already reaped.
         for mut proc in std::mem::take(&mut self.retiring) {
-            proc.status(Duration::from_secs(2));
+            proc.wait_or_kill(Duration::from_secs(2));
         }
         let terminated = lock(&self.shared.state).terminated;
         if let Some(mut worker) = self.live.take() {
@@ -512,7 +526,7 @@ impl Slot<'_> {
                 worker.proc.reap();
             } else {
                 worker.tell_to_exit();
-                worker.proc.status(Duration::from_secs(2));
+                worker.proc.wait_or_kill(Duration::from_secs(2));
             }
         }
     }

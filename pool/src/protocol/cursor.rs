@@ -8,13 +8,13 @@ use dilly::{Fingerprint, RawFunc, SymbolId};
 
 use super::{WireError, violation};
 
-pub(super) struct Out(pub(super) Vec<u8>);
+pub(super) struct BodyWriter(pub(super) Vec<u8>);
 
-impl Out {
-    pub(super) fn new(tag: u8) -> Out {
+impl BodyWriter {
+    pub(super) fn new(tag: u8) -> BodyWriter {
         let mut v = Vec::with_capacity(64);
         v.extend_from_slice(&[0, 0, 0, 0, tag]);
-        Out(v)
+        BodyWriter(v)
     }
     pub(super) fn u8(&mut self, v: u8) {
         self.0.push(v);
@@ -95,11 +95,11 @@ impl Out {
     }
 }
 
-pub(super) struct In<'a> {
+pub(super) struct BodyReader<'a> {
     pub(super) rest: &'a [u8],
 }
 
-impl<'a> In<'a> {
+impl<'a> BodyReader<'a> {
     pub(super) fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
         if self.rest.len() < n {
             return Err(violation(format!(

@@ -21,7 +21,7 @@ pub(crate) use frame::{
     write_frame,
 };
 
-use cursor::{In, Out};
+use cursor::{BodyReader, BodyWriter};
 
 use std::io;
 
@@ -37,6 +37,10 @@ pub(crate) const PROTOCOL: u32 = 5;
 
 /// Bytes of framing around a message body, allowed on top of the payload limit.
 pub(super) const OVERHEAD: usize = 64 << 10;
+
+/// Payload limit for frames that carry no task data (hellos, fork requests, the
+/// fork server's reports): they are tens of bytes, so a larger one is corrupt.
+pub(crate) const CONTROL_FRAME_LIMIT: u64 = 1 << 20;
 
 /// Tags of messages from the parent.
 mod to_worker {
@@ -208,7 +212,7 @@ impl ToWorker {
     pub(crate) fn encode(&self) -> io::Result<Vec<u8>> {
         let out = match self {
             ToWorker::Config(config) => {
-                let mut o = Out::new(to_worker::CONFIG);
+                let mut o = BodyWriter::new(to_worker::CONFIG);
                 o.registry(config.registry);
                 o.opt_u64(config.memory_limit);
                 o.u64(config.max_frame);
@@ -223,18 +227,18 @@ impl ToWorker {
                 }
                 o
             }
-            ToWorker::Reject => Out::new(to_worker::REJECT),
+            ToWorker::Reject => BodyWriter::new(to_worker::REJECT),
             ToWorker::Load { key, func } => {
-                let mut o = Out::new(to_worker::LOAD);
+                let mut o = BodyWriter::new(to_worker::LOAD);
                 o.u64(*key);
                 o.func(func)?;
                 o
             }
             ToWorker::Run { key, items } => return encode_run(*key, items, AfterRun::Wait),
-            ToWorker::Clear => Out::new(to_worker::CLEAR),
-            ToWorker::Exit => Out::new(to_worker::EXIT),
+            ToWorker::Clear => BodyWriter::new(to_worker::CLEAR),
+            ToWorker::Exit => BodyWriter::new(to_worker::EXIT),
             ToWorker::Fork { spawn_id } => {
-                let mut o = Out::new(to_worker::FORK);
+                let mut o = BodyWriter::new(to_worker::FORK);
                 o.u64(*spawn_id);
                 o
             }
@@ -245,7 +249,7 @@ impl ToWorker {
     /// Reads a body (without its length prefix).
     pub(crate) fn decode(body: &[u8]) -> io::Result<ToWorker> {
         let (&tag, rest) = body.split_first().ok_or_else(|| violation("empty frame"))?;
-        let mut i = In { rest };
+        let mut i = BodyReader { rest };
         let msg = match tag {
             to_worker::CONFIG => {
                 let registry = i.registry()?;
@@ -368,7 +372,7 @@ impl FromWorker {
                 token,
                 registry,
             } => {
-                let mut o = Out::new(from_worker::HELLO);
+                let mut o = BodyWriter::new(from_worker::HELLO);
                 o.u32(*protocol);
                 o.u32(*pid);
                 o.u64(*spawn_id);
@@ -376,35 +380,35 @@ impl FromWorker {
                 o.registry(*registry);
                 o
             }
-            FromWorker::Ready => Out::new(from_worker::READY),
+            FromWorker::Ready => BodyWriter::new(from_worker::READY),
             FromWorker::InitFailed(e) => {
-                let mut o = Out::new(from_worker::INIT_FAILED);
+                let mut o = BodyWriter::new(from_worker::INIT_FAILED);
                 o.error(e);
                 o
             }
             FromWorker::Done(bytes) => {
-                let mut o = Out::new(from_worker::DONE);
+                let mut o = BodyWriter::new(from_worker::DONE);
                 o.0.extend_from_slice(bytes);
                 o
             }
             FromWorker::Failed(e) => {
-                let mut o = Out::new(from_worker::FAILED);
+                let mut o = BodyWriter::new(from_worker::FAILED);
                 o.error(e);
                 o
             }
             FromWorker::Forked { spawn_id, pid } => {
-                let mut o = Out::new(from_worker::FORKED);
+                let mut o = BodyWriter::new(from_worker::FORKED);
                 o.u64(*spawn_id);
                 o.u32(*pid);
                 o
             }
             FromWorker::Exited { pid, status } => {
-                let mut o = Out::new(from_worker::EXITED);
+                let mut o = BodyWriter::new(from_worker::EXITED);
                 o.u32(*pid);
                 o.i32(*status);
                 o
             }
-            FromWorker::Busy => Out::new(from_worker::BUSY),
+            FromWorker::Busy => BodyWriter::new(from_worker::BUSY),
         };
         out.finish()
     }
@@ -421,7 +425,7 @@ impl FromWorker {
         if tag == from_worker::DONE {
             return Ok(FromWorker::Done(rest.to_vec()));
         }
-        let mut i = In { rest };
+        let mut i = BodyReader { rest };
         let msg = match tag {
             from_worker::HELLO => FromWorker::Hello {
                 protocol: i.u32()?,
@@ -493,7 +497,7 @@ pub(crate) fn decode_run(body: &[u8]) -> io::Result<Option<RunItems<'_>>> {
     else {
         return Ok(None);
     };
-    let mut i = In { rest };
+    let mut i = BodyReader { rest };
     let key = i.u64()?;
     let n = i.u64()?;
     // Each item takes at least its 8-byte length: bound the allocation.

@@ -14,14 +14,14 @@ use super::*;
 
 /// A fork server started by `StartMethod::ForkServer`: connect, say hello, then
 /// fork workers on request.
-pub(super) fn run_server(ticket: &Ticket) -> i32 {
+pub(super) fn run_spawned_fork_server(ticket: &Ticket) -> i32 {
     let Ok(stream) = connect(ticket) else {
         return EXIT_BROKEN;
     };
     if send(&stream, &hello(ticket)).is_err() {
         return EXIT_BROKEN;
     }
-    zygote(stream)
+    run_fork_server(stream)
 }
 
 /// Accumulates bytes from the control stream and hands out whole frames, keeping
@@ -34,7 +34,7 @@ struct Frames {
 impl Frames {
     /// The next complete frame body already received, if any.
     fn take(&mut self) -> io::Result<Option<Vec<u8>>> {
-        protocol::take_frame(&mut self.buf, 1 << 20)
+        protocol::take_frame(&mut self.buf, protocol::CONTROL_FRAME_LIMIT)
     }
 
     /// Reads what the stream has (one `recvmsg`); `Err(UnexpectedEof)` when the
@@ -64,7 +64,7 @@ impl Frames {
 
 /// How long the fork server sleeps between looks for ended workers where it cannot
 /// be woken by their end (no `pidfd_open`).
-const ZYGOTE_FALLBACK_TICK: Duration = Duration::from_millis(20);
+const FORK_SERVER_FALLBACK_TICK: Duration = Duration::from_millis(20);
 
 /// The fork server loop: single-threaded; forks a worker per `Fork` request, reports
 /// each fork and each reaped worker, and exits when the parent closes the stream.
@@ -77,7 +77,7 @@ const ZYGOTE_FALLBACK_TICK: Duration = Duration::from_millis(20);
 /// It sleeps in `poll` on the control stream and on one pidfd per live worker, so a
 /// worker's end is reported as soon as it happens (the parent waits for that report
 /// when it replaces a worker that died). Without pidfds it looks every 20 ms.
-pub(crate) fn zygote(control: UnixStream) -> i32 {
+pub(crate) fn run_fork_server(control: UnixStream) -> i32 {
     // Build the registry index once, so forked workers inherit it ready (and the
     // answers of their hello).
     let _ = dilly::registry::fingerprint();
@@ -106,7 +106,7 @@ pub(crate) fn zygote(control: UnixStream) -> i32 {
         let body = match frames.take() {
             Ok(Some(body)) => body,
             Ok(None) => {
-                let timeout = fallback.then_some(ZYGOTE_FALLBACK_TICK);
+                let timeout = fallback.then_some(FORK_SERVER_FALLBACK_TICK);
                 let mut fds = vec![control.as_fd()];
                 fds.extend(pidfds.values().map(|fd| fd.as_fd()));
                 let ready = match sys::poll_readable(&fds, timeout) {

@@ -1,14 +1,14 @@
 //! The worker side: recognizing a re-executed copy of the program, the serve loop,
-//! and the fork server ("zygote") loop shared by `ForkServer` and `Fork`.
+//! and the fork server ("fork_server") loop shared by `ForkServer` and `Fork`.
 
 mod fork_server;
 mod results;
 mod serve;
 
-pub(crate) use fork_server::zygote;
+pub(crate) use fork_server::run_fork_server;
 pub(crate) use results::wait_until_busy;
 
-use fork_server::run_server;
+use fork_server::run_spawned_fork_server;
 use serve::{Handshake, serve, worker};
 
 use std::cell::RefCell;
@@ -130,7 +130,7 @@ pub fn serve_if_worker() {
     }
     let code = match value.to_str().and_then(parse_marker) {
         Some((Role::Worker, ticket)) => run_worker(&ticket),
-        Some((Role::Server, ticket)) => run_server(&ticket),
+        Some((Role::Server, ticket)) => run_spawned_fork_server(&ticket),
         None => {
             eprintln!(
                 "dilly-pool: this process was started as a worker, but the {MARKER} value \

@@ -255,6 +255,13 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// An earlier [`AsyncResult::get_timeout`](crate::AsyncResult::get_timeout)
+    /// returned the value already: a handle gives its value once.
+    #[error(
+        "the result was already taken by an earlier get_timeout; a handle gives its value once"
+    )]
+    AlreadyTaken,
+
     /// The builder was given an invalid option.
     #[error("invalid pool option: {0}")]
     Config(String),

@@ -10,11 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::backend::Job;
 use crate::backend::Outcomes;
 use crate::error::{Error, Result, TaskError};
-use crate::map::Gathered;
+use crate::map::{Decode, Gathered, decode_outcome};
 use crate::progress::Progress;
 use crate::sync::lock;
-
-type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
 
 /// The pending result of [`Executor::apply_async`](crate::Executor::apply_async)
 /// (`T` is the function's result) or of
@@ -72,10 +70,7 @@ impl<R> Pending<R> for One<R> {
 
     fn take(&mut self) -> Result<R> {
         let outcome = self.outcome.take().ok_or(Error::Closed)?;
-        outcome
-            .and_then(|bytes| {
-                (self.decode)(&bytes).map_err(|error| TaskError::Unserializable { error })
-            })
+        decode_outcome(&self.decode, outcome.as_deref())
             .map_err(|error| Error::Task { index: 0, error })
     }
 }
@@ -150,7 +145,8 @@ impl<T> AsyncResult<T> {
 
     /// Waits at most `timeout` for the result. On [`Error::Timeout`] the handle is
     /// still good: call it again later. After a result was returned, later calls
-    /// return [`Error::Closed`].
+    /// return [`Error::AlreadyTaken`]; if the pool went away before the result
+    /// came, [`Error::Closed`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         let mut inner = lock(&self.inner);
         inner.wait(Some(timeout));
@@ -217,7 +213,10 @@ impl<T> Inner<T> {
     }
 
     fn take(&mut self, waited: Duration) -> Result<T> {
-        if self.taken.is_some() || self.broken {
+        if self.taken.is_some() {
+            return Err(Error::AlreadyTaken);
+        }
+        if self.broken {
             return Err(Error::Closed);
         }
         if !self.pending.complete() {

@@ -92,7 +92,7 @@ pub use crate::handle::AsyncResult;
 pub use crate::map::{Imap, Indexed};
 pub use crate::process::{Builder, ProcessPool, StartMethod};
 pub use crate::serial::Serial;
-pub use crate::thread::ThreadPool;
+pub use crate::thread::{ThreadPool, ThreadPoolBuilder};
 pub use crate::worker::serve_if_worker;
 
 #[doc(hidden)]

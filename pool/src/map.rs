@@ -79,11 +79,13 @@ where
             encode_chunks(func, args.into_iter(), chunk)?
         }
     };
+    // Opened also for no items, so that a closed executor says so whatever the
+    // input.
+    let mut job = exec.open(&func.raw())?;
     let n: usize = chunks.iter().map(Items::len).sum();
     if n == 0 {
         return Ok(None);
     }
-    let mut job = exec.open(&func.raw())?;
     let mut first = 0;
     for items in chunks {
         let len = items.len() as u64;
@@ -120,11 +122,7 @@ impl<R> Gathered<R> {
         self.received += batch.len();
         for (index, outcome) in batch.iter() {
             let index = index as usize;
-            let value = match outcome {
-                Ok(bytes) => decode(bytes).map_err(|error| TaskError::Unserializable { error }),
-                Err(error) => Err(error.clone()),
-            };
-            match value {
+            match decode_outcome(decode, outcome) {
                 Ok(v) => {
                     if let Some(slot) = self.out.get_mut(index) {
                         *slot = Some(v);
@@ -198,7 +196,19 @@ where
     Ok(chunks)
 }
 
-type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
+/// Decodes a task's result bytes into its typed result.
+pub(crate) type Decode<R> = Box<dyn Fn(&[u8]) -> dilly::Result<R> + Send + Sync>;
+
+/// A task's outcome as its typed result: the result decoded, or the failure.
+pub(crate) fn decode_outcome<R>(
+    decode: &impl Fn(&[u8]) -> dilly::Result<R>,
+    outcome: std::result::Result<&[u8], &TaskError>,
+) -> std::result::Result<R, TaskError> {
+    match outcome {
+        Ok(bytes) => decode(bytes).map_err(|error| TaskError::Unserializable { error }),
+        Err(error) => Err(error.clone()),
+    }
+}
 
 /// Encodes the next input item into the given batch; `None` when the input ends.
 type Feed<'a> = Box<dyn FnMut(&mut Items) -> Option<dilly::Result<()>> + 'a>;
@@ -392,12 +402,7 @@ impl<R> Imap<'_, R> {
             for (index, outcome) in batch.iter() {
                 self.outstanding -= 1;
                 self.received += 1;
-                let result = match outcome {
-                    Ok(bytes) => {
-                        (self.decode)(bytes).map_err(|error| TaskError::Unserializable { error })
-                    }
-                    Err(error) => Err(error.clone()),
-                };
+                let result = decode_outcome(&self.decode, outcome);
                 self.store(index, result);
             }
             self.adapt();

@@ -24,8 +24,8 @@ pub(crate) fn fork_single_threaded() -> Result<Option<u32>, ForkRefused> {
 
 /// Proof that this process had a single thread when it was made, for a loop that
 /// forks again and again and never starts a thread (the fork server): it counts the
-/// threads once instead of reading `/proc/self/task` before every fork (a directory
-/// read and its allocations, whose pages every fork then copies on write). Not
+/// threads once, so that no fork is preceded by a read of `/proc/self/task` (a
+/// directory read and its allocations, whose pages every fork then copies). Not
 /// `Send`: it stays with the thread that made it.
 pub(crate) struct SingleThreaded {
     _not_send: std::marker::PhantomData<*const ()>,

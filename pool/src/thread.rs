@@ -28,6 +28,7 @@ pub struct ThreadPool {
     threads: Vec<JoinHandle<()>>,
     workers: usize,
     chunk_size: Option<usize>,
+    progress: bool,
 }
 
 struct Task {
@@ -51,9 +52,64 @@ struct WorkQueue {
 }
 
 impl ThreadPool {
-    /// A pool of `workers` threads (at least one).
-    pub fn new(workers: usize) -> Result<ThreadPool> {
-        let workers = workers.max(1);
+    /// A pool with one thread per CPU.
+    pub fn new() -> Result<ThreadPool> {
+        ThreadPool::builder().build()
+    }
+
+    /// Settings for a new pool, built the way
+    /// [`ProcessPool::builder`](crate::ProcessPool::builder) builds a process pool.
+    ///
+    /// ```
+    /// use dilly_pool::{Executor, ThreadPool};
+    ///
+    /// #[dilly::func]
+    /// fn double(x: u64) -> u64 {
+    ///     x * 2
+    /// }
+    ///
+    /// let pool = ThreadPool::builder().workers(2).chunk_size(10).build()?;
+    /// assert_eq!(pool.map(&dilly::func_of!(double), 1..=3u64)?, [2, 4, 6]);
+    /// # Ok::<(), dilly_pool::Error>(())
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
+    }
+}
+
+/// Settings for a [`ThreadPool`], from [`ThreadPool::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct ThreadPoolBuilder {
+    workers: Option<usize>,
+    chunk_size: Option<usize>,
+    progress: bool,
+}
+
+impl ThreadPoolBuilder {
+    /// Number of threads (at least one); default: one per CPU.
+    pub fn workers(mut self, workers: usize) -> ThreadPoolBuilder {
+        self.workers = Some(workers.max(1));
+        self
+    }
+
+    /// Items per hand-off to a thread; by default the pool chooses, as
+    /// [`Builder::chunk_size`](crate::Builder::chunk_size) does.
+    pub fn chunk_size(mut self, chunk_size: usize) -> ThreadPoolBuilder {
+        self.chunk_size = Some(chunk_size.max(1));
+        self
+    }
+
+    /// Draws a progress bar on standard error for long maps (off by default).
+    pub fn progress(mut self, progress: bool) -> ThreadPoolBuilder {
+        self.progress = progress;
+        self
+    }
+
+    /// Starts the threads.
+    pub fn build(self) -> Result<ThreadPool> {
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let shared = Arc::new(WorkQueue::default());
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
@@ -71,14 +127,9 @@ impl ThreadPool {
             shared,
             threads,
             workers,
-            chunk_size: None,
+            chunk_size: self.chunk_size,
+            progress: self.progress,
         })
-    }
-
-    /// Sets a fixed chunk size (items per hand-off to a thread).
-    pub fn with_chunk_size(mut self, chunk_size: usize) -> ThreadPool {
-        self.chunk_size = Some(chunk_size.max(1));
-        self
     }
 }
 
@@ -193,7 +244,7 @@ impl Executor for ThreadPool {
         Shape {
             workers: self.workers,
             chunk_size: self.chunk_size,
-            progress: false,
+            progress: self.progress,
         }
     }
 }

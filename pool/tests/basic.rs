@@ -146,7 +146,7 @@ fn apply_and_apply_async() {
     assert!(handle.ready());
     assert!(matches!(
         handle.get_timeout(Duration::ZERO),
-        Err(Error::Closed)
+        Err(Error::AlreadyTaken)
     ));
 }
 
@@ -157,6 +157,15 @@ fn close_join_and_terminate() {
     let pending = pool.apply_async(&f, (4,)).unwrap();
     pool.close();
     assert!(matches!(pool.map(&f, [1u64]), Err(Error::Closed)));
+    // An empty map is refused the same way: the pool is closed, whatever the input.
+    assert!(matches!(
+        pool.map(&f, Vec::<u64>::new()),
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        pool.map_async(&f, Vec::<u64>::new()),
+        Err(Error::Closed)
+    ));
     pool.join().unwrap();
     assert_eq!(
         pending.get().unwrap(),
@@ -195,7 +204,7 @@ fn dropping_a_busy_pool_does_not_hang() {
 #[test]
 fn thread_pool_and_serial_have_the_same_api() {
     let f = dilly::func_of!(double);
-    let threads = ThreadPool::new(2).unwrap();
+    let threads = ThreadPool::builder().workers(2).build().unwrap();
     assert_eq!(
         threads.map(&f, 0..10u64).unwrap(),
         (0..10).map(|x| x * 2).collect::<Vec<_>>()
@@ -225,7 +234,10 @@ fn sum_doubled(exec: &impl Executor) -> u64 {
 #[test]
 fn executors_are_interchangeable() {
     assert_eq!(sum_doubled(&pool()), 110);
-    assert_eq!(sum_doubled(&ThreadPool::new(2).unwrap()), 110);
+    assert_eq!(
+        sum_doubled(&ThreadPool::builder().workers(2).build().unwrap()),
+        110
+    );
     assert_eq!(sum_doubled(&Serial::new()), 110);
 }
 
@@ -239,7 +251,11 @@ fn fail_on_three(x: u64) -> u64 {
 fn thread_pool_and_serial_report_panics_as_values() {
     let f = dilly::func_of!(fail_on_three);
     for result in [
-        ThreadPool::new(2).unwrap().map(&f, 0..6u64),
+        ThreadPool::builder()
+            .workers(2)
+            .build()
+            .unwrap()
+            .map(&f, 0..6u64),
         Serial::new().map(&f, 0..6u64),
     ] {
         match result {

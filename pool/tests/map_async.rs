@@ -60,7 +60,7 @@ fn map_async_returns_before_the_tasks_end_and_get_gives_the_results_in_order() {
     // Taken once.
     assert!(matches!(
         handle.get_timeout(Duration::ZERO),
-        Err(Error::Closed)
+        Err(Error::AlreadyTaken)
     ));
     let _ = std::fs::remove_file(&gate);
 }
@@ -117,7 +117,7 @@ fn every_executor_has_map_async() {
             .build()
             .unwrap(),
     );
-    check(&ThreadPool::new(2).unwrap());
+    check(&ThreadPool::builder().workers(2).build().unwrap());
     check(&Serial::new());
 }
 

@@ -63,8 +63,8 @@ impl Connection {
         })
     }
 
-    /// The worker's socket, for writing (one descriptor for both directions: a
-    /// second, duplicated one cost a `dup` and a `close` per worker start).
+    /// The worker's socket, for writing: one descriptor serves both directions, so
+    /// a worker start needs no `dup`.
     pub(super) fn socket(&self) -> &UnixStream {
         self.reader.get_ref()
     }

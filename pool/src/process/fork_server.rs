@@ -26,9 +26,9 @@ pub(super) enum ForkServerProcess {
 ///
 /// The server's reports (each fork's PID, each reaped worker's status) are read
 /// when somebody needs one, not by a thread of ours sleeping on the stream: a
-/// worker start makes two reports, and waking a thread for each cost a tenth of a
-/// `ForkServer` start on 2 cores. Each start reads what has arrived before it
-/// asks for a fork, so unread reports never fill the stream.
+/// worker start makes two reports, and a thread woken for each would add two
+/// wake-ups to every start. Each start reads what has arrived before it asks for
+/// a fork, so unread reports never fill the stream.
 pub(super) struct ForkServer {
     control: Mutex<UnixStream>,
     reports: Mutex<Reports>,

@@ -398,8 +398,8 @@ impl ProcessJob {
         // Each idle slot needs one wake-up, and the first `workers` chunks queued
         // since the queue was last empty gave one each; slots that were busy come
         // back to the queue by themselves. (A notification is a system call even
-        // with nobody waiting: one per chunk cost a map of 20,000 one-item chunks
-        // about as much as running them.)
+        // with nobody waiting, which for one-item chunks of tiny tasks costs about
+        // as much as running them.)
         if notify && state.queue.len() <= self.shared.settings.workers {
             self.shared.work.notify_one();
         }

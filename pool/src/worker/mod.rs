@@ -33,7 +33,7 @@ pub(crate) const SET_BIND_NOW: &str = "DILLY_POOL_SET_BIND_NOW";
 /// fork server started so has its workers inherit a resolved program: otherwise
 /// each forked worker repeats the lazy symbol lookups of the libraries it calls
 /// (the program itself is bound at start already: Rust links with `-z now`), and
-/// pays page faults for them. Measured: worker starts 11–17 % faster.
+/// pays page faults for them (docs/benchmarks.md has the effect on start times).
 pub(crate) const BIND_NOW: &str = "LD_BIND_NOW";
 
 /// Test aid: a worker started with this variable set to `1` reports a registry

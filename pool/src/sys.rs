@@ -1,7 +1,8 @@
 //! The only module with `unsafe` code: `fork`, signals, `waitpid`, `setrlimit`,
 //! the environment before `main`, and the pre-main hook. Everything here is a thin,
 //! safe wrapper whose preconditions are checked (or cannot be violated) by callers.
-#![allow(unsafe_code)]
+//! The crate denies `unsafe_code`; each function here that needs it allows it for
+//! itself, so a safe wrapper that does not stays checked.
 
 use std::io;
 
@@ -55,6 +56,7 @@ impl SingleThreaded {
     /// must not have started a thread (nor printed) since
     /// [`check`](SingleThreaded::check); the child runs only code that does not
     /// depend on other threads and leaves through [`exit_now`].
+    #[allow(unsafe_code)]
     pub(crate) fn fork(&self) -> io::Result<Option<u32>> {
         // SAFETY: the process had a single thread when `self` was made, and its
         // holder starts none (the fork server's loop, or `fork_single_threaded`
@@ -83,6 +85,7 @@ pub(crate) enum ForkRefused {
 
 /// Ends the process at once, without running `atexit` handlers or destructors that
 /// belong to the parent a forked child was copied from.
+#[allow(unsafe_code)]
 pub(crate) fn exit_now(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -93,6 +96,7 @@ pub(crate) fn exit_now(code: i32) -> ! {
 }
 
 /// Sends `SIGKILL` to `pid`. Errors (the process is already gone) are ignored.
+#[allow(unsafe_code)]
 pub(crate) fn kill(pid: u32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
@@ -109,6 +113,7 @@ pub(crate) fn kill(pid: u32) {
 }
 
 /// Reaps one exited child without blocking: `(pid, raw wait status)`.
+#[allow(unsafe_code)]
 pub(crate) fn reap_any() -> Option<(u32, i32)> {
     let mut status: libc::c_int = 0;
     // SAFETY: `status` is a valid, writable `c_int` for the duration of the call;
@@ -122,6 +127,7 @@ pub(crate) fn reap_any() -> Option<(u32, i32)> {
 }
 
 /// Limits this process's address space (`RLIMIT_AS`) to `bytes`.
+#[allow(unsafe_code)]
 pub(crate) fn set_memory_limit(bytes: u64) -> io::Result<()> {
     let limit = libc::rlimit {
         rlim_cur: bytes as libc::rlim_t,
@@ -139,6 +145,7 @@ pub(crate) fn set_memory_limit(bytes: u64) -> io::Result<()> {
 
 /// Removes the worker marker from this process's environment, so programs the
 /// worker's tasks start do not take themselves for workers.
+#[allow(unsafe_code)]
 pub(crate) fn forget_marker(name: &str) {
     // SAFETY: called only by a worker before it has started any thread (before
     // `main` from the pre-main hook, first thing in `serve_if_worker`, or in a
@@ -158,6 +165,7 @@ fn dilly_pool_worker_hook() {
 }
 
 /// Waits (blocking) for the child `pid` to end.
+#[allow(unsafe_code)]
 pub(crate) fn wait_pid(pid: u32) -> Option<i32> {
     let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
     let mut status: libc::c_int = 0;
@@ -178,6 +186,7 @@ pub(crate) fn wait_pid(pid: u32) -> Option<i32> {
 /// Writes all of `buf` to a connected socket without ever raising `SIGPIPE` (a peer
 /// that died must be an error, not the end of this process, even in programs that
 /// restored the default `SIGPIPE` action).
+#[allow(unsafe_code)]
 pub(crate) fn send_all(socket: &std::os::unix::net::UnixStream, mut buf: &[u8]) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -279,6 +288,7 @@ pub(crate) fn recv_with_fds(
 /// Waits until one of `fds` is readable (or hung up / in error), at most `timeout`
 /// (forever with `None`). Returns which ones are ready; all `false` on a timeout or
 /// when a signal interrupted the wait.
+#[allow(unsafe_code)]
 pub(crate) fn poll_readable(
     fds: &[std::os::fd::BorrowedFd<'_>],
     timeout: Option<std::time::Duration>,
@@ -317,6 +327,7 @@ pub(crate) fn poll_readable(
 /// Only for processes whose PID cannot have been reused yet: this process's own
 /// unwaited children, or a process that has just shown it is alive (a forked
 /// worker's hello).
+#[allow(unsafe_code)]
 pub(crate) fn pidfd(pid: u32) -> Option<std::os::fd::OwnedFd> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
@@ -347,9 +358,19 @@ pub(crate) fn pidfd_kill(pidfd: std::os::fd::BorrowedFd<'_>) {
     let _ = pidfd;
 }
 
+/// Kills a process through its pidfd when there is one, which cannot reach another
+/// process that reused the PID; by PID otherwise.
+pub(crate) fn kill_process(pidfd: Option<std::os::fd::BorrowedFd<'_>>, pid: u32) {
+    match pidfd {
+        Some(fd) => pidfd_kill(fd),
+        None => kill(pid),
+    }
+}
+
 /// Whether `fd` is readable now — data, end of stream, or an error to read —
 /// without waiting. A failed `poll` counts as readable: the caller's read then
 /// reports what is wrong.
+#[allow(unsafe_code)]
 pub(crate) fn readable_now(fd: std::os::fd::BorrowedFd<'_>) -> bool {
     use std::os::fd::AsRawFd;
     let mut polled = libc::pollfd {

@@ -287,11 +287,7 @@ impl Builder {
                 progress: self.progress,
                 task_timeout: self.task_timeout,
                 max_tasks_per_child: self.max_tasks_per_child,
-                memory_limited: self.memory_limit.is_some(),
-                max_frame: self.max_frame as u64,
                 program,
-                spin: self.spin,
-                result_window: self.result_window,
             },
         )
     }

@@ -129,7 +129,7 @@ impl PoolCore {
         let after = if last {
             live.exits = true;
             AfterRun::Exit
-        } else if live.inline && !self.settings.spin.is_zero() {
+        } else if live.inline && !self.launcher.config().spin.is_zero() {
             // A waiting caller soon sends more: the worker polls for it.
             AfterRun::Spin
         } else {
@@ -166,8 +166,8 @@ impl PoolCore {
         // At most the task timeout, which counts from the end of the spin.
         let mut spin = match (live.inline, self.settings.task_timeout) {
             (false, _) => Duration::ZERO,
-            (true, None) => self.settings.spin,
-            (true, Some(timeout)) => self.settings.spin.min(timeout),
+            (true, None) => self.launcher.config().spin,
+            (true, Some(timeout)) => self.launcher.config().spin.min(timeout),
         };
         loop {
             // The hot case: results that arrived together, taken from the read
@@ -176,7 +176,7 @@ impl PoolCore {
             let (count, used) = protocol::split_done_frames(
                 live.reader.buffer(),
                 max,
-                self.settings.max_frame,
+                self.launcher.config().max_frame,
                 |result| {
                     out.push_ok(next, result);
                     next += 1;
@@ -198,24 +198,26 @@ impl PoolCore {
                 crate::sys::spin_until_readable(live.reader.get_ref().as_fd(), spin);
                 spin = Duration::ZERO;
             }
-            let frame = match protocol::read_head(&mut live.reader, self.settings.max_frame) {
-                // The hot case: the result goes straight into the batch's buffer.
-                Ok(Some((tag, len))) if protocol::is_done(tag) => {
-                    live.busy = false;
-                    let reader = &mut live.reader;
-                    match out.push_ok_with(index, |buf| protocol::read_body_into(reader, len, buf))
-                    {
-                        Ok(()) => return Ok(1),
-                        Err(e) => Err(e),
+            let frame =
+                match protocol::read_head(&mut live.reader, self.launcher.config().max_frame) {
+                    // The hot case: the result goes straight into the batch's buffer.
+                    Ok(Some((tag, len))) if protocol::is_done(tag) => {
+                        live.busy = false;
+                        let reader = &mut live.reader;
+                        match out
+                            .push_ok_with(index, |buf| protocol::read_body_into(reader, len, buf))
+                        {
+                            Ok(()) => return Ok(1),
+                            Err(e) => Err(e),
+                        }
                     }
-                }
-                Ok(Some((tag, len))) => {
-                    let mut rest = Vec::new();
-                    protocol::read_body_into(&mut live.reader, len, &mut rest)
-                        .map(|()| Some((tag, rest)))
-                }
-                other => other.map(|_| None),
-            };
+                    Ok(Some((tag, len))) => {
+                        let mut rest = Vec::new();
+                        protocol::read_body_into(&mut live.reader, len, &mut rest)
+                            .map(|()| Some((tag, rest)))
+                    }
+                    other => other.map(|_| None),
+                };
             if let Ok(Some((tag, rest))) = &frame {
                 if protocol::is_busy(*tag, rest) {
                     live.busy = true;

@@ -40,7 +40,7 @@ impl PoolCore {
     /// Failures are handled exactly as on the slot thread (the same [`Slot`] code
     /// runs). False if nothing was run.
     pub(super) fn run_inline(&self, job: u64) -> bool {
-        let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
+        let limit = usize::try_from(self.launcher.config().max_frame).unwrap_or(usize::MAX);
         let (index, live, info, chunk) = {
             let mut state = lock(&self.state);
             if state.terminated || state.queue.front().is_none_or(|c| c.job != job) {

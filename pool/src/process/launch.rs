@@ -64,6 +64,11 @@ pub(super) struct Launcher {
 impl Launcher {
     /// Prepares the start method; `Fork` forks its server here, `ForkServer` spawns
     /// it.
+    /// What every worker it starts is configured with.
+    pub(super) fn config(&self) -> &StartConfig {
+        &self.config
+    }
+
     pub(super) fn new(method: StartMethod, config: StartConfig) -> Result<Launcher, Error> {
         let launcher = Launcher {
             fork_server: Mutex::new(None),

@@ -44,24 +44,17 @@ use self::queue::{Chunk, JobInfo, fail_chunk};
 use self::slot::Registered;
 use self::slot::slot_main;
 
-/// Settings of a running process pool.
+/// Settings of a running process pool that its workers do not share (theirs are
+/// the launcher's [`StartConfig`](launch::StartConfig)).
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) workers: usize,
-    pub(crate) chunk_size: Option<usize>,
-    pub(crate) progress: bool,
-    pub(crate) task_timeout: Option<Duration>,
-    pub(crate) max_tasks_per_child: Option<usize>,
-    pub(crate) memory_limited: bool,
-    pub(crate) max_frame: u64,
+struct Settings {
+    workers: usize,
+    chunk_size: Option<usize>,
+    progress: bool,
+    task_timeout: Option<Duration>,
+    max_tasks_per_child: Option<usize>,
     /// The program workers run, when it is not this executable (`Builder::program`).
-    pub(crate) program: Option<std::path::PathBuf>,
-    /// How long a caller running its task inline, and then its worker, poll for
-    /// the other's next message before they block (`Builder::spin`).
-    pub(crate) spin: Duration,
-    /// How long a worker may hold finished results (`Builder::result_window`): the
-    /// bound on merged chunks, and zero for exact blame without re-runs.
-    pub(crate) result_window: Duration,
+    program: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]

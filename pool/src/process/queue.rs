@@ -183,7 +183,7 @@ impl PoolCore {
         max_bytes: usize,
         first: OverBudget,
     ) -> Option<(Arc<JobInfo>, Chunk)> {
-        let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
+        let limit = usize::try_from(self.launcher.config().max_frame).unwrap_or(usize::MAX);
         loop {
             let mut chunk = state.queue.pop_front()?;
             let Some(job) = state.jobs.get(&chunk.job).cloned() else {
@@ -220,7 +220,9 @@ impl PoolCore {
                     isolated: chunk.isolated,
                 });
             } else if !chunk.isolated {
-                let budget = job.merge_budget(self.settings.result_window).min(cap);
+                let budget = job
+                    .merge_budget(self.launcher.config().result_window)
+                    .min(cap);
                 merge_following(
                     &mut state.queue,
                     &mut chunk,
@@ -246,7 +248,7 @@ impl PoolCore {
         live: &mut Option<Connection>,
         handback: &mut Handover,
     ) -> Next {
-        let limit = usize::try_from(self.settings.max_frame).unwrap_or(usize::MAX);
+        let limit = usize::try_from(self.launcher.config().max_frame).unwrap_or(usize::MAX);
         let mut state = lock(&self.state);
         loop {
             match state.parked.remove(&slot) {

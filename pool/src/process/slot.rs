@@ -29,10 +29,7 @@ pub(super) struct Registered {
 impl Registered {
     pub(super) fn kill(&self) {
         use std::os::fd::AsFd;
-        match &self.pidfd {
-            Some(fd) => crate::sys::pidfd_kill(fd.as_fd()),
-            None => crate::sys::kill(self.pid),
-        }
+        crate::sys::kill_process(self.pidfd.as_ref().map(AsFd::as_fd), self.pid);
     }
 }
 
@@ -421,7 +418,7 @@ impl Slot<'_> {
             && matches!(loss, Loss::Died)
             && !terminated
             && !busy
-            && !self.shared.settings.result_window.is_zero()
+            && !self.shared.launcher.config().result_window.is_zero()
             && self
                 .inflight
                 .front()
@@ -467,7 +464,7 @@ impl Slot<'_> {
                         Loss::Died => TaskError::WorkerDied {
                             pid,
                             exit,
-                            memory_limited: self.shared.settings.memory_limited,
+                            memory_limited: self.shared.launcher.config().memory_limit.is_some(),
                         },
                     };
                     job.send_error(first, error);

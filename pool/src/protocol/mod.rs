@@ -145,8 +145,6 @@ pub(crate) enum ToWorker {
     Reject,
     /// Prepare a function under `key` (sent once per worker and function).
     Load { key: u64, func: RawFunc },
-    /// Run each item with the function under `key`, reporting results in order.
-    Run { key: u64, items: Items },
     /// Forget every loaded function.
     Clear,
     /// Exit now.
@@ -234,7 +232,6 @@ impl ToWorker {
                 o.func(func)?;
                 o
             }
-            ToWorker::Run { key, items } => return encode_run(*key, items, AfterRun::Wait),
             ToWorker::Clear => BodyWriter::new(to_worker::CLEAR),
             ToWorker::Exit => BodyWriter::new(to_worker::EXIT),
             ToWorker::Fork { spawn_id } => {
@@ -276,17 +273,8 @@ impl ToWorker {
                 func: i.func()?,
             },
             to_worker::RUN | to_worker::RUN_SPIN | to_worker::RUN_LAST => {
-                let key = i.u64()?;
-                let n = i.u64()?;
-                // Each item takes at least its 8-byte length: bound the allocation.
-                if n > (i.rest.len() / 8) as u64 {
-                    return Err(violation(format!("run frame claims {n} items")));
-                }
-                let mut items = Items::with_capacity(n as usize, i.rest.len());
-                for _ in 0..n {
-                    items.push(i.bytes()?);
-                }
-                ToWorker::Run { key, items }
+                // Chunks are read in place by `decode_run`, never as a message.
+                return Err(violation("a Run frame is not a control message"));
             }
             to_worker::CLEAR => ToWorker::Clear,
             to_worker::EXIT => ToWorker::Exit,
@@ -302,8 +290,9 @@ impl ToWorker {
     }
 }
 
-/// `Run` without cloning the items, telling the worker what to do after it
-/// ([`after_run`]).
+/// A whole `Run` frame in one buffer (what [`write_run`] sends in pieces), telling
+/// the worker what to do after it ([`after_run`]).
+#[cfg(test)]
 pub(crate) fn encode_run(key: u64, items: &Items, after: AfterRun) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(items.byte_len() + 8 * items.len() + 32);
     append_run(&mut out, key, items, after, |out, item| {

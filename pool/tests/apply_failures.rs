@@ -6,27 +6,9 @@
 use dilly_pool::{Error, Executor, ProcessPool, StartMethod, TaskError, WorkerExit};
 use std::time::Duration;
 
-#[dilly::func]
-fn act(x: u64) -> u64 {
-    match x {
-        1 => panic!("boom"),
-        2 => unsafe {
-            std::ptr::null_mut::<u64>().write_volatile(1);
-            0
-        },
-        3 => std::process::exit(3),
-        4 => {
-            std::thread::sleep(Duration::from_secs(120));
-            4
-        }
-        5 => {
-            dilly_pool::__test::wait_until_busy();
-            std::thread::sleep(Duration::from_secs(120));
-            5
-        }
-        _ => x * 10,
-    }
-}
+mod common;
+
+use common::*;
 
 fn run(method: StartMethod) {
     run_with(method, None)

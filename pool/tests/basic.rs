@@ -6,19 +6,13 @@ use std::time::Duration;
 use dilly_pool::{Error, Executor, ProcessPool, Serial, TaskError, ThreadPool};
 use serde::{Deserialize, Serialize};
 
-#[dilly::func]
-fn double(x: u64) -> u64 {
-    x * 2
-}
+mod common;
+
+use common::*;
 
 #[dilly::func]
 fn mul(x: u64, y: u64) -> u64 {
     x * y
-}
-
-#[dilly::func]
-fn pid(_x: u64) -> u32 {
-    std::process::id()
 }
 
 #[dilly::func]
@@ -62,7 +56,7 @@ fn map_and_starmap_return_results_in_order() {
 #[test]
 fn tasks_run_in_other_processes() {
     let pool = pool();
-    let pids = pool.map(&dilly::func_of!(pid), 0..20u64).unwrap();
+    let pids = pool.map(&dilly::func_of!(worker_pid), 0..20u64).unwrap();
     assert!(pids.iter().all(|&p| p != std::process::id()));
     let workers = pool.worker_pids();
     assert_eq!(workers.len(), 2);

@@ -4,6 +4,10 @@
 
 use dilly_pool::{Error, Executor, ProcessPool, TaskError, WorkerExit};
 
+mod common;
+
+use common::*;
+
 const ITEMS: u64 = 20_000;
 const FATAL: u64 = 15_000;
 
@@ -27,11 +31,6 @@ fn double_or_abort(x: u64) -> u64 {
         }
         std::process::abort();
     }
-    x * 2
-}
-
-#[dilly::func]
-fn double(x: u64) -> u64 {
     x * 2
 }
 

@@ -5,17 +5,13 @@ use std::time::Duration;
 
 use dilly_pool::{Error, Executor, ProcessPool, TaskError, WorkerExit};
 
+mod common;
+
+use common::*;
+
 /// How long a task waits to be killed before giving up (so a broken pool fails
 /// the test instead of hanging it).
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// Writes the worker's PID to `path`, then waits to be killed.
-#[dilly::func]
-fn announce_and_wait(path: PathBuf) -> u32 {
-    std::fs::write(&path, std::process::id().to_string()).unwrap();
-    std::thread::sleep(PATIENCE);
-    0
-}
 
 #[dilly::func]
 fn square(x: u64) -> u64 {

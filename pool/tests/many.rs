@@ -3,10 +3,9 @@
 
 use dilly_pool::{Executor, ProcessPool};
 
-#[dilly::func]
-fn double(x: u64) -> u64 {
-    x * 2
-}
+mod common;
+
+use common::*;
 
 const N: u64 = 100_000;
 

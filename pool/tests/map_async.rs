@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use dilly_pool::{Error, Executor, ProcessPool, Serial, TaskError, ThreadPool};
 
+mod common;
+
+use common::*;
+
 /// Waits until `gate` exists, then returns `x * 2`.
 #[dilly::func]
 fn double_after(x: u64, gate: PathBuf) -> u64 {
@@ -21,11 +25,6 @@ fn double_after(x: u64, gate: PathBuf) -> u64 {
 fn checked_div(x: u64, y: u64) -> u64 {
     assert!(y != 0, "division of {x} by zero");
     x / y
-}
-
-#[dilly::func]
-fn triple(x: u64) -> u64 {
-    x * 3
 }
 
 fn gate_path(name: &str) -> PathBuf {

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use dilly_pool::{Executor, ProcessPool, StartMethod};
 
-#[dilly::func]
-fn pid(_x: u64) -> u32 {
-    std::process::id()
-}
+mod common;
+
+use common::*;
 
 #[test]
 fn workers_are_replaced_after_max_tasks() {
@@ -18,7 +17,7 @@ fn workers_are_replaced_after_max_tasks() {
         .max_tasks_per_child(5)
         .build()
         .unwrap();
-    let pids = pool.map(&dilly::func_of!(pid), 0..40u64).unwrap();
+    let pids = pool.map(&dilly::func_of!(worker_pid), 0..40u64).unwrap();
     // Each worker ran at most 5 tasks, so at least 8 processes served them.
     let distinct: BTreeSet<u32> = pids.iter().copied().collect();
     assert!(distinct.len() >= 8, "{distinct:?}");
@@ -32,7 +31,7 @@ fn workers_are_replaced_after_max_tasks() {
         .max_tasks_per_child(4)
         .build()
         .unwrap();
-    let pids = pool.map(&dilly::func_of!(pid), 0..12u64).unwrap();
+    let pids = pool.map(&dilly::func_of!(worker_pid), 0..12u64).unwrap();
     let distinct: BTreeSet<u32> = pids.iter().copied().collect();
     assert_eq!(distinct.len(), 3, "{pids:?}");
 }
@@ -46,7 +45,7 @@ fn apply_keeps_the_budget_too() {
         .max_tasks_per_child(3)
         .build()
         .unwrap();
-    let f = dilly::func_of!(pid);
+    let f = dilly::func_of!(worker_pid);
     let pids: Vec<u32> = (0..30u64).map(|x| pool.apply(&f, (x,)).unwrap()).collect();
     // One worker at a time, three tasks each, in order.
     for (n, run) in pids.chunks(3).enumerate() {
@@ -75,7 +74,7 @@ fn apply_keeps_the_budget_too() {
 fn without_the_option_workers_stay() {
     let pool = ProcessPool::builder().workers(2).build().unwrap();
     let before = pool.worker_pids();
-    let pids = pool.map(&dilly::func_of!(pid), 0..40u64).unwrap();
+    let pids = pool.map(&dilly::func_of!(worker_pid), 0..40u64).unwrap();
     let distinct: BTreeSet<u32> = pids.iter().copied().collect();
     assert!(distinct.iter().all(|p| before.contains(p)));
     assert_eq!(pool.worker_pids(), before);
@@ -104,7 +103,7 @@ fn a_retired_worker_ends_while_the_pool_lives_on() {
             .max_tasks_per_child(2)
             .build()
             .unwrap();
-        let f = dilly::func_of!(pid);
+        let f = dilly::func_of!(worker_pid);
         let first = pool.map(&f, [0u64, 1]).unwrap();
         assert_eq!(first[0], first[1], "{method:?}: one chunk, one worker");
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use dilly_pool::{Executor, ProcessPool, StartMethod};
 
+mod common;
+
+use common::*;
+
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The parent process of `pid`, from `/proc/<pid>/stat`.
@@ -161,11 +165,6 @@ fn a_replacement_never_used_is_killed_with_the_pool() {
     }
 }
 
-#[dilly::func]
-fn own_pid(_x: u64) -> u32 {
-    std::process::id()
-}
-
 #[test]
 fn workers_retired_by_callers_are_reaped() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -175,7 +174,7 @@ fn workers_retired_by_callers_are_reaped() {
         .max_tasks_per_child(2)
         .build()
         .unwrap();
-    let f = dilly::func_of!(own_pid);
+    let f = dilly::func_of!(worker_pid);
     // Many workers retire after a call that ran on them from this thread; each
     // must be reaped by the slot that starts the next one, not left a zombie.
     let pids: Vec<u32> = (0..40u64).map(|x| pool.apply(&f, (x,)).unwrap()).collect();

@@ -3,35 +3,16 @@
 //! result, an end of stream or a worker's death would hang these tests (the long
 //! window is an hour), and one that took bytes from the socket would corrupt results.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use dilly_pool::{Error, Executor, ProcessPool, StartMethod, TaskError, WorkerExit};
 
+mod common;
+
+use common::*;
+
 /// Longer than any test may take.
 const FOREVER: Duration = Duration::from_secs(3600);
-
-#[dilly::func]
-fn act(x: u64) -> u64 {
-    match x {
-        1 => panic!("boom"),
-        3 => std::process::exit(3),
-        4 => {
-            // Far past the timeout; returns only if nothing killed it.
-            std::thread::sleep(Duration::from_secs(120));
-            4
-        }
-        _ => x * 10,
-    }
-}
-
-/// Writes the worker's PID to `path`, then waits to be killed.
-#[dilly::func]
-fn announce_and_wait(path: PathBuf) -> u32 {
-    std::fs::write(&path, std::process::id().to_string()).unwrap();
-    std::thread::sleep(Duration::from_secs(120));
-    0
-}
 
 fn is_task_error(result: Result<u64, Error>, expected: fn(&TaskError) -> bool) -> bool {
     matches!(result, Err(Error::Task { index: 0, ref error }) if expected(error))
@@ -42,13 +23,13 @@ fn is_task_error(result: Result<u64, Error>, expected: fn(&TaskError) -> bool) -
 fn exercise(pool: &ProcessPool, timeout: bool) {
     let f = dilly::func_of!(act);
     for round in 0..3u64 {
-        for x in 5..50u64 {
+        for x in 10..55u64 {
             assert_eq!(pool.apply(&f, (x + round,)).unwrap(), (x + round) * 10);
         }
         let handle = pool.apply_async(&f, (7,)).unwrap();
         assert_eq!(handle.get().unwrap(), 70);
-        let expected: Vec<u64> = (0..500u64).map(|x| (x + 5) * 10).collect();
-        assert_eq!(pool.map(&f, 5..505u64).unwrap(), expected);
+        let expected: Vec<u64> = (0..500u64).map(|x| (x + 10) * 10).collect();
+        assert_eq!(pool.map(&f, 10..510u64).unwrap(), expected);
         let r = pool.apply(&f, (1,));
         assert!(
             is_task_error(r, |e| matches!(e, TaskError::Panicked { .. })),
@@ -145,6 +126,6 @@ fn a_long_spin_sees_results_and_deaths() {
                 other => panic!("expected WorkerDied(SIGKILL), got {other:?}"),
             }
         });
-        assert_eq!(pool.apply(&dilly::func_of!(act), (2,)).unwrap(), 20);
+        assert_eq!(pool.apply(&dilly::func_of!(act), (7,)).unwrap(), 70);
     }
 }

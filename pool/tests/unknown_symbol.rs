@@ -5,10 +5,9 @@ use dilly::{Fingerprint, RawFunc, SymbolId};
 use dilly_pool::backend::Items;
 use dilly_pool::{Error, Executor, ProcessPool, TaskError};
 
-#[dilly::func]
-fn triple(x: u64) -> u64 {
-    x * 3
-}
+mod common;
+
+use common::*;
 
 #[test]
 fn unknown_symbol_is_rejected_by_the_worker() {

@@ -7,12 +7,11 @@ use std::sync::Mutex;
 
 use dilly_pool::{Executor, ProcessPool, StartMethod};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+mod common;
 
-#[dilly::func]
-fn double(x: u64) -> u64 {
-    x * 2
-}
+use common::*;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// This process's children that were started as dilly-pool processes.
 fn pool_children() -> Vec<u32> {

@@ -5,7 +5,11 @@
 use std::io::Write;
 use std::time::Duration;
 
-use dilly_pool::{Error, Executor, ProcessPool, TaskError, WorkerExit};
+use dilly_pool::{Error, Executor, ProcessPool};
+
+mod common;
+
+use common::*;
 
 const FATAL: u64 = 5;
 
@@ -40,22 +44,8 @@ fn run_counts(pool: &ProcessPool, test: u64) -> Vec<usize> {
         .istarmap(&f, (0..16u64).map(|x| (test, x)))
         .unwrap()
         .collect();
-    for (x, result) in (0..16u64).zip(&results) {
-        if x == FATAL {
-            assert!(
-                matches!(
-                    result,
-                    Err(TaskError::WorkerDied {
-                        exit: WorkerExit::Signal(6),
-                        ..
-                    })
-                ),
-                "task {x}: {result:?}"
-            );
-        } else {
-            assert_eq!(result.as_ref().ok(), Some(&(x * 2)), "task {x}");
-        }
-    }
+    assert_eq!(results.len(), 16);
+    assert_only_fatal_aborted(&results, FATAL);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     let mut counts = vec![0; 16];

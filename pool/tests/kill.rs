@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dilly_pool::{Error, Executor, ProcessPool, TaskError, WorkerExit};
+use dilly_pool::{Executor, ProcessPool, TaskError, WorkerExit};
 
 mod common;
 
@@ -41,18 +41,7 @@ fn kill_9_mid_task_fails_that_task_and_the_pool_goes_on() {
         .status()
         .unwrap();
     assert!(status.success());
-    match handle.get() {
-        Err(Error::Task {
-            index: 0,
-            error:
-                TaskError::WorkerDied {
-                    pid: died,
-                    exit: WorkerExit::Signal(9),
-                    ..
-                },
-        }) => assert_eq!(died, pid),
-        other => panic!("expected WorkerDied(SIGKILL), got {other:?}"),
-    }
+    assert_killed(handle.get(), pid);
     assert_eq!(pool.map(&dilly::func_of!(square), 0..10u64).unwrap()[9], 81);
     assert!(!pool.worker_pids().contains(&pid));
 }

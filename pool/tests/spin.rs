@@ -113,18 +113,7 @@ fn a_long_spin_sees_results_and_deaths() {
                 .status()
                 .unwrap();
             assert!(status.success());
-            match call.join().unwrap() {
-                Err(Error::Task {
-                    index: 0,
-                    error:
-                        TaskError::WorkerDied {
-                            pid: died,
-                            exit: WorkerExit::Signal(9),
-                            ..
-                        },
-                }) => assert_eq!(died, pid),
-                other => panic!("expected WorkerDied(SIGKILL), got {other:?}"),
-            }
+            assert_killed(call.join().unwrap(), pid);
         });
         assert_eq!(pool.apply(&dilly::func_of!(act), (7,)).unwrap(), 70);
     }

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use dilly_pool::{Error, TaskError, WorkerExit};
+
 /// Doubles its argument.
 #[dilly::func]
 pub(crate) fn double(x: u64) -> u64 {
@@ -56,5 +58,42 @@ pub(crate) fn act(x: u64) -> u64 {
             5
         }
         _ => x * 10,
+    }
+}
+
+/// Asserts that task `fatal` died of `SIGABRT` and every other task `x` returned
+/// `x * 2`.
+pub(crate) fn assert_only_fatal_aborted(results: &[Result<u64, TaskError>], fatal: u64) {
+    for (x, result) in (0u64..).zip(results) {
+        if x == fatal {
+            assert!(
+                matches!(
+                    result,
+                    Err(TaskError::WorkerDied {
+                        exit: WorkerExit::Signal(6),
+                        ..
+                    })
+                ),
+                "task {x}: {result:?}"
+            );
+        } else {
+            assert_eq!(result.as_ref().ok(), Some(&(x * 2)), "task {x}");
+        }
+    }
+}
+
+/// Asserts that `outcome` is the `WorkerDied` of worker `pid`, killed by `SIGKILL`.
+pub(crate) fn assert_killed(outcome: Result<u32, Error>, pid: u32) {
+    match outcome {
+        Err(Error::Task {
+            index: 0,
+            error:
+                TaskError::WorkerDied {
+                    pid: died,
+                    exit: WorkerExit::Signal(9),
+                    ..
+                },
+        }) => assert_eq!(died, pid),
+        other => panic!("expected WorkerDied(SIGKILL), got {other:?}"),
     }
 }

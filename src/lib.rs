@@ -4,8 +4,9 @@
 //! method to another process. dilly does it for Rust without ever shipping code: a
 //! function value is the **name** of registered code (a stable 64-bit [`SymbolId`])
 //! plus its **captured state**, and it serializes with any serde format. Any process
-//! that links the same registry entry can call it; a payload can only call functions
-//! that were registered on purpose, with arguments of the registered types.
+//! that links the same registry entry can call it; a `Func<A, R>` payload can only
+//! call functions that were registered on purpose, with arguments of the registered
+//! types.
 //!
 //! ```
 //! use dilly::{Func, bind, closure, func_of};
@@ -65,6 +66,9 @@
 //!   function value of its own.
 //! * [`registry`] is the link-time index; [`codec`] the byte format ([`to_bytes`],
 //!   [`from_bytes`], [`CallFrame`]).
+//! * [`same_build`]: `closure!` without capture types makes a
+//!   `Func<A, R, `[`SameBuild`]`>`, named by its code's address in this very
+//!   executable; only the identical executable (a pool's workers, say) can call it.
 //!
 //! Every failure on the receiving side — unknown ID, signature mismatch between two
 //! builds, truncated or hostile bytes — is an [`Error`], never a panic.
@@ -72,7 +76,9 @@
 //! ## Collectors
 //!
 //! Entries are gathered by `linkme` link sections. On targets without them, enable
-//! the `inventory` feature to use the `inventory` crate instead; behaviour is the same.
+//! the `inventory` feature to use the `inventory` crate instead; behaviour is the
+//! same, except that `dilly-pool`'s zero-set-up workers then need
+//! `dilly_pool::serve_if_worker()` first in `main` (see that crate's docs).
 //! Items registered in a library crate are found as long as the binary links that
 //! crate, i.e. refers to anything in it (a `use that_crate as _;` is enough).
 

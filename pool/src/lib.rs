@@ -28,8 +28,9 @@
 //!
 //! ## Workers are this program, started again
 //!
-//! With [`StartMethod::Spawn`] (the default) a worker is `std::env::current_exe()`
-//! executed again with a marker in its environment. A pre-main hook in this crate
+//! With [`StartMethod::Spawn`] (the default) a worker is this program's executable
+//! (`/proc/self/exe` on Linux, `std::env::current_exe()` elsewhere) executed again
+//! with a marker in its environment. A pre-main hook in this crate
 //! sees the marker and serves tasks *before* `main` — or the test harness, or
 //! criterion — runs, so `main` never runs twice and there is nothing to set up in
 //! binaries, examples, `cargo test` integration tests and benches alike. (Without
@@ -43,9 +44,10 @@
 //! ## The API, by Python's names
 //!
 //! [`Executor`] holds `map`, `starmap`, `map_async`, `starmap_async`, `imap`,
-//! `imap_unordered`, `apply` and `apply_async`; [`ProcessPool`] adds `close`, `join`
-//! and `terminate`. The
-//! [`ThreadPool`] and [`Serial`] executors have the same API, for debugging.
+//! `imap_unordered`, `istarmap`, `apply` and `apply_async`; [`ProcessPool`] adds
+//! `close`, `join` and `terminate`. The [`ThreadPool`] and [`Serial`] executors have
+//! the same API, for debugging. [`backend`] is the seam they implement, and a new
+//! backend would.
 //!
 //! | Python | dilly-pool |
 //! |---|---|
@@ -63,11 +65,14 @@
 //!
 //! ## Failures are values
 //!
-//! A task that panics, whose worker dies (abort, segfault, `exit`, `kill -9`, out
-//! of memory) or that runs past the timeout fails alone, as a [`TaskError`]; dead
-//! workers are replaced and the pool keeps serving. `map` returns the first failure
-//! as [`Error::Task`]; `imap` yields one `Result` per item. Nothing hangs: dropping
-//! a pool stops idle workers and kills busy ones.
+//! A task that panics, whose worker dies (abort, segfault, `exit`, out of memory)
+//! or that runs past the timeout fails alone, as a [`TaskError`]; dead workers are
+//! replaced in the background and the pool keeps serving. A worker killed from
+//! outside (`kill -9`) before it reported its task as running may instead have that
+//! task run again on another worker; [`Builder::result_window`] with
+//! `Duration::ZERO` makes every task run at most once. `map` returns the first
+//! failure as [`Error::Task`]; `imap` yields one `Result` per item. Nothing hangs:
+//! dropping a pool stops idle workers and kills busy ones.
 
 #![deny(unsafe_code)]
 

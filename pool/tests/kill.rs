@@ -27,10 +27,10 @@ fn kill_9_mid_task_fails_that_task_and_the_pool_goes_on() {
         .apply_async(&dilly::func_of!(announce_and_wait), (path.clone(),))
         .unwrap();
     let pid = loop {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            if let Ok(pid) = text.parse::<u32>() {
-                break pid;
-            }
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(pid) = text.parse::<u32>()
+        {
+            break pid;
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -80,10 +80,10 @@ fn kill_9_in_the_middle_of_a_chunk_blames_only_the_running_task() {
         let path = path.clone();
         move || {
             let pid = loop {
-                if let Ok(text) = std::fs::read_to_string(&path) {
-                    if let Ok(pid) = text.parse::<u32>() {
-                        break pid;
-                    }
+                if let Ok(text) = std::fs::read_to_string(&path)
+                    && let Ok(pid) = text.parse::<u32>()
+                {
+                    break pid;
                 }
                 std::thread::sleep(Duration::from_millis(5));
             };

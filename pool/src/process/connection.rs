@@ -218,11 +218,11 @@ impl PoolCore {
                     }
                     other => other.map(|_| None),
                 };
-            if let Ok(Some((tag, rest))) = &frame {
-                if protocol::is_busy(*tag, rest) {
-                    live.busy = true;
-                    continue;
-                }
+            if let Ok(Some((tag, rest))) = &frame
+                && protocol::is_busy(*tag, rest)
+            {
+                live.busy = true;
+                continue;
             }
             if matches!(frame, Ok(Some(_))) {
                 live.busy = false;

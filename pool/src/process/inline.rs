@@ -63,7 +63,7 @@ impl PoolCore {
             };
             let Some(ParkedWorker::Idle(mut live)) = state.parked.insert(index, ParkedWorker::Lent)
             else {
-                unreachable!("the desk was parked")
+                unreachable!("the worker was parked")
             };
             live.inline = true;
             (index, live, info, chunk)
@@ -77,7 +77,7 @@ impl PoolCore {
             live.inline = false;
         }
         // A worker retired here, and the successor begun with its last task, go to
-        // the slot with the empty desk (a worker still live has neither).
+        // the slot, given back without a worker (a worker still live has neither).
         let handback = Handover {
             retiring: std::mem::take(&mut slot.retiring),
             next_worker: slot.next_worker.take(),

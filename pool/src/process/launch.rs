@@ -91,15 +91,14 @@ impl Launcher {
     /// server cannot be, as this process runs the pool's threads now.
     fn fork_server(&self) -> Result<Option<Arc<ForkServer>>, Error> {
         let mut current = lock(&self.fork_server);
-        if let Some(fork_server) = current.as_ref() {
-            if fork_server.is_gone()
-                && self.method == StartMethod::ForkServer
-                && !self.stopped.load(Ordering::Acquire)
-            {
-                let fresh = self.spawn_server()?;
-                if let Some(old) = current.replace(fresh) {
-                    old.shutdown();
-                }
+        if let Some(fork_server) = current.as_ref()
+            && fork_server.is_gone()
+            && self.method == StartMethod::ForkServer
+            && !self.stopped.load(Ordering::Acquire)
+        {
+            let fresh = self.spawn_server()?;
+            if let Some(old) = current.replace(fresh) {
+                old.shutdown();
             }
         }
         Ok(current.clone())

@@ -406,10 +406,12 @@ impl Job for ProcessJob {
     }
 
     fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {
-        if timeout.is_none() && self.chunks == 1 && self.shared.run_inline(self.id) {
-            if let Ok(batch) = self.rx.try_recv() {
-                return Some(batch);
-            }
+        if timeout.is_none()
+            && self.chunks == 1
+            && self.shared.run_inline(self.id)
+            && let Ok(batch) = self.rx.try_recv()
+        {
+            return Some(batch);
         }
         match timeout {
             None => self.rx.recv().ok(),

@@ -188,13 +188,14 @@ impl Slot<'_> {
         Some(max.saturating_sub(used))
     }
 
-    /// Takes over what a caller left with this slot's empty desk.
+    /// Takes over what a caller left when it gave this slot back without a worker
+    /// ([`ParkedWorker::Vacated`]).
     pub(super) fn take_over(&mut self, handback: Handover) {
         self.retiring.extend(handback.retiring);
-        if let Some(next) = handback.next_worker {
-            if self.next_worker.is_none() {
-                self.next_worker = Some(next);
-            }
+        if let Some(next) = handback.next_worker
+            && self.next_worker.is_none()
+        {
+            self.next_worker = Some(next);
         }
     }
 
@@ -408,7 +409,7 @@ impl Slot<'_> {
         let busy = old.busy;
         // A worker that died by itself (no timeout, no protocol error) with several
         // items of its chunk unreported may have finished some of them: their
-        // results can sit unsent in its buffer for up to `RESULT_WINDOW`. Run those
+        // results can sit unsent in its buffer for up to the result window. Run those
         // items again one per chunk, where the one that kills its worker is known
         // exactly; the others deliver their results once.
         // Without a result window every finished task's result was sent before the
@@ -423,21 +424,20 @@ impl Slot<'_> {
                 .inflight
                 .front()
                 .is_some_and(|f| f.sent && f.chunk.items.len() - f.reported > 1);
-        if ambiguous {
-            if let Some(InFlight {
+        if ambiguous
+            && let Some(InFlight {
                 job,
                 mut chunk,
                 reported,
                 out,
                 ..
             }) = self.inflight.pop_front()
-            {
-                job.send(out);
-                let rest = chunk.items.split_off(reported);
-                let first = chunk.first + reported as u64;
-                self.shared.requeue_singly(&job, chunk.job, first, rest);
-                self.shared.chunk_done();
-            }
+        {
+            job.send(out);
+            let rest = chunk.items.split_off(reported);
+            let first = chunk.first + reported as u64;
+            self.shared.requeue_singly(&job, chunk.job, first, rest);
+            self.shared.chunk_done();
         }
         let mut blame = (started && !ambiguous).then_some(loss);
         while let Some(InFlight {
@@ -455,21 +455,22 @@ impl Slot<'_> {
             let mut first = chunk.first + reported as u64;
             // Only the item the worker was running is to blame: the next unreported
             // one of the oldest chunk it received.
-            if let Some(loss) = blame.take() {
-                if sent && !rest.is_empty() {
-                    rest = rest.split_off(1);
-                    let error = match loss {
-                        _ if terminated => TaskError::Terminated,
-                        Loss::Killed(error) => error,
-                        Loss::Died => TaskError::WorkerDied {
-                            pid,
-                            exit,
-                            memory_limited: self.shared.launcher.config().memory_limit.is_some(),
-                        },
-                    };
-                    job.send_error(first, error);
-                    first += 1;
-                }
+            if let Some(loss) = blame.take()
+                && sent
+                && !rest.is_empty()
+            {
+                rest = rest.split_off(1);
+                let error = match loss {
+                    _ if terminated => TaskError::Terminated,
+                    Loss::Killed(error) => error,
+                    Loss::Died => TaskError::WorkerDied {
+                        pid,
+                        exit,
+                        memory_limited: self.shared.launcher.config().memory_limit.is_some(),
+                    },
+                };
+                job.send_error(first, error);
+                first += 1;
             }
             self.shared.requeue(&job, chunk.job, first, rest);
             self.shared.chunk_done();

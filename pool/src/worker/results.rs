@@ -98,7 +98,7 @@ impl Results {
     }
 
     /// Starts the helper thread that writes buffered results after
-    /// [`RESULT_WINDOW`] and sends `Busy` frames, the first time one is needed (a
+    /// the result window and sends `Busy` frames, the first time one is needed (a
     /// worker that only ever runs one-item chunks never starts it). Called with the
     /// buffer locked. Without it, every result is written at once: slower for tiny
     /// tasks, never wrong — but then no `Busy` either, so blame for a death

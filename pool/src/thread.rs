@@ -86,16 +86,16 @@ pub struct ThreadPoolBuilder {
 }
 
 impl ThreadPoolBuilder {
-    /// Number of threads (at least one); default: one per CPU.
+    /// Number of threads; default: one per CPU.
     pub fn workers(mut self, workers: usize) -> ThreadPoolBuilder {
-        self.workers = Some(workers.max(1));
+        self.workers = Some(workers);
         self
     }
 
     /// Items per hand-off to a thread; by default the pool chooses, as
     /// [`Builder::chunk_size`](crate::Builder::chunk_size) does.
     pub fn chunk_size(mut self, chunk_size: usize) -> ThreadPoolBuilder {
-        self.chunk_size = Some(chunk_size.max(1));
+        self.chunk_size = Some(chunk_size);
         self
     }
 
@@ -105,11 +105,17 @@ impl ThreadPoolBuilder {
         self
     }
 
-    /// Starts the threads.
+    /// Starts the threads. Zero workers or a zero chunk size is
+    /// [`Error::Config`], as for a process pool.
     pub fn build(self) -> Result<ThreadPool> {
-        let workers = self
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let workers = match self.workers {
+            Some(0) => return Err(Error::Config("workers must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        if self.chunk_size == Some(0) {
+            return Err(Error::Config("chunk_size must be at least 1".into()));
+        }
         let shared = Arc::new(WorkQueue::default());
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {

@@ -217,6 +217,34 @@ fn thread_pool_and_serial_have_the_same_api() {
     assert_eq!(out, [0, 2, 4]);
 }
 
+#[test]
+fn thread_pools_are_built_like_process_pools() {
+    let pool = ThreadPool::builder()
+        .workers(3)
+        .chunk_size(4)
+        .progress(false)
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.shape(),
+        dilly_pool::backend::Shape {
+            workers: 3,
+            chunk_size: Some(4),
+            progress: false
+        }
+    );
+    assert_eq!(pool.map(&dilly::func_of!(double), 0..9u64).unwrap()[8], 16);
+    assert!(ThreadPool::new().unwrap().shape().workers >= 1);
+    assert!(matches!(
+        ThreadPool::builder().workers(0).build(),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        ThreadPool::builder().chunk_size(0).build(),
+        Err(Error::Config(_))
+    ));
+}
+
 /// Generic code runs on any executor.
 fn sum_doubled(exec: &impl Executor) -> u64 {
     exec.map(&dilly::func_of!(double), 1..=10u64)

@@ -233,9 +233,9 @@ impl Builder {
     /// result is sent the moment its task ends and no chunks are merged, so a
     /// worker's death is always blamed on the one task it was running and **each
     /// task runs at most once** — the setting for tasks with side effects that must
-    /// not repeat. It costs one write per result: trivial tasks run about 15×
-    /// slower (still faster than `multiprocessing` at chunk size 1), tasks that
-    /// take a millisecond or more hardly notice.
+    /// not repeat. It costs one write per result, which trivial tasks feel
+    /// (`docs/benchmarks.md` has the figures) and tasks that take a millisecond or
+    /// more hardly notice.
     pub fn result_window(mut self, window: Duration) -> Builder {
         self.result_window = window;
         self

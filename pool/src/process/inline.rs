@@ -78,7 +78,7 @@ impl PoolCore {
         }
         // A worker retired here, and the successor begun with its last task, go to
         // the slot, given back without a worker (a worker still live has neither).
-        let handback = Handover {
+        let handover = Handover {
             retiring: std::mem::take(&mut slot.retiring),
             next_worker: slot.next_worker.take(),
         };
@@ -87,7 +87,7 @@ impl PoolCore {
             let lost = live.is_none();
             state.parked.insert(
                 index,
-                live.map_or(ParkedWorker::Vacated(handback), ParkedWorker::Idle),
+                live.map_or(ParkedWorker::Vacated(handover), ParkedWorker::Idle),
             );
             if lost {
                 // Its slot thread starts a replacement at once.

@@ -239,14 +239,14 @@ impl PoolCore {
 
     /// The next chunk for slot `slot`, waiting for one. While it waits, the slot's
     /// idle worker is parked for callers to borrow; it is back in `live` (or gone,
-    /// [`Next::Relaunch`], with what the caller left in `handback`) when this
+    /// [`Next::Relaunch`], with what the caller left in `handover`) when this
     /// returns. The chunk fits what the worker may still take
     /// (`max_tasks_per_child`), callers' tasks counted.
     pub(super) fn next_chunk(
         &self,
         slot: usize,
         live: &mut Option<Connection>,
-        handback: &mut Handover,
+        handover: &mut Handover,
     ) -> Next {
         let limit = usize::try_from(self.launcher.config().max_frame).unwrap_or(usize::MAX);
         let mut state = lock(&self.state);
@@ -255,7 +255,7 @@ impl PoolCore {
                 None => {}
                 Some(ParkedWorker::Idle(l)) => *live = Some(l),
                 Some(ParkedWorker::Vacated(left)) => {
-                    *handback = left;
+                    *handover = left;
                     *live = None;
                     if state.terminated || (state.closed && state.queue.is_empty()) {
                         return Next::Stop;

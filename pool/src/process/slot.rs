@@ -190,9 +190,9 @@ impl Slot<'_> {
 
     /// Takes over what a caller left when it gave this slot back without a worker
     /// ([`ParkedWorker::Vacated`]).
-    pub(super) fn take_over(&mut self, handback: Handover) {
-        self.retiring.extend(handback.retiring);
-        if let Some(next) = handback.next_worker
+    pub(super) fn take_over(&mut self, handover: Handover) {
+        self.retiring.extend(handover.retiring);
+        if let Some(next) = handover.next_worker
             && self.next_worker.is_none()
         {
             self.next_worker = Some(next);
@@ -224,11 +224,11 @@ impl Slot<'_> {
                     Err(e) => self.start_error = Some(e.to_string()),
                 }
             }
-            let mut handback = Handover::default();
+            let mut handover = Handover::default();
             let next = self
                 .shared
-                .next_chunk(self.index, &mut self.live, &mut handback);
-            self.take_over(handback);
+                .next_chunk(self.index, &mut self.live, &mut handover);
+            self.take_over(handover);
             let (job, chunk) = match next {
                 Next::Chunk(job, chunk) => (job, chunk),
                 Next::Relaunch => continue,
@@ -488,8 +488,8 @@ impl Slot<'_> {
                         self.live = Some(l);
                         break;
                     }
-                    Some(ParkedWorker::Vacated(handback)) => {
-                        self.take_over(handback);
+                    Some(ParkedWorker::Vacated(handover)) => {
+                        self.take_over(handover);
                         break;
                     }
                     Some(ParkedWorker::Lent) => {

@@ -4,10 +4,10 @@
 #   bash benches/compare.sh [serialize|pool|all]   # default: all
 #   QUICK=1 bash benches/compare.sh pool           # Python in --quick mode (smoke test)
 #
-#   serialize  dilly and serde_closure against dill, cloudpickle and pickle (issue 2);
+#   serialize  dilly and serde_closure against dill, cloudpickle and pickle;
 #              ~1 min of Rust benches + ~10 s of Python
 #   pool       dilly-pool, procspawn and a raw pipe against multiprocessing.Pool (fork,
-#              spawn), ProcessPoolExecutor, pathos and loky (issue 3);
+#              spawn), ProcessPoolExecutor, pathos and loky;
 #              ~1.5 min of Rust benches + ~2-3 min of Python
 #
 # Works from any directory. Steps, per workload W:

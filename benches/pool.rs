@@ -1,5 +1,5 @@
 //! The process pool against its limits and against the Rust alternative: the
-//! `pool` workloads of issue 3, with 2 workers each, matching
+//! `pool` workloads, with 2 workers each, matching
 //! `benches/python/pool.py` (multiprocessing, concurrent.futures, pathos, loky).
 //!
 //! | group          | what one iteration is                                                      |

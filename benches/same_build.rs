@@ -10,7 +10,7 @@
 //!   once per function it is sent (build ID check and address check included for
 //!   the same-build value).
 //!
-//! `docs/benchmarks.md` records the ratios; the target is within 10%.
+//! `docs/benchmarks.md` records the ratios; the target is within 10%.
 
 use std::hint::black_box;
 use std::time::Duration;

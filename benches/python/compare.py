@@ -14,7 +14,7 @@ Inputs, for the `serialize` workload (all under the cargo target directory):
 * dilly-bench/serialize-sizes.json -- payload sizes, written by the same bench;
 * dilly-bench/python-serialize.json -- written by `run.sh serialize.py --json ...`.
 
-Output: one markdown table on stdout, then one line per target of issue 2 saying
+Output: one markdown table on stdout, then one line per serialization target saying
 whether it is met. Exit status 0 even when a target is missed (the table is the
 report); 2 when an input is missing.
 
@@ -168,7 +168,7 @@ def report_serialize(target_dir: Path) -> str:
         out.append("Python numbers are from a --quick run (noisier).")
     out.append("")
 
-    # Targets of issue 2.
+    # The serialization targets.
     def all_ok(pred, kinds):
         vals = [pred(per_kind[k]) for k in kinds]
         return None if any(v is None for v in vals) else all(vals)
@@ -200,7 +200,7 @@ def report_serialize(target_dir: Path) -> str:
          f"{fmt_int(per_kind['free_fn']['dilly_b'])} vs "
          f"{fmt_int(per_kind['free_fn']['pickle_b'])} bytes"),
     ]
-    out.append("Targets (issue 2):")
+    out.append("Targets (serialization):")
     out.append("")
     for name, ok, detail in targets:
         mark = "**unknown** (missing data)" if ok is None else verdict(ok)
@@ -355,7 +355,7 @@ def report_pool(target_dir: Path) -> str:
         out.append("Python numbers are from a --quick run (fewer items; noisier).")
         out.append("")
 
-    # Targets of issue 3.
+    # The pool targets.
     mp_tp = pyv("throughput_default", "mp_fork", "tasks_per_s")
     mp_tp1 = pyv("throughput_chunk1", "mp_fork", "tasks_per_s")
     mp_rt = pyv("round_trip", "mp_fork", "median_ns")
@@ -410,7 +410,7 @@ def report_pool(target_dir: Path) -> str:
          f"{fmt_ms(ws['forkserver'])} vs {fmt_ms(ws['spawn'])}: "
          f"{fmt_ratio(ratio(ws['forkserver'], ws['spawn']))} of Spawn's"),
     ]
-    out.append("Targets (issue 3; multiprocessing.Pool = its Linux default, `fork`):")
+    out.append("Targets (pool; multiprocessing.Pool = its Linux default, `fork`):")
     out.append("")
     for name, ok, detail in targets:
         mark = "**unknown** (missing data)" if ok is None else verdict(ok)

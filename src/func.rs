@@ -120,8 +120,8 @@ enum Origin {
 /// call it with [`call`](Func::call); send it with any serde format.
 ///
 /// * In binary formats a portable value is a tuple of the 8-byte ID, the 8-byte
-///   signature fingerprint and the state bytes: a free function is 19 bytes with
-///   bincode.
+///   signature fingerprint, the 8-byte data shape hash and the state bytes: a free
+///   function is 27 bytes with bincode.
 /// * In human-readable formats it is `{"fn": "<name>", "fingerprint": "<hex>",
 ///   "state": <state>}`, with the state in that format too.
 ///
@@ -205,9 +205,10 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
             RawFunc::Registered {
                 id,
                 fingerprint,
+                shape,
                 state,
             } => {
-                let entry = registry::lookup_callable(id, fingerprint)?;
+                let entry = registry::lookup_callable(id, fingerprint, shape)?;
                 Self::assemble(Origin::Registered(entry), entry.prepare(&state)?)
             }
             RawFunc::SameBuild { .. } if M::PORTABLE => Err(Error::NotPortable),
@@ -225,11 +226,17 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
 
 impl<A: 'static, R: 'static> Func<A, R> {
     /// Builds the value for `id` from its encoded `state`, checking the sender's
-    /// `fingerprint` and this value's type parameters.
-    pub fn from_parts(id: SymbolId, fingerprint: Fingerprint, state: Vec<u8>) -> Result<Self> {
+    /// signature `fingerprint`, its data `shape` and this value's type parameters.
+    pub fn from_parts(
+        id: SymbolId,
+        fingerprint: Fingerprint,
+        shape: Fingerprint,
+        state: Vec<u8>,
+    ) -> Result<Self> {
         Self::from_raw(RawFunc::Registered {
             id,
             fingerprint,
+            shape,
             state,
         })
     }
@@ -253,6 +260,12 @@ impl<A, R> Func<A, R> {
     /// The signature fingerprint that travels with the value.
     pub fn fingerprint(&self) -> Fingerprint {
         self.entry().fingerprint()
+    }
+
+    /// The data shape hash that travels with the value in binary formats
+    /// ([`Entry::shape`]).
+    pub fn shape(&self) -> Fingerprint {
+        self.entry().shape()
     }
 
     /// The registry entry of the code.
@@ -330,6 +343,7 @@ impl<A, R, M: Mode> Func<A, R, M> {
             Origin::Registered(entry) => RawFunc::Registered {
                 id: entry.id(),
                 fingerprint: entry.fingerprint(),
+                shape: entry.shape(),
                 state,
             },
             Origin::Address { build, offset } => RawFunc::SameBuild {
@@ -396,6 +410,8 @@ pub enum RawFunc {
         id: SymbolId,
         /// The sender's signature fingerprint.
         fingerprint: Fingerprint,
+        /// The sender's data shape hash ([`Entry::shape`]).
+        shape: Fingerprint,
         /// The encoded captured state.
         state: Vec<u8>,
     },
@@ -418,8 +434,9 @@ impl RawFunc {
             RawFunc::Registered {
                 id,
                 fingerprint,
+                shape,
                 state,
-            } => registry::lookup_callable(*id, *fingerprint)?.prepare(state),
+            } => registry::lookup_callable(*id, *fingerprint, *shape)?.prepare(state),
             RawFunc::SameBuild {
                 build,
                 offset,
@@ -467,6 +484,7 @@ impl<A, R, M: Mode> Serialize for Func<A, R, M> {
                     t.serialize_element(&Bytes(&codec::registered_header(
                         entry.id(),
                         entry.fingerprint(),
+                        entry.shape(),
                     )))?;
                     t.serialize_element(&Bytes(self.state()))?;
                     t.end()
@@ -516,6 +534,7 @@ fn serialize_registered<S: Serializer>(
         t.serialize_element(&Bytes(&codec::registered_header(
             entry.id(),
             entry.fingerprint(),
+            entry.shape(),
         )))?;
         t.serialize_element(&Bytes(state))?;
         t.end()
@@ -625,15 +644,21 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
                 ));
             }
         };
+        if tag == codec::TAG_REGISTERED && header.len == codec::V1_REGISTERED_HEADER_LEN {
+            return Err(de_error(Error::OlderFormat {
+                found: 1,
+                supported: codec::VERSION,
+            }));
+        }
         if header.len != expected_len {
             return Err(de::Error::invalid_length(
                 header.len,
-                &"a 16-byte (registered) or 24-byte (same-build) header",
+                &"a 24-byte header (registered or same-build)",
             ));
         }
         let (origin, preparer) = if tag == codec::TAG_REGISTERED {
-            let (id, fingerprint) = header.registered();
-            let entry = registry::lookup_callable(id, fingerprint).map_err(de_error)?;
+            let (id, fingerprint, shape) = header.registered();
+            let entry = registry::lookup_callable(id, fingerprint, shape).map_err(de_error)?;
             (Origin::Registered(entry), Preparer::Entry(entry))
         } else if M::PORTABLE {
             return Err(de_error(Error::NotPortable));
@@ -749,9 +774,12 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for ReadableVisitor<A, R
         }
         let state = state.ok_or_else(|| de::Error::missing_field("state"))?;
         let raw = match (entry, build) {
+            // Readable formats carry no shape hash: the state's fields are matched
+            // by name, and serde refuses a missing field or an unknown variant.
             (Some(entry), _) => RawFunc::Registered {
                 id: entry.id(),
                 fingerprint: fingerprint.ok_or_else(|| de::Error::missing_field("fingerprint"))?,
+                shape: entry.shape(),
                 state,
             },
             (None, Some(build)) => RawFunc::SameBuild {

@@ -166,6 +166,7 @@ fn companion(
     );
     let args_tuple = sig::tuple_type(&args);
     let (pattern, idents) = sig::tuple_pattern(args.len());
+    let output_check = crate::func::output_check(&ret);
 
     if !local.is_empty() {
         errors.absorb(local);
@@ -192,7 +193,9 @@ fn companion(
                     #signature,
                     ::dilly::__private::Kind::Function,
                     |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
+                    ::dilly::__private::shapes::<(), #args_tuple, #ret>,
                 );
+                #output_check
                 ::dilly::__register!(#entry);
             };
             (method, item)
@@ -243,7 +246,9 @@ fn companion(
                     #signature,
                     ::dilly::__private::Kind::Method,
                     |state| #prepare,
+                    ::dilly::__private::shapes::<#self_ty, #args_tuple, #ret>,
                 );
+                #output_check
                 ::dilly::__register!(#entry);
             };
             (method, item)

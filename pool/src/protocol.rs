@@ -824,6 +824,7 @@ mod tests {
         RawFunc::Registered {
             id: SymbolId::of("a::b"),
             fingerprint: Fingerprint::of("fn()"),
+            shape: Fingerprint::of("shape"),
             state: vec![1, 2, 3],
         }
     }

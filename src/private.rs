@@ -107,9 +107,6 @@ pub trait Output: Serialize + DeserializeOwned + 'static {}
 
 impl<T: Serialize + DeserializeOwned + 'static> Output for T {}
 
-/// Type-checks a registered function's written result type, reporting at its span.
-pub const fn assert_output<T: Output>() {}
-
 /// The entry of a `#[derive(Dilly)]` type.
 pub const fn object_entry<T>(name: &'static str) -> Entry
 where

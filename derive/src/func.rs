@@ -1,8 +1,7 @@
 //! `#[dilly::func]`: registers a free or nested function.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
+use quote::quote;
 use syn::{FnArg, ItemFn};
 
 use crate::attr::{self, Accept, Options};
@@ -61,7 +60,6 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let signature = sig::signature_text(None, &args, &ret);
     let body = call_body(quote!(#ident), &args, &ret);
     let args_tuple = sig::tuple_type(&args);
-    let output_check = output_check(&ret);
     quote! {
         #function
         #quiet
@@ -73,16 +71,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
                 ::dilly::__private::shapes::<(), #args_tuple, #ret>,
             );
-            #output_check
             ::dilly::__register!(ENTRY);
             ::dilly::__private::shared_value(&ENTRY, (), #body)
         }
     }
-}
-
-/// Checks, at the result type's span, that the result can travel back and be traced.
-pub(crate) fn output_check(ret: &syn::Type) -> TokenStream {
-    quote_spanned!(ret.span()=> const _: () = ::dilly::__private::assert_output::<#ret>();)
 }
 
 /// `|_: &(), (a0, a1,): (A, B,)| -> R { path(a0, a1) }`

@@ -166,7 +166,6 @@ fn companion(
     );
     let args_tuple = sig::tuple_type(&args);
     let (pattern, idents) = sig::tuple_pattern(args.len());
-    let output_check = crate::func::output_check(&ret);
 
     if !local.is_empty() {
         errors.absorb(local);
@@ -195,8 +194,7 @@ fn companion(
                     |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
                     ::dilly::__private::shapes::<(), #args_tuple, #ret>,
                 );
-                #output_check
-                ::dilly::__register!(#entry);
+                    ::dilly::__register!(#entry);
             };
             (method, item)
         }
@@ -248,8 +246,7 @@ fn companion(
                     |state| #prepare,
                     ::dilly::__private::shapes::<#self_ty, #args_tuple, #ret>,
                 );
-                #output_check
-                ::dilly::__register!(#entry);
+                    ::dilly::__register!(#entry);
             };
             (method, item)
         }

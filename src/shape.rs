@@ -49,9 +49,11 @@ impl TypeShape {
         self.traced
     }
 
-    /// Traces `T`.
+    /// Traces `T`. A `Deserialize` impl that panics on the tracer's default values
+    /// makes the shape opaque; the panic is caught (the panic hook still reports it).
     pub fn of<T: DeserializeOwned>() -> TypeShape {
-        match trace::<T>() {
+        let traced = std::panic::catch_unwind(trace::<T>).unwrap_or(Err(TraceError::Panicked));
+        match traced {
             Ok(text) => TypeShape { text, traced: true },
             Err(reason) => TypeShape {
                 text: format!("opaque ({reason})"),
@@ -200,6 +202,7 @@ enum TraceError {
     Custom(String),
     TooDeep,
     TooLong,
+    Panicked,
 }
 
 impl fmt::Display for TraceError {
@@ -211,6 +214,7 @@ impl fmt::Display for TraceError {
             TraceError::Custom(msg) => write!(f, "its Deserialize refused a default value: {msg}"),
             TraceError::TooDeep => write!(f, "nested deeper than {MAX_DEPTH}"),
             TraceError::TooLong => f.write_str("too many types or variants to trace"),
+            TraceError::Panicked => f.write_str("its Deserialize panicked"),
         }
     }
 }
@@ -995,6 +999,20 @@ mod tests {
         assert!(nonzero.text().contains("refused"), "{nonzero}");
         let json = TypeShape::of::<serde_json::Value>();
         assert!(!json.is_traced(), "{json}");
+    }
+
+    struct Panics;
+
+    impl<'de> Deserialize<'de> for Panics {
+        fn deserialize<D: de::Deserializer<'de>>(_: D) -> std::result::Result<Self, D::Error> {
+            panic!("this type cannot be traced");
+        }
+    }
+
+    #[test]
+    fn a_panicking_deserialize_is_opaque() {
+        let shape = TypeShape::of::<(u8, Panics)>();
+        assert_eq!(shape.text(), "opaque (its Deserialize panicked)");
     }
 
     #[test]

@@ -468,6 +468,18 @@ mod tests {
     }
 
     static A: Entry = test_entry("t::a", "fn()", Kind::Function);
+    /// `A` in a build whose data differ: same name and signature, another shape.
+    static A_OTHER_DATA: Entry = Entry::new(
+        "t::a",
+        "fn()",
+        Kind::Function,
+        Ops::Func {
+            prepare: never_prepare,
+            state_to_readable: never_readable,
+            state_from_readable: never_from_readable,
+        },
+        Shapes::of::<(), (), u64>,
+    );
     static A_AGAIN: Entry = test_entry("t::a", "fn(u8)", Kind::Function);
     static B: Entry = test_entry("t::b", "fn()", Kind::Function);
     static C1: Entry = test_entry("t::{closure:1}", "fn()", Kind::Closure);
@@ -502,6 +514,22 @@ mod tests {
         assert_eq!(ab, ba);
         assert_ne!(ab, a2b);
         assert_eq!(ab.count, a2b.count);
+    }
+
+    #[test]
+    fn fingerprint_sees_data_shapes() {
+        let a = registry_fingerprint(&build_index([&A, &B].into_iter()));
+        let other = registry_fingerprint(&build_index([&A_OTHER_DATA, &B].into_iter()));
+        assert_eq!(A.fingerprint(), A_OTHER_DATA.fingerprint());
+        assert_ne!(a, other);
+        let err = A.check_shape(A_OTHER_DATA.shape()).unwrap_err();
+        assert!(
+            matches!(err, Error::ShapeMismatch { name: "t::a", .. }),
+            "{err}"
+        );
+        assert!(err.is_version_skew());
+        assert!(err.to_string().contains("result ()"), "{err}");
+        assert_eq!(A.check_shape(A.shape()), Ok(()));
     }
 
     #[test]

@@ -254,6 +254,7 @@ pub(crate) const V1_OBJECT_HEADER_LEN: usize = 8;
 /// The binary header of registered code: ID, signature fingerprint and shape hash,
 /// each 8 bytes little endian, written as one byte string so formats copy it in one
 /// piece.
+#[inline]
 pub(crate) fn registered_header(
     id: SymbolId,
     fingerprint: Fingerprint,
@@ -268,6 +269,7 @@ pub(crate) fn registered_header(
 
 /// The binary header of code named by address: the 16-byte build ID, then the
 /// offset from the anchor as a little-endian `i64`.
+#[inline]
 pub(crate) fn address_header(build: [u8; 16], offset: i64) -> [u8; ADDRESS_HEADER_LEN] {
     let mut header = [0u8; ADDRESS_HEADER_LEN];
     header[..16].copy_from_slice(&build);
@@ -277,6 +279,7 @@ pub(crate) fn address_header(build: [u8; 16], offset: i64) -> [u8; ADDRESS_HEADE
 
 /// The binary header of a type-erased object: its type's ID and shape hash, each 8
 /// bytes little endian.
+#[inline]
 pub(crate) fn object_header(id: SymbolId, shape: Fingerprint) -> [u8; OBJECT_HEADER_LEN] {
     let mut header = [0u8; OBJECT_HEADER_LEN];
     header[..8].copy_from_slice(&id.to_raw().to_le_bytes());
@@ -294,6 +297,7 @@ impl Header {
     /// The longest header of any kind.
     const MAX: usize = ADDRESS_HEADER_LEN;
 
+    #[inline]
     fn split<const N: usize>(&self, at: usize) -> [u8; N] {
         let mut out = [0u8; N];
         out.copy_from_slice(&self.bytes[at..at + N]);
@@ -302,6 +306,7 @@ impl Header {
 
     /// A registered header's ID, fingerprint and shape hash (the caller checked the
     /// length).
+    #[inline]
     pub(crate) fn registered(&self) -> (SymbolId, Fingerprint, Fingerprint) {
         (
             SymbolId::from_raw(u64::from_le_bytes(self.split(0))),
@@ -311,11 +316,13 @@ impl Header {
     }
 
     /// An address header's build ID and offset (the caller checked the length).
+    #[inline]
     pub(crate) fn address(&self) -> ([u8; 16], i64) {
         (self.split(0), i64::from_le_bytes(self.split(16)))
     }
 
     /// An object header's type ID and shape hash (the caller checked the length).
+    #[inline]
     pub(crate) fn object(&self) -> (SymbolId, Fingerprint) {
         (
             SymbolId::from_raw(u64::from_le_bytes(self.split(0))),
@@ -324,6 +331,7 @@ impl Header {
     }
 
     /// The first byte, if any.
+    #[inline]
     pub(crate) fn first(&self) -> Option<u8> {
         (self.len > 0).then_some(self.bytes[0])
     }

@@ -131,27 +131,35 @@ impl Entry {
 
     /// The data shapes of the state, arguments and result, as serde sees them
     /// (see [`crate::shape`]). Traced on the first call, then kept.
+    #[inline]
     pub fn shapes(&self) -> &Shapes {
         self.shapes.get_or_init(self.trace_shapes)
     }
 
     /// [`Shapes::hash`] of [`shapes`](Entry::shapes): what compact frames carry.
+    #[inline]
     pub fn shape(&self) -> Fingerprint {
         self.shapes().hash()
     }
 
     /// Checks that the sender's data `shape` matches this build's.
+    #[inline]
     pub fn check_shape(&self, shape: Fingerprint) -> Result<()> {
-        let shapes = self.shapes();
-        if shape == shapes.hash() {
+        if shape == self.shape() {
             Ok(())
         } else {
-            Err(Error::ShapeMismatch {
-                name: self.name,
-                expected: shapes.to_string(),
-                expected_shape: shapes.hash(),
-                found: shape,
-            })
+            Err(self.shape_mismatch(shape))
+        }
+    }
+
+    #[cold]
+    fn shape_mismatch(&self, found: Fingerprint) -> Error {
+        let shapes = self.shapes();
+        Error::ShapeMismatch {
+            name: self.name,
+            expected: shapes.to_string(),
+            expected_shape: shapes.hash(),
+            found,
         }
     }
 

@@ -132,6 +132,7 @@ impl Shapes {
 
     /// FNV-1a 64 of `state: <state>\nargs: <args>\nresult: <result>`: what compact
     /// frames carry and receivers compare.
+    #[inline]
     pub fn hash(&self) -> Fingerprint {
         self.hash
     }

@@ -289,6 +289,16 @@ impl Tracer {
         })
     }
 
+    /// Records the body of container `index` seen in this pass: always when the
+    /// visit completed; when it recursed, only if nothing better is known (later
+    /// passes may cut the recursion before the container is visited again).
+    fn record(&mut self, index: usize, complete: bool, body: Body) {
+        let slot = &mut self.containers[index].body;
+        if complete || matches!(slot, Body::Unknown) {
+            *slot = body;
+        }
+    }
+
     /// Registers a visit of the container `key` named `name`.
     fn enter(&mut self, key: &'static str, name: &'static str) -> Result<usize> {
         self.steps += 1;
@@ -623,9 +633,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         let result = De::inside(self.t, index, |t| {
             visitor.visit_newtype_struct(De { t, out: &mut inner })
         });
-        if result.is_ok() {
-            self.t.containers[index].body = Body::Newtype(inner);
-        }
+        self.t.record(index, result.is_ok(), Body::Newtype(inner));
         result
     }
 
@@ -640,9 +648,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         let result = De::inside(self.t, index, |t| {
             De::tuple_like(t, len, visitor, &mut parts)
         });
-        if result.is_ok() {
-            self.t.containers[index].body = Body::Tuple(parts);
-        }
+        self.t.record(index, result.is_ok(), Body::Tuple(parts));
         result
     }
 
@@ -657,10 +663,8 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         let result = De::inside(self.t, index, |t| {
             De::tuple_like(t, fields.len(), visitor, &mut parts)
         });
-        if result.is_ok() {
-            self.t.containers[index].body =
-                Body::Struct(fields.iter().copied().zip(parts).collect());
-        }
+        let body = Body::Struct(fields.iter().copied().zip(parts).collect());
+        self.t.record(index, result.is_ok(), body);
         result
     }
 
@@ -970,6 +974,26 @@ mod tests {
         assert_eq!(
             text::<Dir>(),
             "struct Dir { name: str, children: Seq<Dir>, parent: Option<Dir> }"
+        );
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Link {
+        next: Option<Hop>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Hop(Box<Link>);
+
+    #[test]
+    fn a_container_seen_only_on_the_way_to_a_recursion_keeps_its_shape() {
+        // `Hop` is visited only in the pass that finds the recursion; later passes
+        // leave the `Option` empty.
+        assert_eq!(
+            text::<Link>(),
+            "struct Link { next: Option<struct Hop(Link)> }"
         );
     }
 

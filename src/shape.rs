@@ -155,7 +155,7 @@ impl fmt::Display for Shapes {
 /// At most this many passes over one type (each explores at least one new enum
 /// variant or cuts one more recursion).
 const MAX_PASSES: usize = 4096;
-/// At most this many `Deserialize` calls in one pass.
+/// At most this many structs and enums visited in one pass.
 const MAX_STEPS: usize = 100_000;
 /// At most this deep a nesting of values.
 const MAX_DEPTH: usize = 128;

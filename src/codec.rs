@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::symbol::{Fingerprint, SymbolId};
 
 /// The wire-format version this build writes and reads: the first byte of
-/// [`to_bytes`] output and of every [`CallFrame`].
-pub const VERSION: u8 = 1;
+/// [`to_bytes`] output and of every [`CallFrame`]. Version 2 added the data shape
+/// hash to every header that names registered code; bytes of version 1 are refused
+/// with [`Error::OlderFormat`].
+pub const VERSION: u8 = 2;
 
 /// Upper bounds applied to untrusted input before anything is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,10 +223,154 @@ fn check_version(bytes: &[u8]) -> Result<&[u8]> {
             available: 0,
         }),
         Some((&VERSION, rest)) => Ok(rest),
+        Some((&found, _)) if (1..VERSION).contains(&found) => Err(Error::OlderFormat {
+            found,
+            supported: VERSION,
+        }),
         Some((&found, _)) => Err(Error::UnsupportedVersion {
             found,
             supported: VERSION,
         }),
+    }
+}
+
+/// The tag byte before a same-build-mode value's header: registered code follows.
+pub(crate) const TAG_REGISTERED: u8 = 0;
+/// The tag byte before a same-build-mode value's header: code named by address.
+pub(crate) const TAG_ADDRESS: u8 = 1;
+/// Length of the header of registered code: SymbolId, signature Fingerprint, shape
+/// hash.
+pub(crate) const REGISTERED_HEADER_LEN: usize = 24;
+/// Length of the header of registered code in wire format 1, which had no shape
+/// hash: recognised to say where such bytes come from.
+pub(crate) const V1_REGISTERED_HEADER_LEN: usize = 16;
+/// Length of the header of code named by address: build ID, offset.
+pub(crate) const ADDRESS_HEADER_LEN: usize = 24;
+/// Length of a type-erased object's header: its type's SymbolId and shape hash.
+pub(crate) const OBJECT_HEADER_LEN: usize = 16;
+/// Length of a type-erased object's header in wire format 1 (no shape hash).
+pub(crate) const V1_OBJECT_HEADER_LEN: usize = 8;
+
+/// The binary header of registered code: ID, signature fingerprint and shape hash,
+/// each 8 bytes little endian, written as one byte string so formats copy it in one
+/// piece.
+#[inline]
+pub(crate) fn registered_header(
+    id: SymbolId,
+    fingerprint: Fingerprint,
+    shape: Fingerprint,
+) -> [u8; REGISTERED_HEADER_LEN] {
+    let mut header = [0u8; REGISTERED_HEADER_LEN];
+    header[..8].copy_from_slice(&id.to_raw().to_le_bytes());
+    header[8..16].copy_from_slice(&fingerprint.to_raw().to_le_bytes());
+    header[16..].copy_from_slice(&shape.to_raw().to_le_bytes());
+    header
+}
+
+/// The binary header of code named by address: the 16-byte build ID, then the
+/// offset from the anchor as a little-endian `i64`.
+#[inline]
+pub(crate) fn address_header(build: [u8; 16], offset: i64) -> [u8; ADDRESS_HEADER_LEN] {
+    let mut header = [0u8; ADDRESS_HEADER_LEN];
+    header[..16].copy_from_slice(&build);
+    header[16..].copy_from_slice(&offset.to_le_bytes());
+    header
+}
+
+/// The binary header of a type-erased object: its type's ID and shape hash, each 8
+/// bytes little endian.
+#[inline]
+pub(crate) fn object_header(id: SymbolId, shape: Fingerprint) -> [u8; OBJECT_HEADER_LEN] {
+    let mut header = [0u8; OBJECT_HEADER_LEN];
+    header[..8].copy_from_slice(&id.to_raw().to_le_bytes());
+    header[8..].copy_from_slice(&shape.to_raw().to_le_bytes());
+    header
+}
+
+/// A short byte string (a header) as received, without allocating.
+pub(crate) struct Header {
+    bytes: [u8; Header::MAX],
+    pub(crate) len: usize,
+}
+
+impl Header {
+    /// The longest header of any kind.
+    const MAX: usize = ADDRESS_HEADER_LEN;
+
+    #[inline]
+    fn split<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.bytes[at..at + N]);
+        out
+    }
+
+    /// A registered header's ID, fingerprint and shape hash (the caller checked the
+    /// length).
+    #[inline]
+    pub(crate) fn registered(&self) -> (SymbolId, Fingerprint, Fingerprint) {
+        (
+            SymbolId::from_raw(u64::from_le_bytes(self.split(0))),
+            Fingerprint::from_raw(u64::from_le_bytes(self.split(8))),
+            Fingerprint::from_raw(u64::from_le_bytes(self.split(16))),
+        )
+    }
+
+    /// An address header's build ID and offset (the caller checked the length).
+    #[inline]
+    pub(crate) fn address(&self) -> ([u8; 16], i64) {
+        (self.split(0), i64::from_le_bytes(self.split(16)))
+    }
+
+    /// An object header's type ID and shape hash (the caller checked the length).
+    #[inline]
+    pub(crate) fn object(&self) -> (SymbolId, Fingerprint) {
+        (
+            SymbolId::from_raw(u64::from_le_bytes(self.split(0))),
+            Fingerprint::from_raw(u64::from_le_bytes(self.split(8))),
+        )
+    }
+
+    /// The first byte, if any.
+    #[inline]
+    pub(crate) fn first(&self) -> Option<u8> {
+        (self.len > 0).then_some(self.bytes[0])
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Header {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, SeqAccess, Visitor};
+        struct HeaderVisitor;
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = Header;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a header of at most {} bytes", Header::MAX)
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Header, E> {
+                if v.len() > Header::MAX {
+                    return Err(E::invalid_length(v.len(), &self));
+                }
+                let mut bytes = [0u8; Header::MAX];
+                bytes[..v.len()].copy_from_slice(v);
+                Ok(Header {
+                    bytes,
+                    len: v.len(),
+                })
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Header, S::Error> {
+                let mut bytes = [0u8; Header::MAX];
+                let mut len = 0;
+                while let Some(b) = seq.next_element::<u8>()? {
+                    if len == Header::MAX {
+                        return Err(de::Error::invalid_length(Header::MAX + 1, &self));
+                    }
+                    bytes[len] = b;
+                    len += 1;
+                }
+                Ok(Header { bytes, len })
+            }
+        }
+        deserializer.deserialize_bytes(HeaderVisitor)
     }
 }
 
@@ -237,7 +383,8 @@ fn check_version(bytes: &[u8]) -> Result<&[u8]> {
 /// |---|---|
 /// | 1 | [`VERSION`] |
 /// | 8 | [`SymbolId`] |
-/// | 8 | [`Fingerprint`] |
+/// | 8 | [`Fingerprint`] of the signature |
+/// | 8 | shape hash ([`Entry::shape`](crate::registry::Entry::shape)) |
 /// | 4 | state length *s* |
 /// | *s* | captured state (codec-encoded) |
 /// | 4 | arguments length *a* |
@@ -251,6 +398,8 @@ pub struct CallFrame<'a> {
     pub id: SymbolId,
     /// The sender's signature fingerprint of that function.
     pub fingerprint: Fingerprint,
+    /// The sender's data shape hash of that function.
+    pub shape: Fingerprint,
     /// The function's captured state.
     pub state: &'a [u8],
     /// The encoded argument tuple.
@@ -260,10 +409,11 @@ pub struct CallFrame<'a> {
 impl<'a> CallFrame<'a> {
     /// The frame's bytes.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(25 + self.state.len() + self.args.len());
+        let mut out = Vec::with_capacity(33 + self.state.len() + self.args.len());
         out.push(VERSION);
         out.extend_from_slice(&self.id.to_raw().to_le_bytes());
         out.extend_from_slice(&self.fingerprint.to_raw().to_le_bytes());
+        out.extend_from_slice(&self.shape.to_raw().to_le_bytes());
         for (what, part) in [("state", self.state), ("arguments", self.args)] {
             let len = u32::try_from(part.len()).map_err(|_| Error::Encode {
                 what,
@@ -283,6 +433,7 @@ impl<'a> CallFrame<'a> {
         };
         let id = SymbolId::from_raw(u64::from_le_bytes(reader.array("symbol id")?));
         let fingerprint = Fingerprint::from_raw(u64::from_le_bytes(reader.array("fingerprint")?));
+        let shape = Fingerprint::from_raw(u64::from_le_bytes(reader.array("shape")?));
         let state = reader.sized("state", limits)?;
         let args = reader.sized("arguments", limits)?;
         if !reader.rest.is_empty() {
@@ -294,6 +445,7 @@ impl<'a> CallFrame<'a> {
         Ok(CallFrame {
             id,
             fingerprint,
+            shape,
             state,
             args,
         })
@@ -374,6 +526,19 @@ mod tests {
     }
 
     #[test]
+    fn an_older_version_is_named_as_such() {
+        let err = from_bytes::<u8>(&[1, 1]).unwrap_err();
+        assert_eq!(
+            err,
+            Error::OlderFormat {
+                found: 1,
+                supported: VERSION
+            }
+        );
+        assert!(err.to_string().contains("made by an older dilly"), "{err}");
+    }
+
+    #[test]
     fn unknown_version_is_refused() {
         assert_eq!(
             from_bytes::<u8>(&[9, 1]),
@@ -416,18 +581,19 @@ mod tests {
         let frame = CallFrame {
             id: SymbolId::of("a::b"),
             fingerprint: Fingerprint::of("fn()"),
+            shape: Fingerprint::of("shape"),
             state: &[1, 2],
             args: &[3],
         };
         let bytes = frame.encode().unwrap();
-        assert_eq!(bytes.len(), 1 + 8 + 8 + 4 + 2 + 4 + 1);
+        assert_eq!(bytes.len(), 1 + 8 + 8 + 8 + 4 + 2 + 4 + 1);
         assert_eq!(CallFrame::decode(&bytes, Limits::DEFAULT).unwrap(), frame);
     }
 
     #[test]
     fn frame_length_over_limit_is_refused_without_reading() {
         let mut bytes = vec![VERSION];
-        bytes.extend_from_slice(&[0; 16]);
+        bytes.extend_from_slice(&[0; 24]);
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         let err = CallFrame::decode(&bytes, Limits::DEFAULT).unwrap_err();
         assert!(
@@ -441,6 +607,7 @@ mod tests {
         let frame = CallFrame {
             id: SymbolId::of("a::b"),
             fingerprint: Fingerprint::of("fn()"),
+            shape: Fingerprint::of("shape"),
             state: &[1, 2, 3],
             args: &[4, 5],
         };

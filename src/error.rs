@@ -53,6 +53,39 @@ pub enum Error {
         found: Fingerprint,
     },
 
+    /// The receiver's registered item has the same signature as the sender's, but
+    /// the data behind it — its state, receiver, arguments or result — has another
+    /// shape: a field was added, removed, reordered or retyped, or an enum gained a
+    /// variant. The value is refused before any of it is decoded.
+    #[error(
+        "data shape mismatch for `{name}`: the sender's data types differ from this build's \
+         (sender's shape hash {found}, this build's {expected_shape}: {expected}); \
+         compact formats need identical data types on both sides — deploy one build, or roll \
+         the change out on a new queue and drain the old one (docs/wire-format.md)"
+    )]
+    ShapeMismatch {
+        /// The item's canonical name.
+        name: &'static str,
+        /// This build's shapes of the state, arguments and result.
+        expected: String,
+        /// This build's shape hash.
+        expected_shape: Fingerprint,
+        /// The shape hash the sender wrote.
+        found: Fingerprint,
+    },
+    /// The bytes were made by an older dilly, whose wire format this build no longer
+    /// reads: it would have to trust data shapes the bytes do not record.
+    #[error(
+        "these bytes were made by an older dilly (wire format version {found}); this build reads \
+         version {supported} only: re-encode them with this build's dilly, or drain them with the \
+         old build (docs/wire-format.md)"
+    )]
+    OlderFormat {
+        /// The version the bytes were written in.
+        found: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
     /// A value was decoded as `Func<Args, R>` with type parameters that do not match
     /// the registered function.
     #[error(
@@ -148,7 +181,8 @@ pub enum Error {
 
     /// The input is from an unknown wire-format version.
     #[error(
-        "unsupported wire format version {found} (this build reads version {supported}); upgrade the receiver"
+        "unsupported wire format version {found} (this build reads version {supported}); the bytes \
+         come from a newer dilly or are corrupt: upgrade the receiver"
     )]
     UnsupportedVersion {
         /// Version byte found.
@@ -179,11 +213,15 @@ pub enum Error {
 
 impl Error {
     /// True when the error means the two sides run different builds (unknown symbol,
-    /// signature mismatch): redeploying one build fixes it, retrying does not.
+    /// signature or data shape mismatch, bytes from an older dilly): redeploying one
+    /// build fixes it, retrying does not.
     pub fn is_version_skew(&self) -> bool {
         matches!(
             self,
-            Error::UnknownSymbol { .. } | Error::SignatureMismatch { .. }
+            Error::UnknownSymbol { .. }
+                | Error::SignatureMismatch { .. }
+                | Error::ShapeMismatch { .. }
+                | Error::OlderFormat { .. }
         )
     }
 

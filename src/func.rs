@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde::ser::{SerializeStruct, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec;
+use crate::codec::{self, Header};
 use crate::error::{Error, Result};
 use crate::registry::{self, Entry, Ops};
 use crate::same_build::{self, BuildId};
@@ -120,8 +120,8 @@ enum Origin {
 /// call it with [`call`](Func::call); send it with any serde format.
 ///
 /// * In binary formats a portable value is a tuple of the 8-byte ID, the 8-byte
-///   signature fingerprint and the state bytes: a free function is 19 bytes with
-///   bincode.
+///   signature fingerprint, the 8-byte data shape hash and the state bytes: a free
+///   function is 27 bytes with bincode.
 /// * In human-readable formats it is `{"fn": "<name>", "fingerprint": "<hex>",
 ///   "state": <state>}`, with the state in that format too.
 ///
@@ -205,9 +205,10 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
             RawFunc::Registered {
                 id,
                 fingerprint,
+                shape,
                 state,
             } => {
-                let entry = registry::lookup_callable(id, fingerprint)?;
+                let entry = registry::lookup_callable(id, fingerprint, shape)?;
                 Self::assemble(Origin::Registered(entry), entry.prepare(&state)?)
             }
             RawFunc::SameBuild { .. } if M::PORTABLE => Err(Error::NotPortable),
@@ -225,11 +226,17 @@ impl<A: 'static, R: 'static, M: Mode> Func<A, R, M> {
 
 impl<A: 'static, R: 'static> Func<A, R> {
     /// Builds the value for `id` from its encoded `state`, checking the sender's
-    /// `fingerprint` and this value's type parameters.
-    pub fn from_parts(id: SymbolId, fingerprint: Fingerprint, state: Vec<u8>) -> Result<Self> {
+    /// signature `fingerprint`, its data `shape` and this value's type parameters.
+    pub fn from_parts(
+        id: SymbolId,
+        fingerprint: Fingerprint,
+        shape: Fingerprint,
+        state: Vec<u8>,
+    ) -> Result<Self> {
         Self::from_raw(RawFunc::Registered {
             id,
             fingerprint,
+            shape,
             state,
         })
     }
@@ -253,6 +260,12 @@ impl<A, R> Func<A, R> {
     /// The signature fingerprint that travels with the value.
     pub fn fingerprint(&self) -> Fingerprint {
         self.entry().fingerprint()
+    }
+
+    /// The data shape hash that travels with the value in binary formats
+    /// ([`Entry::shape`]).
+    pub fn shape(&self) -> Fingerprint {
+        self.entry().shape()
     }
 
     /// The registry entry of the code.
@@ -330,6 +343,7 @@ impl<A, R, M: Mode> Func<A, R, M> {
             Origin::Registered(entry) => RawFunc::Registered {
                 id: entry.id(),
                 fingerprint: entry.fingerprint(),
+                shape: entry.shape(),
                 state,
             },
             Origin::Address { build, offset } => RawFunc::SameBuild {
@@ -396,6 +410,8 @@ pub enum RawFunc {
         id: SymbolId,
         /// The sender's signature fingerprint.
         fingerprint: Fingerprint,
+        /// The sender's data shape hash ([`Entry::shape`]).
+        shape: Fingerprint,
         /// The encoded captured state.
         state: Vec<u8>,
     },
@@ -418,8 +434,9 @@ impl RawFunc {
             RawFunc::Registered {
                 id,
                 fingerprint,
+                shape,
                 state,
-            } => registry::lookup_callable(*id, *fingerprint)?.prepare(state),
+            } => registry::lookup_callable(*id, *fingerprint, *shape)?.prepare(state),
             RawFunc::SameBuild {
                 build,
                 offset,
@@ -463,8 +480,12 @@ impl<A, R, M: Mode> Serialize for Func<A, R, M> {
                     serialize_registered(entry, self.state(), serializer)
                 } else {
                     let mut t = serializer.serialize_tuple(3)?;
-                    t.serialize_element(&0u8)?;
-                    t.serialize_element(&Bytes(&registered_header(entry)))?;
+                    t.serialize_element(&codec::TAG_REGISTERED)?;
+                    t.serialize_element(&Bytes(&codec::registered_header(
+                        entry.id(),
+                        entry.fingerprint(),
+                        entry.shape(),
+                    )))?;
                     t.serialize_element(&Bytes(self.state()))?;
                     t.end()
                 }
@@ -477,12 +498,9 @@ impl<A, R, M: Mode> Serialize for Func<A, R, M> {
                     s.serialize_field("state", &Bytes(self.state()))?;
                     s.end()
                 } else {
-                    let mut header = [0u8; 24];
-                    header[..16].copy_from_slice(&build.0);
-                    header[16..].copy_from_slice(&offset.to_le_bytes());
                     let mut t = serializer.serialize_tuple(3)?;
-                    t.serialize_element(&1u8)?;
-                    t.serialize_element(&Bytes(&header))?;
+                    t.serialize_element(&codec::TAG_ADDRESS)?;
+                    t.serialize_element(&Bytes(&codec::address_header(build.0, offset)))?;
                     t.serialize_element(&Bytes(self.state()))?;
                     t.end()
                 }
@@ -513,7 +531,11 @@ fn serialize_registered<S: Serializer>(
         s.end()
     } else {
         let mut t = serializer.serialize_tuple(2)?;
-        t.serialize_element(&Bytes(&registered_header(entry)))?;
+        t.serialize_element(&Bytes(&codec::registered_header(
+            entry.id(),
+            entry.fingerprint(),
+            entry.shape(),
+        )))?;
         t.serialize_element(&Bytes(state))?;
         t.end()
     }
@@ -525,65 +547,6 @@ pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
 impl Serialize for Bytes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(self.0)
-    }
-}
-
-/// The binary header of registered code: ID then fingerprint, each 8 bytes little
-/// endian, written as one byte string so formats copy it in one piece.
-fn registered_header(entry: &Entry) -> [u8; 16] {
-    let mut header = [0u8; 16];
-    header[..8].copy_from_slice(&entry.id().to_raw().to_le_bytes());
-    header[8..].copy_from_slice(&entry.fingerprint().to_raw().to_le_bytes());
-    header
-}
-
-/// Receives a short byte string (a header) without allocating.
-pub(crate) struct Header {
-    bytes: [u8; 24],
-    pub(crate) len: usize,
-}
-
-impl Header {
-    pub(crate) fn split<const N: usize>(&self, at: usize) -> [u8; N] {
-        let mut out = [0u8; N];
-        out.copy_from_slice(&self.bytes[at..at + N]);
-        out
-    }
-}
-
-impl<'de> Deserialize<'de> for Header {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HeaderVisitor;
-        impl<'de> Visitor<'de> for HeaderVisitor {
-            type Value = Header;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a function header of 16 or 24 bytes")
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Header, E> {
-                if v.len() > 24 {
-                    return Err(E::invalid_length(v.len(), &self));
-                }
-                let mut bytes = [0u8; 24];
-                bytes[..v.len()].copy_from_slice(v);
-                Ok(Header {
-                    bytes,
-                    len: v.len(),
-                })
-            }
-            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Header, S::Error> {
-                let mut bytes = [0u8; 24];
-                let mut len = 0;
-                while let Some(b) = seq.next_element::<u8>()? {
-                    if len == 24 {
-                        return Err(de::Error::invalid_length(25, &self));
-                    }
-                    bytes[len] = b;
-                    len += 1;
-                }
-                Ok(Header { bytes, len })
-            }
-        }
-        deserializer.deserialize_bytes(HeaderVisitor)
     }
 }
 
@@ -658,7 +621,7 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
         let missing = |i| de::Error::invalid_length(i, &"a complete function value");
         let tag: u8 = if M::PORTABLE {
-            0
+            codec::TAG_REGISTERED
         } else {
             seq.next_element()?.ok_or_else(|| missing(0))?
         };
@@ -667,12 +630,13 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
         // one, in a format that writes a `u8` as one byte and a length as one byte
         // (bincode, postcard): the tag reads as a length of 1 and the header's
         // length as its content. Say what it is rather than "malformed".
-        if M::PORTABLE && header.len == 1 && header.bytes[0] == 24 {
+        if M::PORTABLE && header.len == 1 && header.first() == Some(codec::ADDRESS_HEADER_LEN as u8)
+        {
             return Err(de_error(Error::NotPortable));
         }
         let expected_len = match tag {
-            0 => 16,
-            1 => 24,
+            codec::TAG_REGISTERED => codec::REGISTERED_HEADER_LEN,
+            codec::TAG_ADDRESS => codec::ADDRESS_HEADER_LEN,
             other => {
                 return Err(de::Error::invalid_value(
                     de::Unexpected::Unsigned(u64::from(other)),
@@ -680,22 +644,27 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for CompactVisitor<A, R,
                 ));
             }
         };
+        if tag == codec::TAG_REGISTERED && header.len == codec::V1_REGISTERED_HEADER_LEN {
+            return Err(de_error(Error::OlderFormat {
+                found: 1,
+                supported: codec::VERSION,
+            }));
+        }
         if header.len != expected_len {
             return Err(de::Error::invalid_length(
                 header.len,
-                &"a 16-byte (registered) or 24-byte (same-build) header",
+                &"a 24-byte header (registered or same-build)",
             ));
         }
-        let (origin, preparer) = if tag == 0 {
-            let id = SymbolId::from_raw(u64::from_le_bytes(header.split(0)));
-            let fingerprint = Fingerprint::from_raw(u64::from_le_bytes(header.split(8)));
-            let entry = registry::lookup_callable(id, fingerprint).map_err(de_error)?;
+        let (origin, preparer) = if tag == codec::TAG_REGISTERED {
+            let (id, fingerprint, shape) = header.registered();
+            let entry = registry::lookup_callable(id, fingerprint, shape).map_err(de_error)?;
             (Origin::Registered(entry), Preparer::Entry(entry))
         } else if M::PORTABLE {
             return Err(de_error(Error::NotPortable));
         } else {
-            let build = BuildId(header.split(0));
-            let offset = i64::from_le_bytes(header.split(16));
+            let (build, offset) = header.address();
+            let build = BuildId(build);
             let prepare = same_build::resolve(build, offset).map_err(de_error)?;
             (
                 Origin::Address { build, offset },
@@ -805,9 +774,12 @@ impl<'de, A: 'static, R: 'static, M: Mode> Visitor<'de> for ReadableVisitor<A, R
         }
         let state = state.ok_or_else(|| de::Error::missing_field("state"))?;
         let raw = match (entry, build) {
+            // Readable formats carry no shape hash: the state's fields are matched
+            // by name, and serde refuses a missing field or an unknown variant.
             (Some(entry), _) => RawFunc::Registered {
                 id: entry.id(),
                 fingerprint: fingerprint.ok_or_else(|| de::Error::missing_field("fingerprint"))?,
+                shape: entry.shape(),
                 state,
             },
             (None, Some(build)) => RawFunc::SameBuild {

@@ -92,6 +92,7 @@ mod func;
 mod object;
 pub mod registry;
 pub mod same_build;
+pub mod shape;
 mod symbol;
 
 #[doc(hidden)]

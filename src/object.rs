@@ -7,10 +7,10 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeStruct, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::Result;
-use crate::func::{Bytes, Func, Header, de_error};
+use crate::codec::{self, Header};
+use crate::error::{Error, Result};
+use crate::func::{Bytes, Func, de_error};
 use crate::registry::{self, Entry, Kind, Ops};
-use crate::symbol::SymbolId;
 
 /// A value of a `#[derive(Dilly)]` type, usable behind `Box<dyn Object>`: it
 /// serializes with its type's registered name and deserializes, in any process that
@@ -89,7 +89,7 @@ impl Serialize for dyn Object {
             s.end()
         } else {
             let mut t = serializer.serialize_tuple(2)?;
-            t.serialize_element(&Bytes(&entry.id().to_raw().to_le_bytes()))?;
+            t.serialize_element(&Bytes(&codec::object_header(entry.id(), entry.shape())))?;
             t.serialize_element(value)?;
             t.end()
         }
@@ -126,11 +126,22 @@ impl<'de> Visitor<'de> for ObjectVisitor {
         let header: Header = seq
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(0, &"2 fields"))?;
-        if header.len != 8 {
-            return Err(de::Error::invalid_length(header.len, &"an 8-byte type ID"));
+        if header.len == codec::V1_OBJECT_HEADER_LEN {
+            return Err(de_error(Error::OlderFormat {
+                found: 1,
+                supported: codec::VERSION,
+            }));
         }
-        let entry = registry::lookup(SymbolId::from_raw(u64::from_le_bytes(header.split(0))))
+        if header.len != codec::OBJECT_HEADER_LEN {
+            return Err(de::Error::invalid_length(
+                header.len,
+                &"a 16-byte type ID and shape hash",
+            ));
+        }
+        let (id, shape) = header.object();
+        let entry = registry::lookup(id)
             .and_then(type_entry)
+            .and_then(|entry| entry.check_shape(shape).map(|()| entry))
             .map_err(de_error)?;
         seq.next_element_seed(ObjectSeed(entry))?
             .ok_or_else(|| de::Error::invalid_length(1, &"2 fields"))

@@ -10,8 +10,9 @@ use crate::codec;
 use crate::error::Result;
 use crate::func::{ErasedFunc, Func, Owned, SameBuild, Shared};
 use crate::object::{Object, Task};
-use crate::registry::{Ops, PrepareFn};
+use crate::registry::{Ops, PrepareFn, ShapesFn};
 use crate::same_build;
+use crate::shape::Shapes;
 
 #[cfg(not(feature = "inventory"))]
 pub use crate::registry::REGISTRY;
@@ -49,12 +50,14 @@ macro_rules! __register {
     };
 }
 
-/// A function entry whose captured state has type `S`.
+/// A function entry whose captured state has type `S`; `shapes` traces the state,
+/// argument and result types ([`shapes`] or [`shapes_of`]).
 pub const fn func_entry<S>(
     name: &'static str,
     signature: &'static str,
     kind: Kind,
     prepare: PrepareFn,
+    shapes: ShapesFn,
 ) -> Entry
 where
     S: Serialize + DeserializeOwned + 'static,
@@ -68,8 +71,41 @@ where
             state_to_readable: state_to_readable::<S>,
             state_from_readable: state_from_readable::<S>,
         },
+        shapes,
     )
 }
+
+/// Traces the shapes of state `S`, arguments `A` and result `R`.
+pub fn shapes<S, A, R>() -> Shapes
+where
+    S: DeserializeOwned,
+    A: DeserializeOwned,
+    R: Output,
+{
+    Shapes::of::<S, A, R>()
+}
+
+/// [`shapes`] with the result type taken from the lifted body of a `closure!`.
+pub fn shapes_of<S, A, R, F>(_lifted: &F) -> Shapes
+where
+    S: DeserializeOwned,
+    A: DeserializeOwned,
+    R: Output,
+    F: Fn(&S, A) -> R,
+{
+    Shapes::of::<S, A, R>()
+}
+
+/// What a registered function's result must be: the caller decodes it, and its
+/// shape is part of the function's identity across builds.
+#[diagnostic::on_unimplemented(
+    message = "the result type `{Self}` of a registered function must implement serde's `Serialize` and `Deserialize`",
+    label = "this result type",
+    note = "derive `Serialize, Deserialize` for it: the caller decodes the result, and dilly compares its data shape across builds"
+)]
+pub trait Output: Serialize + DeserializeOwned + 'static {}
+
+impl<T: Serialize + DeserializeOwned + 'static> Output for T {}
 
 /// The entry of a `#[derive(Dilly)]` type.
 pub const fn object_entry<T>(name: &'static str) -> Entry
@@ -83,6 +119,7 @@ where
         Ops::Object {
             deserialize: deserialize_object::<T>,
         },
+        Shapes::of_type::<T>,
     )
 }
 
@@ -91,9 +128,15 @@ pub const fn task_entry<T>(name: &'static str, signature: &'static str) -> Entry
 where
     T: Task + Serialize + DeserializeOwned,
     T::Args: DeserializeOwned + 'static,
-    T::Output: Serialize + 'static,
+    T::Output: Output,
 {
-    func_entry::<T>(name, signature, Kind::Task, prepare_task::<T>)
+    func_entry::<T>(
+        name,
+        signature,
+        Kind::Task,
+        prepare_task::<T>,
+        shapes::<T, T::Args, T::Output>,
+    )
 }
 
 fn prepare_task<T>(state: &[u8]) -> Result<Arc<dyn ErasedFunc>>

@@ -10,6 +10,7 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use crate::error::{Error, Result};
 use crate::func::ErasedFunc;
 use crate::object::Object;
+use crate::shape::Shapes;
 use crate::symbol::{Fingerprint, SymbolId};
 
 /// What kind of item a registry entry describes.
@@ -52,6 +53,8 @@ pub(crate) type StateToReadableFn = fn(&[u8]) -> Result<Box<dyn erased_serde::Se
 /// Reads state from a readable format and encodes it.
 pub(crate) type StateFromReadableFn =
     fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Vec<u8>, erased_serde::Error>;
+/// Traces an entry's data shapes.
+pub(crate) type ShapesFn = fn() -> Shapes;
 /// Reads a type-erased object from any format.
 pub(crate) type ObjectFromFn =
     fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Box<dyn Object>, erased_serde::Error>;
@@ -77,6 +80,9 @@ pub struct Entry {
     id: SymbolId,
     fingerprint: Fingerprint,
     ops: Ops,
+    trace_shapes: ShapesFn,
+    /// The traced data shapes: traced on first use, as few entries are ever checked.
+    shapes: OnceLock<Shapes>,
     /// The prepared function for an empty state (free functions, closures without
     /// captures): immutable, so every receipt can share it instead of allocating.
     stateless: OnceLock<Arc<dyn ErasedFunc>>,
@@ -88,6 +94,7 @@ impl Entry {
         signature: &'static str,
         kind: Kind,
         ops: Ops,
+        trace_shapes: ShapesFn,
     ) -> Entry {
         Entry {
             name,
@@ -96,6 +103,8 @@ impl Entry {
             id: SymbolId::of(name),
             fingerprint: Fingerprint::of(signature),
             ops,
+            trace_shapes,
+            shapes: OnceLock::new(),
             stateless: OnceLock::new(),
         }
     }
@@ -118,6 +127,40 @@ impl Entry {
     /// [`Fingerprint::of`] the signature.
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
+    }
+
+    /// The data shapes of the state, arguments and result, as serde sees them
+    /// (see [`crate::shape`]). Traced on the first call, then kept.
+    #[inline]
+    pub fn shapes(&self) -> &Shapes {
+        self.shapes.get_or_init(self.trace_shapes)
+    }
+
+    /// [`Shapes::hash`] of [`shapes`](Entry::shapes): what compact frames carry.
+    #[inline]
+    pub fn shape(&self) -> Fingerprint {
+        self.shapes().hash()
+    }
+
+    /// Checks that the sender's data `shape` matches this build's.
+    #[inline]
+    pub fn check_shape(&self, shape: Fingerprint) -> Result<()> {
+        if shape == self.shape() {
+            Ok(())
+        } else {
+            Err(self.shape_mismatch(shape))
+        }
+    }
+
+    #[cold]
+    fn shape_mismatch(&self, found: Fingerprint) -> Error {
+        let shapes = self.shapes();
+        Error::ShapeMismatch {
+            name: self.name,
+            expected: shapes.to_string(),
+            expected_shape: shapes.hash(),
+            found,
+        }
     }
 
     /// What kind of item this is.
@@ -235,12 +278,13 @@ impl Duplicate {
 }
 
 /// A summary of a whole registry, cheap to compare in a handshake: two processes
-/// with equal fingerprints registered the same items with the same signatures.
+/// with equal fingerprints registered the same items with the same signatures and
+/// the same data shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RegistryFingerprint {
     /// Number of distinct entries.
     pub count: usize,
-    /// Hash over every entry's ID and signature fingerprint, in ID order.
+    /// Hash over every entry's ID, signature fingerprint and shape hash, in ID order.
     pub hash: Fingerprint,
 }
 
@@ -276,7 +320,6 @@ type IdMap<V> = HashMap<SymbolId, V, std::hash::BuildHasherDefault<IdHasher>>;
 struct Index {
     by_id: IdMap<&'static Entry>,
     duplicates: Vec<Duplicate>,
-    fingerprint: RegistryFingerprint,
 }
 
 static INDEX: LazyLock<Index> = LazyLock::new(|| build_index(collect::all()));
@@ -304,21 +347,29 @@ fn build_index(all: impl Iterator<Item = &'static Entry>) -> Index {
             }),
         }
     }
-    let mut ids: Vec<_> = by_id.values().map(|e| (e.id, e.fingerprint)).collect();
+    Index { by_id, duplicates }
+}
+
+/// The fingerprint of the entries of `index`: traces every entry's shapes.
+fn registry_fingerprint(index: &Index) -> RegistryFingerprint {
+    let mut ids: Vec<_> = index
+        .by_id
+        .values()
+        .map(|e| (e.id, e.fingerprint, e.shape()))
+        .collect();
     ids.sort();
-    let hash = ids.iter().fold(Fingerprint::EMPTY, |h, (id, fp)| {
+    let hash = ids.iter().fold(Fingerprint::EMPTY, |h, (id, fp, shape)| {
         h.extend(&id.to_raw().to_le_bytes())
             .extend(&fp.to_raw().to_le_bytes())
+            .extend(&shape.to_raw().to_le_bytes())
     });
-    Index {
-        fingerprint: RegistryFingerprint {
-            count: by_id.len(),
-            hash,
-        },
-        by_id,
-        duplicates,
+    RegistryFingerprint {
+        count: index.by_id.len(),
+        hash,
     }
 }
+
+static FINGERPRINT: LazyLock<RegistryFingerprint> = LazyLock::new(|| registry_fingerprint(&INDEX));
 
 /// The entry registered under `id`.
 ///
@@ -347,14 +398,20 @@ pub fn lookup_name(name: &str) -> Result<&'static Entry> {
     })
 }
 
-/// The entry for `id`, checked against the sender's `fingerprint` and required to be
-/// callable: the usual first step on a receiving side.
-pub fn lookup_callable(id: SymbolId, fingerprint: Fingerprint) -> Result<&'static Entry> {
+/// The entry for `id`, checked against the sender's signature `fingerprint` and
+/// data `shape` and required to be callable: the usual first step on a receiving
+/// side.
+pub fn lookup_callable(
+    id: SymbolId,
+    fingerprint: Fingerprint,
+    shape: Fingerprint,
+) -> Result<&'static Entry> {
     let entry = lookup(id)?;
     if !entry.kind.is_callable() {
         return Err(entry.wrong_kind("function"));
     }
     entry.check_fingerprint(fingerprint)?;
+    entry.check_shape(shape)?;
     Ok(entry)
 }
 
@@ -369,9 +426,11 @@ pub fn duplicates() -> &'static [Duplicate] {
     &INDEX.duplicates
 }
 
-/// The fingerprint of this program's whole registry, for handshakes between processes.
+/// The fingerprint of this program's whole registry — every entry's ID, signature
+/// and data shapes — for handshakes between processes. The first call traces the
+/// shapes of every entry.
 pub fn fingerprint() -> RegistryFingerprint {
-    INDEX.fingerprint
+    *FINGERPRINT
 }
 
 /// Fails with the first [`Error::DuplicateSymbol`], if any: call it at start-up to
@@ -412,10 +471,23 @@ mod tests {
                 state_to_readable: never_readable,
                 state_from_readable: never_from_readable,
             },
+            Shapes::of::<(), (), ()>,
         )
     }
 
     static A: Entry = test_entry("t::a", "fn()", Kind::Function);
+    /// `A` in a build whose data differ: same name and signature, another shape.
+    static A_OTHER_DATA: Entry = Entry::new(
+        "t::a",
+        "fn()",
+        Kind::Function,
+        Ops::Func {
+            prepare: never_prepare,
+            state_to_readable: never_readable,
+            state_from_readable: never_from_readable,
+        },
+        Shapes::of::<(), (), u64>,
+    );
     static A_AGAIN: Entry = test_entry("t::a", "fn(u8)", Kind::Function);
     static B: Entry = test_entry("t::b", "fn()", Kind::Function);
     static C1: Entry = test_entry("t::{closure:1}", "fn()", Kind::Closure);
@@ -432,24 +504,40 @@ mod tests {
                 second: "t::a"
             }]
         );
-        assert_eq!(index.fingerprint.count, 2);
+        assert_eq!(registry_fingerprint(&index).count, 2);
     }
 
     #[test]
     fn identical_closures_are_not_duplicates() {
         let index = build_index([&C1, &C2].into_iter());
         assert!(index.duplicates.is_empty());
-        assert_eq!(index.fingerprint.count, 1);
+        assert_eq!(registry_fingerprint(&index).count, 1);
     }
 
     #[test]
     fn fingerprint_ignores_order_and_sees_signatures() {
-        let ab = build_index([&A, &B].into_iter()).fingerprint;
-        let ba = build_index([&B, &A].into_iter()).fingerprint;
-        let a2b = build_index([&A_AGAIN, &B].into_iter()).fingerprint;
+        let ab = registry_fingerprint(&build_index([&A, &B].into_iter()));
+        let ba = registry_fingerprint(&build_index([&B, &A].into_iter()));
+        let a2b = registry_fingerprint(&build_index([&A_AGAIN, &B].into_iter()));
         assert_eq!(ab, ba);
         assert_ne!(ab, a2b);
         assert_eq!(ab.count, a2b.count);
+    }
+
+    #[test]
+    fn fingerprint_sees_data_shapes() {
+        let a = registry_fingerprint(&build_index([&A, &B].into_iter()));
+        let other = registry_fingerprint(&build_index([&A_OTHER_DATA, &B].into_iter()));
+        assert_eq!(A.fingerprint(), A_OTHER_DATA.fingerprint());
+        assert_ne!(a, other);
+        let err = A.check_shape(A_OTHER_DATA.shape()).unwrap_err();
+        assert!(
+            matches!(err, Error::ShapeMismatch { name: "t::a", .. }),
+            "{err}"
+        );
+        assert!(err.is_version_skew());
+        assert!(err.to_string().contains("result ()"), "{err}");
+        assert_eq!(A.check_shape(A.shape()), Ok(()));
     }
 
     #[test]

@@ -32,8 +32,9 @@ fn free_function_round_trips_in_bincode() {
     let f: Func<(u64,), u64> = func_of!(double);
     assert_eq!(f.call((4,)), 8);
     let bytes = dilly::to_bytes(&f).unwrap();
-    // version + header length + 8-byte id + 8-byte fingerprint + empty state
-    assert_eq!(bytes.len(), 19);
+    // version + header length + 8-byte id + 8-byte fingerprint + 8-byte shape hash
+    // + empty state
+    assert_eq!(bytes.len(), 27);
     let g: Func<(u64,), u64> = dilly::from_bytes(&bytes).unwrap();
     assert_eq!(g.call((21,)), 42);
     assert_eq!(g.name(), "func::double");

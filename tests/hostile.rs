@@ -26,6 +26,7 @@ fn valid_payloads() -> Vec<Vec<u8>> {
         CallFrame {
             id: method.id(),
             fingerprint: method.fingerprint(),
+            shape: method.shape(),
             state: method.state(),
             args: &args,
         }
@@ -47,7 +48,8 @@ fn decode_everything(bytes: &[u8]) {
     let _ = dilly::from_bytes::<Box<dyn Object>>(bytes);
     let _ = dilly::from_bytes::<Vec<Box<dyn Object>>>(bytes);
     if let Ok(frame) = CallFrame::decode(bytes, Limits::DEFAULT)
-        && let Ok(entry) = dilly::registry::lookup_callable(frame.id, frame.fingerprint)
+        && let Ok(entry) =
+            dilly::registry::lookup_callable(frame.id, frame.fingerprint, frame.shape)
         && let Ok(f) = entry.prepare(frame.state)
     {
         let _ = f.call_bytes(frame.args);
@@ -123,7 +125,7 @@ fn huge_claimed_lengths_are_refused_without_allocating() {
     let closure = dilly_fixture::counting_closure(vec![], 1);
     let mut bytes = dilly::to_bytes(&closure).unwrap();
     // Replace the state: length-prefixed bytes holding a varint 2^60 vec length.
-    let state_start = 1 + 1 + 16; // version, header length, header
+    let state_start = 1 + 1 + 24; // version, header length, header
     bytes.truncate(state_start);
     let hostile_state = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10, 10];
     bytes.push(hostile_state.len() as u8);
@@ -133,7 +135,7 @@ fn huge_claimed_lengths_are_refused_without_allocating() {
 
     // A frame claiming a 4 GiB state.
     let mut frame = vec![dilly::VERSION];
-    frame.extend_from_slice(&[0; 16]);
+    frame.extend_from_slice(&[0; 24]);
     frame.extend_from_slice(&u32::MAX.to_le_bytes());
     let err = CallFrame::decode(&frame, Limits::DEFAULT).unwrap_err();
     assert!(matches!(err, dilly::Error::TooLarge { .. }), "{err}");

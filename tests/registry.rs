@@ -74,7 +74,8 @@ fn unknown_names_are_reported_with_the_name() {
 #[test]
 fn a_type_is_not_callable_and_a_function_is_not_an_object() {
     let point = registry::lookup_name("dilly_fixture::Point").unwrap();
-    let err = registry::lookup_callable(point.id(), point.fingerprint()).unwrap_err();
+    let err =
+        registry::lookup_callable(point.id(), point.fingerprint(), point.shape()).unwrap_err();
     assert!(
         matches!(
             err,

@@ -1,6 +1,7 @@
-//! Golden bytes: the wire format is pinned by files in `tests/golden/` that every
-//! later version must still decode and call, and that this version must still
-//! produce byte for byte.
+//! Golden bytes: the wire format is pinned by files in `tests/golden/` that this
+//! version must decode, call and produce byte for byte. The files of the previous
+//! version (`tests/golden/v1/`) must be refused with `Error::OlderFormat`, never
+//! misread.
 //!
 //! To add a case, add it to `cases()` and run `DILLY_BLESS=1 cargo test --test wire`
 //! once; never re-bless an existing file: a changed byte is a format break.
@@ -38,6 +39,7 @@ fn cases() -> Vec<Case> {
     let frame = CallFrame {
         id: method.id(),
         fingerprint: method.fingerprint(),
+        shape: method.shape(),
         state: method.state(),
         args: &args,
     }
@@ -95,7 +97,9 @@ fn cases() -> Vec<Case> {
             bytes: frame,
             check: |bytes| {
                 let frame = CallFrame::decode(bytes, Limits::DEFAULT).unwrap();
-                let entry = dilly::registry::lookup_callable(frame.id, frame.fingerprint).unwrap();
+                let entry =
+                    dilly::registry::lookup_callable(frame.id, frame.fingerprint, frame.shape)
+                        .unwrap();
                 let result = entry
                     .prepare(frame.state)
                     .unwrap()
@@ -159,9 +163,69 @@ fn free_function_layout_is_as_documented() {
     let fingerprint = dilly::Fingerprint::of("fn(u64) -> u64")
         .to_raw()
         .to_le_bytes();
-    let mut expected = vec![dilly::VERSION, 16];
+    // The shape hash of `fn double(x: u64) -> u64`: no state, one u64 argument,
+    // a u64 result.
+    let shape = dilly::Fingerprint::of("state: ()\nargs: (u64,)\nresult: u64");
+    let f: Func<(u64,), u64> = func_of!(dilly_fixture::double);
+    assert_eq!(f.shape(), shape);
+    let mut expected = vec![dilly::VERSION, 24];
     expected.extend_from_slice(&id);
     expected.extend_from_slice(&fingerprint);
+    expected.extend_from_slice(&shape.to_raw().to_le_bytes());
     expected.push(0); // empty state: length 0
     assert_eq!(bytes, expected);
+}
+
+#[test]
+fn shape_texts_are_as_documented() {
+    // docs/wire-format.md shows these texts.
+    let t = transformer();
+    let method = bind!(t.process_data);
+    assert_eq!(
+        method.entry().shapes().to_string(),
+        "state struct Transformer { factor: u64, label: str }; arguments (u64, u64); result u64"
+    );
+}
+
+#[test]
+fn the_previous_versions_golden_files_are_refused_as_older() {
+    let v1 = golden_dir().join("v1");
+    let older = dilly::Error::OlderFormat {
+        found: 1,
+        supported: dilly::VERSION,
+    };
+    for file in [
+        "free_fn.bin",
+        "nested_fn.bin",
+        "bound_method.bin",
+        "closure.bin",
+        "object.bin",
+        "task.bin",
+    ] {
+        let bytes = std::fs::read(v1.join(file)).unwrap();
+        assert_eq!(bytes[0], 1, "{file}");
+        let err = match file {
+            "object.bin" => dilly::from_bytes::<Box<dyn Object>>(&bytes).unwrap_err(),
+            "bound_method.bin" => dilly::from_bytes::<Func<(u64, u64), u64>>(&bytes).unwrap_err(),
+            _ => dilly::from_bytes::<Func<(u64,), u64>>(&bytes).unwrap_err(),
+        };
+        assert_eq!(err, older, "{file}");
+        assert!(err.to_string().contains("made by an older dilly"), "{err}");
+        assert!(err.is_version_skew());
+    }
+    let frame = std::fs::read(v1.join("call_frame.bin")).unwrap();
+    assert_eq!(
+        CallFrame::decode(&frame, Limits::DEFAULT),
+        Err(older.clone())
+    );
+
+    // A version-1 function value inside a stream that carries no version byte of
+    // its own (here: behind this version's byte) is recognised by its 16-byte
+    // header.
+    let mut v1_body = std::fs::read(v1.join("free_fn.bin")).unwrap();
+    v1_body[0] = dilly::VERSION;
+    assert_eq!(
+        dilly::from_bytes::<Func<(u64,), u64>>(&v1_body).unwrap_err(),
+        older
+    );
 }

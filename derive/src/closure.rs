@@ -209,6 +209,7 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
             #signature,
             ::dilly::__private::Kind::Closure,
             |state| ::dilly::__private::prepare_shared::<__DillyCaptures, #args_tuple, _, _>(state, #lifted),
+            || ::dilly::__private::shapes_of::<__DillyCaptures, #args_tuple, _, _>(&#lifted),
         );
         ::dilly::__register!(ENTRY);
         ::dilly::__private::shared_value(&ENTRY, __DillyCaptures { #(#idents: #inits,)* }, #lifted)

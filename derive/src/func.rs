@@ -69,6 +69,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 #signature,
                 ::dilly::__private::Kind::Function,
                 |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
+                ::dilly::__private::shapes::<(), #args_tuple, #ret>,
             );
             ::dilly::__register!(ENTRY);
             ::dilly::__private::shared_value(&ENTRY, (), #body)

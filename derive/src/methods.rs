@@ -192,8 +192,9 @@ fn companion(
                     #signature,
                     ::dilly::__private::Kind::Function,
                     |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
+                    ::dilly::__private::shapes::<(), #args_tuple, #ret>,
                 );
-                ::dilly::__register!(#entry);
+                    ::dilly::__register!(#entry);
             };
             (method, item)
         }
@@ -243,8 +244,9 @@ fn companion(
                     #signature,
                     ::dilly::__private::Kind::Method,
                     |state| #prepare,
+                    ::dilly::__private::shapes::<#self_ty, #args_tuple, #ret>,
                 );
-                ::dilly::__register!(#entry);
+                    ::dilly::__register!(#entry);
             };
             (method, item)
         }

@@ -16,6 +16,7 @@ fn unknown_symbol_is_rejected_by_the_worker() {
     let ghost = RawFunc::Registered {
         id: ghost_id,
         fingerprint: Fingerprint::of("fn(u64) -> u64"),
+        shape: Fingerprint::of("no shape"),
         state: Vec::new(),
     };
     let mut job = pool.open(&ghost).unwrap();
@@ -54,6 +55,7 @@ fn signature_mismatch_is_rejected_by_the_worker() {
     let skewed = RawFunc::Registered {
         id: f.id(),
         fingerprint: Fingerprint::of("fn(u32) -> u32"),
+        shape: f.shape(),
         state: Vec::new(),
     };
     let mut job = pool.open(&skewed).unwrap();
@@ -69,6 +71,32 @@ fn signature_mismatch_is_rejected_by_the_worker() {
             ),
         ] => {}
         ref other => panic!("expected Rejected(SignatureMismatch), got {other:?}"),
+    }
+}
+
+#[test]
+fn shape_mismatch_is_rejected_by_the_worker() {
+    let pool = ProcessPool::builder().workers(1).build().unwrap();
+    let f = dilly::func_of!(triple);
+    let skewed = RawFunc::Registered {
+        id: f.id(),
+        fingerprint: f.fingerprint(),
+        shape: Fingerprint::of("a sender whose data types differ"),
+        state: Vec::new(),
+    };
+    let mut job = pool.open(&skewed).unwrap();
+    job.submit(0, Items::from_iter([[1u8]])).unwrap();
+    let batch = job.next(None).expect("outcomes");
+    match batch.iter().collect::<Vec<_>>()[..] {
+        [
+            (
+                0,
+                Err(TaskError::Rejected {
+                    error: error @ dilly::Error::ShapeMismatch { .. },
+                }),
+            ),
+        ] => assert!(error.is_version_skew()),
+        ref other => panic!("expected Rejected(ShapeMismatch), got {other:?}"),
     }
 }
 

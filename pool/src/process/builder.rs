@@ -191,8 +191,12 @@ impl Builder {
 
     /// The program workers run; default: this very executable — `/proc/self/exe` on
     /// Linux, which still names the running build after the file on disk was
-    /// replaced (a rebuild) or deleted, else `std::env::current_exe()`. It must be the
-    /// same build as this process (the handshake checks).
+    /// replaced (a rebuild) or deleted, else `std::env::current_exe()`. It must
+    /// register the same items with the same signatures and data shapes as this
+    /// process — normally, the same build: the handshake compares
+    /// `dilly::registry::fingerprint()` and refuses it otherwise
+    /// ([`Error::RegistryMismatch`]). Same-build function values need the very same
+    /// executable (checked when they are submitted).
     pub fn program(mut self, path: impl Into<PathBuf>) -> Builder {
         self.program = Some(path.into());
         self

@@ -5,6 +5,7 @@ fn func() -> RawFunc {
     RawFunc::Registered {
         id: SymbolId::of("a::b"),
         fingerprint: Fingerprint::of("fn()"),
+        shape: Fingerprint::of("shape"),
         state: vec![1, 2, 3],
     }
 }

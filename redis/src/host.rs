@@ -513,6 +513,12 @@ impl Shared {
         match entries.pop() {
             Some((id, fields)) => {
                 let deliveries = count.parse::<u64>().unwrap_or(0) + 1;
+                conn.query::<()>(
+                    redis::cmd("HINCRBY")
+                        .arg(self.keys.stats())
+                        .arg("retried")
+                        .arg(1),
+                )?;
                 tracing::info!(entry = %id, deliveries, previous = %previous, "reclaimed a chunk");
                 Ok(Some(Taken {
                     id,
@@ -699,13 +705,6 @@ impl Shared {
         let mut pipe = redis::pipe();
         pipe.atomic();
         self.add_results(&mut pipe, msg.submitter, &results);
-        if taken.deliveries > 1 {
-            pipe.cmd("HINCRBY")
-                .arg(self.keys.stats())
-                .arg("retried")
-                .arg(1)
-                .ignore();
-        }
         self.ack(&mut pipe, &taken.id);
         conn.pipe(&pipe)
     }

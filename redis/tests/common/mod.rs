@@ -305,3 +305,46 @@ pub fn wait_for(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A submitter process: this test binary, started again to run only
+/// `submitter_entry`, which queues `T_ITEMS` tasks of the named function and then
+/// dies without a goodbye (its heartbeat key left to expire).
+pub fn start_submitter(url: &str, queue: &str, items: u64) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "submitter_entry",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("DILLY_REDIS_TEST_SUBMITTER", "1")
+        .env("T_URL", url)
+        .env("T_QUEUE", queue)
+        .env("T_ITEMS", items.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The body of `submitter_entry`: submits `func` over `0..T_ITEMS` in chunks of
+/// one, prints `submitted`, and exits at once.
+pub fn submitter_entry<R: DeserializeOwned + Send + 'static, M: Mode>(func: Func<(u64,), R, M>) {
+    if std::env::var_os("DILLY_REDIS_TEST_SUBMITTER").is_none() {
+        return;
+    }
+    let var = |k: &str| std::env::var(k).unwrap();
+    let pool = dilly_redis::RedisPool::builder(var("T_URL"))
+        .queue(var("T_QUEUE"))
+        .chunk_size(1)
+        .submitter_timeout(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let n: u64 = var("T_ITEMS").parse().unwrap();
+    let handle = pool.map_async(&func, 0..n).unwrap();
+    println!("submitted");
+    std::io::stdout().flush().unwrap();
+    std::mem::forget(handle);
+    std::mem::forget(pool);
+    std::process::exit(0);
+}

@@ -407,6 +407,16 @@ impl Shared {
                 Ok(Some(t)) => Some(t),
                 Ok(None) => match self.read(&mut conn, consumer) {
                     Ok(t) => t,
+                    Err(e) if e.code() == Some("NOGROUP") => {
+                        // Redis restarted without persistence, or the stream was
+                        // deleted: the group comes back, empty.
+                        tracing::warn!("the consumer group is gone; creating it again");
+                        if let Err(e) = ensure_group(&mut conn, &self.keys) {
+                            tracing::error!(error = %e, "cannot create the consumer group");
+                            std::thread::sleep(Duration::from_millis(500));
+                        }
+                        None
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read the task stream; retrying");
                         std::thread::sleep(Duration::from_millis(500));
@@ -509,7 +519,12 @@ impl Shared {
         )?;
         let mut entries = stats::entry_list(claimed);
         // Ask again soon: more chunks may be waiting.
-        *lock(&self.last_reclaim) -= self.visibility;
+        {
+            let mut last = lock(&self.last_reclaim);
+            if let Some(earlier) = last.checked_sub(self.visibility) {
+                *last = earlier;
+            }
+        }
         match entries.pop() {
             Some((id, fields)) => {
                 let deliveries = count.parse::<u64>().unwrap_or(0) + 1;

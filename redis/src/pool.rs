@@ -608,6 +608,14 @@ impl Inner {
         let tasks = self.keys.tasks();
         let domain = self.keys.task_domain();
         let mut pipe = redis::pipe();
+        // The heartbeat key again, with the chunks: after a Redis restart that
+        // lost it, hosts must not take this pool for gone.
+        pipe.cmd("SET")
+            .arg(self.keys.alive(self.submitter))
+            .arg(1)
+            .arg("PX")
+            .arg(self.settings.ttl.as_millis() as u64)
+            .ignore();
         for chunk in &outgoing {
             let cmd = pipe
                 .cmd("XADD")

@@ -343,3 +343,19 @@ fn the_jobs_of_a_dead_submitter_are_skipped_and_cleaned() {
     // taken 100 ms each and left results).
     assert_eq!(pool.stats().unwrap().in_flight, 0);
 }
+
+#[test]
+fn hosts_and_pools_carry_on_after_redis_restarts_empty() {
+    let mut redis = Redis::start();
+    let url = redis.url();
+    let _host = Host::start(&url, "amnesia");
+    let pool = RedisPool::builder(&url).queue("amnesia").build().unwrap();
+    let f = dilly::func_of!(slow_square);
+    assert_eq!(pool.map(&f, 0..4u64).unwrap(), squares(4));
+    // Without persistence, the stream, its consumer group and the heartbeat key
+    // are gone after the restart: the host creates the group again, the pool
+    // sets its heartbeat key again with its next chunks.
+    redis.restart(Duration::from_millis(200));
+    let out = exactly_once(&pool, &f, (0..10u64).map(|x| (x,)).collect(), 2);
+    assert_eq!(ok(out), squares(10));
+}

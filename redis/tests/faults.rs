@@ -359,3 +359,23 @@ fn hosts_and_pools_carry_on_after_redis_restarts_empty() {
     let out = exactly_once(&pool, &f, (0..10u64).map(|x| (x,)).collect(), 2);
     assert_eq!(ok(out), squares(10));
 }
+
+#[dilly::func]
+fn three_seconds(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(3));
+    x
+}
+
+#[test]
+fn a_chunk_running_past_the_visibility_timeout_is_not_stolen() {
+    let redis = Redis::start();
+    let url = redis.url();
+    // Visibility 1 s; the task takes 3 s; a second host is idle and looking.
+    let _a = Host::start(&url, "long");
+    let _b = Host::start(&url, "long");
+    let pool = RedisPool::builder(&url).queue("long").build().unwrap();
+    let out = exactly_once(&pool, &dilly::func_of!(three_seconds), vec![(5,)], 1);
+    assert_eq!(ok(out), [5]);
+    let stats = pool.stats().unwrap();
+    assert_eq!(stats.retried, 0, "the running chunk was taken by another host");
+}

@@ -358,11 +358,32 @@ impl Shared {
         )
     }
 
+    /// Removes the registrations of hosts silent for ten heartbeats and two
+    /// visibility timeouts (by then their chunks have gone to other hosts): hosts
+    /// killed without a goodbye. A host with a slower heartbeat that is removed
+    /// this way registers itself again with its next one.
+    fn forget_dead_hosts(&self, conn: &mut Conn) -> redis::RedisResult<()> {
+        let hosts: HashMap<String, String> =
+            conn.query(redis::cmd("HGETALL").arg(self.keys.hosts()))?;
+        let silent = (self.heartbeat * 10).max(self.visibility * 2);
+        let dead: Vec<&String> = hosts
+            .iter()
+            .filter(|(name, v)| HostInfo::decode(name, v).is_none_or(|h| !h.is_live(silent)))
+            .map(|(name, _)| name)
+            .collect();
+        if dead.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(hosts = ?dead, "forgetting hosts without a heartbeat");
+        conn.query(redis::cmd("HDEL").arg(self.keys.hosts()).arg(dead))
+    }
+
     /// The heartbeat thread: refreshes the registration and the claims on the
     /// chunks being run.
     fn beat(&self, mut conn: Conn) {
         let every = self.heartbeat.min(self.visibility / 3);
         let mut last: Option<Instant> = None;
+        let mut beats: u64 = 0;
         while !self.stop.load(Ordering::SeqCst) {
             std::thread::sleep(every.min(Duration::from_millis(100)));
             if self.stop.load(Ordering::SeqCst) {
@@ -374,6 +395,12 @@ impl Shared {
             last = Some(Instant::now());
             if let Err(e) = self.register(&mut conn) {
                 tracing::warn!(error = %e, "cannot refresh the host's registration");
+            }
+            beats += 1;
+            if beats % 30 == 0 {
+                if let Err(e) = self.forget_dead_hosts(&mut conn) {
+                    tracing::warn!(error = %e, "cannot clean the host registrations");
+                }
             }
             let holding: Vec<(String, String)> = lock(&self.holding)
                 .iter()

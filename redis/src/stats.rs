@@ -27,7 +27,9 @@ pub struct Stats {
     pub skipped: u64,
     /// Entries now in the dead-letter stream.
     pub dead_letters: u64,
-    /// Registered hosts, live or not, by name.
+    /// Registered hosts, by name: live ones, and a host killed without a goodbye
+    /// until another host removes it (after ten of that host's heartbeats and two
+    /// visibility timeouts of silence); [`HostInfo::is_live`] tells them apart.
     pub hosts: Vec<HostInfo>,
 }
 
@@ -70,7 +72,7 @@ impl HostInfo {
         )
     }
 
-    fn decode(name: &str, value: &str) -> Option<HostInfo> {
+    pub(crate) fn decode(name: &str, value: &str) -> Option<HostInfo> {
         let field = |k: &str| {
             value
                 .split(' ')

@@ -231,6 +231,15 @@ fn stats_show_live_hosts_and_a_stopped_host_deregisters() {
         (stats.queued, stats.in_flight, stats.dead_letters),
         (0, 0, 0)
     );
+    // The result stream the host wrote to carries a time to live.
+    let mut con = redis.conn();
+    let streams: Vec<String> = redis::cmd("KEYS")
+        .arg("dilly:{stats}:results:*")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(streams.len(), 1);
+    let ttl: i64 = redis::cmd("PTTL").arg(&streams[0]).query(&mut con).unwrap();
+    assert!(ttl > 0, "PTTL {ttl}");
     host.kill9();
 
     // A host that stops through its handle deregisters.

@@ -377,5 +377,32 @@ fn a_chunk_running_past_the_visibility_timeout_is_not_stolen() {
     let out = exactly_once(&pool, &dilly::func_of!(three_seconds), vec![(5,)], 1);
     assert_eq!(ok(out), [5]);
     let stats = pool.stats().unwrap();
-    assert_eq!(stats.retried, 0, "the running chunk was taken by another host");
+    assert_eq!(
+        stats.retried, 0,
+        "the running chunk was taken by another host"
+    );
+}
+
+#[test]
+fn the_registration_of_a_killed_host_is_removed_by_the_others() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let mut killed = Host::start(&url, "forget");
+    let _alive = Host::start(&url, "forget");
+    let pool = RedisPool::builder(&url).queue("forget").build().unwrap();
+    let pid = killed.pid();
+    wait_for(Duration::from_secs(30), "both registrations", || {
+        pool.stats().unwrap().hosts.len() == 2
+    });
+    killed.kill9();
+    // Ten heartbeats (2 s) and two visibility timeouts (2 s) of silence, noticed
+    // at the survivor's next clean-up (every 30 heartbeats, 6 s).
+    wait_for(
+        Duration::from_secs(60),
+        "the killed host to be forgotten",
+        || {
+            let hosts = pool.stats().unwrap().hosts;
+            hosts.len() == 1 && hosts[0].pid != pid
+        },
+    );
 }

@@ -277,6 +277,23 @@ fn a_wrong_password_is_a_clear_error_at_build() {
         .build()
         .unwrap();
     assert_eq!(pool.apply(&dilly::func_of!(square), (9,)).unwrap(), 81);
+    // An ACL user and its password, from the URL.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "dilly", "on", ">userpw", "~*", "&*", "+@all"])
+        .query(&mut redis.conn())
+        .unwrap();
+    let user = format!("redis://dilly:userpw@127.0.0.1:{}", redis.port);
+    let pool = RedisPool::builder(&user).queue("auth").build().unwrap();
+    assert_eq!(pool.apply(&dilly::func_of!(square), (5,)).unwrap(), 25);
+    let wrong_user = format!("redis://dilly:nope@127.0.0.1:{}", redis.port);
+    let err = RedisPool::builder(&wrong_user)
+        .queue("auth")
+        .build()
+        .unwrap_err();
+    assert!(
+        !err.to_string().contains("nope"),
+        "the password leaked: {err}"
+    );
 }
 
 #[test]

@@ -42,7 +42,8 @@
 //! * With a shared key ([`RedisPoolBuilder::key`], [`HostBuilder::key`] or the
 //!   [`KEY_ENV`] environment variable), every entry carries an HMAC-SHA256 tag,
 //!   checked before any byte is decoded; entries without a valid tag are refused,
-//!   counted, logged, and dead-lettered. Same-build function values need a key.
+//!   counted and logged, and task entries are moved to the dead-letter stream.
+//!   Same-build function values need a key.
 //!
 //! `docs/distributed.md` describes the key layout and how to size a deployment.
 

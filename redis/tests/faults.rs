@@ -361,8 +361,8 @@ fn hosts_and_pools_carry_on_after_redis_restarts_empty() {
 }
 
 #[dilly::func]
-fn three_seconds(x: u64) -> u64 {
-    std::thread::sleep(Duration::from_secs(3));
+fn five_seconds(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(5));
     x
 }
 
@@ -370,11 +370,16 @@ fn three_seconds(x: u64) -> u64 {
 fn a_chunk_running_past_the_visibility_timeout_is_not_stolen() {
     let redis = Redis::start();
     let url = redis.url();
-    // Visibility 1 s; the task takes 3 s; a second host is idle and looking.
-    let _a = Host::start(&url, "long");
-    let _b = Host::start(&url, "long");
+    // Visibility 2 s (ten heartbeats: a loaded machine does not stall the
+    // heartbeat that long); the task takes 5 s; a second host is idle and looking.
+    let opts = HostOpts {
+        visibility_ms: 2000,
+        ..HostOpts::default()
+    };
+    let _a = Host::with(&url, "long", &opts);
+    let _b = Host::with(&url, "long", &opts);
     let pool = RedisPool::builder(&url).queue("long").build().unwrap();
-    let out = exactly_once(&pool, &dilly::func_of!(three_seconds), vec![(5,)], 1);
+    let out = exactly_once(&pool, &dilly::func_of!(five_seconds), vec![(5,)], 1);
     assert_eq!(ok(out), [5]);
     let stats = pool.stats().unwrap();
     assert_eq!(

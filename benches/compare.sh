@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side tables: dilly's criterion benches against the Python tools.
 #
-#   bash benches/compare.sh [serialize|pool|all]   # default: all
+#   bash benches/compare.sh [serialize|pool|redis|all]   # default: all
 #   QUICK=1 bash benches/compare.sh pool           # Python in --quick mode (smoke test)
 #
 #   serialize  dilly and serde_closure against dill, cloudpickle and pickle;
@@ -9,6 +9,8 @@
 #   pool       dilly-pool, procspawn and a raw pipe against multiprocessing.Pool (fork,
 #              spawn), ProcessPoolExecutor, pathos and loky;
 #              ~1.5 min of Rust benches + ~2-3 min of Python
+#   redis      dilly-redis against RQ, each through its own local redis-server with 2
+#              worker processes (needs redis-server); ~1.5 min of Rust + ~1 min of Python
 #
 # Works from any directory. Steps, per workload W:
 #   1. cargo bench --bench W   -> <target>/criterion/<group>/<tool>/<case>/new/
@@ -24,9 +26,10 @@ cd -- "$ROOT"
 case "${1:-all}" in
     serialize) workloads=(serialize) ;;
     pool) workloads=(pool) ;;
-    all) workloads=(serialize pool) ;;
+    redis) workloads=(redis) ;;
+    all) workloads=(serialize pool redis) ;;
     *)
-        echo "usage: bash benches/compare.sh [serialize|pool|all]" >&2
+        echo "usage: bash benches/compare.sh [serialize|pool|redis|all]" >&2
         exit 2
         ;;
 esac
@@ -40,15 +43,22 @@ mkdir -p -- "$OUT"
 
 first=1
 for w in "${workloads[@]}"; do
-    echo "compare.sh: [$w 1/3] cargo bench --bench $w" >&2
-    cargo bench -p dilly --bench "$w" >&2
+    # The redis workload is dilly-redis's bench, and RQ's script is redis_rq.py.
+    package=dilly
+    script="$w"
+    if [[ "$w" == redis ]]; then
+        package=dilly-redis
+        script=redis_rq
+    fi
+    echo "compare.sh: [$w 1/3] cargo bench -p $package --bench $w" >&2
+    cargo bench -p "$package" --bench "$w" >&2
 
-    echo "compare.sh: [$w 2/3] benches/python/run.sh $w.py" >&2
-    py_args=(--json "$OUT/python-$w.json")
+    echo "compare.sh: [$w 2/3] benches/python/run.sh $script.py" >&2
+    py_args=(--json "$OUT/python-$script.json")
     if [[ -n "${QUICK:-}" ]]; then
         py_args+=(--quick)
     fi
-    bash "$ROOT/benches/python/run.sh" "$w.py" "${py_args[@]}" >&2
+    bash "$ROOT/benches/python/run.sh" "$script.py" "${py_args[@]}" >&2
 
     echo "compare.sh: [$w 3/3] compare.py $w" >&2
     if [[ -z "$first" ]]; then

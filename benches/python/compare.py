@@ -418,9 +418,39 @@ def report_pool(target_dir: Path) -> str:
     return "\n".join(out)
 
 
+def report_redis(target_dir: Path) -> str:
+    """dilly-redis (redis.json, written by `cargo bench -p dilly-redis --bench redis`)
+    against RQ (python-redis_rq.json), both through a local redis-server with 2
+    worker processes."""
+    bench = target_dir / "dilly-bench"
+    d = load_json(bench / "redis.json")
+    r = load_json(bench / "python-redis_rq.json")
+    rows = [
+        ("map of tiny tasks, jobs/s", d["map"]["jobs_per_second"], r["map"]["jobs_per_second"],
+         d["map"]["jobs_per_second"] / r["map"]["jobs_per_second"], ">= 100x"),
+        ("independent apply_async, jobs/s", d["independent"]["jobs_per_second"],
+         r["independent"]["jobs_per_second"],
+         d["independent"]["jobs_per_second"] / r["independent"]["jobs_per_second"], ">= 10x"),
+        ("sequential apply, median us", d["sequential"]["median_us"], r["sequential"]["median_us"],
+         r["sequential"]["median_us"] / d["sequential"]["median_us"], ">= 10x faster"),
+        ("sequential apply, p99 us", d["sequential"]["p99_us"], r["sequential"]["p99_us"],
+         r["sequential"]["p99_us"] / d["sequential"]["p99_us"], ""),
+    ]
+    out = [f"RQ {r.get('rq_version', '?')}; dilly: {d['map']['jobs']:,} map items, "
+           f"{d['independent']['jobs']:,} independent, {d['sequential']['jobs']:,} sequential; "
+           f"RQ: {r['map']['jobs']:,}, {r['independent']['jobs']:,}, {r['sequential']['jobs']:,}.",
+           "",
+           "| workload | dilly-redis | RQ | dilly's advantage | target |",
+           "|---|---:|---:|---:|---|"]
+    for name, dv, rv, ratio, target in rows:
+        out.append(f"| {name} | {dv:,.1f} | {rv:,.1f} | {ratio:,.1f}x | {target} |")
+    return "\n".join(out)
+
+
 WORKLOADS = {
     "serialize": report_serialize,
     "pool": report_pool,
+    "redis": report_redis,
 }
 
 

@@ -1,0 +1,77 @@
+//! The errors of `dilly-redis`.
+
+/// Everything that can go wrong with a [`RedisPool`](crate::RedisPool) or a
+/// [`WorkerHost`](crate::WorkerHost) as a whole. Failures of single tasks are
+/// [`dilly_pool::TaskError`]s, delivered as those tasks' outcomes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Redis URL does not parse.
+    #[error(
+        "invalid Redis URL `{url}`: {source}; expected e.g. redis://127.0.0.1:6379, redis://:password@host/0 or rediss://host (TLS)"
+    )]
+    Url {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// The client's explanation.
+        source: redis::RedisError,
+    },
+
+    /// Redis could not be reached, refused the credentials, or failed a command.
+    #[error("Redis at {url} failed while {doing}: {source}")]
+    Redis {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// What dilly-redis was doing.
+        doing: &'static str,
+        /// The client's error.
+        source: redis::RedisError,
+    },
+
+    /// A builder option is invalid.
+    #[error("invalid option: {0}")]
+    Config(String),
+
+    /// The host's local process pool failed.
+    #[error("the host's local process pool failed: {0}")]
+    Pool(#[from] dilly_pool::Error),
+
+    /// No dead letter has this entry ID.
+    #[error("no dead letter with entry ID {id} in queue `{queue}`")]
+    NoSuchDeadLetter {
+        /// The queue.
+        queue: String,
+        /// The entry ID asked for.
+        id: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The URL with its password, if any, replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            super::redact("redis://:hunter2@h:1/0"),
+            "redis://:***@h:1/0"
+        );
+        assert_eq!(super::redact("rediss://u:p@w@h"), "rediss://u:***@h");
+        assert_eq!(super::redact("redis://h:6379"), "redis://h:6379");
+    }
+}

@@ -19,20 +19,66 @@ use crate::symbol::{Fingerprint, SymbolId};
 pub const VERSION: u8 = 2;
 
 /// Upper bounds applied to untrusted input before anything is allocated.
+///
+/// Two bounds hold for every binary decode whatever the limits say:
+///
+/// * **Allocation follows the input.** A length inside the input (of a string, a
+///   byte string, a sequence or a map) that claims more than the bytes left after it
+///   is [`Error::Truncated`] before anything is allocated for it. So a decode
+///   allocates at most what the decoded value itself occupies: a small constant per
+///   byte of input (how small depends on the types: each element of a sequence takes
+///   at least one byte of input and `size_of` its type in memory). One consequence:
+///   a sequence of zero-sized values (`Vec<()>`) cannot be longer than the bytes
+///   that follow its length.
+/// * **Nesting has a floor of stack under it.** Each compound value (sequence, map,
+///   tuple, struct, enum, `Some`, newtype) takes one level of `max_depth`; a value
+///   nested deeper is [`Error::TooDeep`], never a stack overflow. Values decoded
+///   inside another decode (a function's captured state, a `Box<dyn Object>`)
+///   share the budget of the outer decode.
+///
+/// The defaults are [`Limits::DEFAULT`]: 64 MiB of input, 128 levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest length field (state, arguments, whole input) accepted, in bytes.
+    /// Default 64 MiB.
     pub max_len: usize,
+    /// The deepest nesting of compound values accepted. Default 128, as serde_json's
+    /// recursion limit: enough for any data shape written by hand, shallow enough
+    /// that even a thread with a small stack (64 KiB in dilly's tests) decodes it.
+    pub max_depth: usize,
 }
 
 impl Limits {
-    /// 64 MiB: large enough for ordinary task payloads, small enough that a hostile
-    /// length cannot exhaust memory.
-    pub const DEFAULT: Limits = Limits { max_len: 64 << 20 };
+    /// 64 MiB and 128 levels: large enough for ordinary task payloads, small
+    /// enough that a hostile length cannot exhaust memory nor a hostile nesting
+    /// the stack.
+    pub const DEFAULT: Limits = Limits {
+        max_len: 64 << 20,
+        max_depth: 128,
+    };
 
-    /// Limits with the given maximum length.
+    /// Limits with the given maximum length, and the default depth.
     pub const fn max_len(max_len: usize) -> Limits {
-        Limits { max_len }
+        Limits {
+            max_len,
+            ..Limits::DEFAULT
+        }
+    }
+
+    /// These limits with the given maximum nesting depth. Raise it only for trusted
+    /// input and threads with the stack to match (a few hundred bytes per level).
+    ///
+    /// ```
+    /// use dilly::{Error, Limits};
+    ///
+    /// let bytes = dilly::to_bytes(&vec![vec![vec![1u8]]])?;
+    /// let shallow = Limits::DEFAULT.with_max_depth(2);
+    /// let err = dilly::from_bytes_with_limits::<Vec<Vec<Vec<u8>>>>(&bytes, shallow).unwrap_err();
+    /// assert!(matches!(err, Error::TooDeep { limit: 2, .. }));
+    /// # Ok::<(), dilly::Error>(())
+    /// ```
+    pub const fn with_max_depth(self, max_depth: usize) -> Limits {
+        Limits { max_depth, ..self }
     }
 
     fn check(&self, what: &'static str, len: u64) -> Result<usize> {
@@ -53,19 +99,24 @@ impl Default for Limits {
     }
 }
 
+mod de;
+
 /// A byte format for serde values. One implementation is in use at a time; it is the
 /// single place to change when the format changes.
 trait Format {
     fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String>;
-    /// Decodes one value from the front of `bytes`, returning it and the bytes used.
-    fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), DecodeFailure>;
+    /// Decodes one value from the front of `bytes`, nesting at most `depth.left`
+    /// levels, returning it and the bytes used.
+    fn decode_prefix<T: DeserializeOwned>(
+        bytes: &[u8],
+        depth: Depth,
+    ) -> Result<(T, usize), DecodeFailure>;
 }
 
-enum DecodeFailure {
-    UnexpectedEnd { needed: usize },
-    Other(String),
-}
+use de::{DeError as DecodeFailure, Depth};
 
+/// bincode 2's standard configuration: bincode writes it, [`de::Deserializer`]
+/// reads it (bincode's reader allocates what a length claims before reading it).
 struct Bincode2;
 
 /// Appends to a `Vec` without going through `std::io::Write` (whose error path
@@ -80,27 +131,20 @@ impl bincode::enc::write::Writer for VecWriter<'_> {
     }
 }
 
-/// The hard ceiling bincode itself enforces on one decode. Frames are checked against
-/// the caller's [`Limits`] before they reach bincode.
-const BINCODE_LIMIT: usize = 1 << 30;
-
-fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<BINCODE_LIMIT>()
-}
-
 impl Format for Bincode2 {
     fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-        bincode::serde::encode_into_writer(value, VecWriter(out), bincode_config())
+        bincode::serde::encode_into_writer(value, VecWriter(out), bincode::config::standard())
             .map_err(|e| e.to_string())
     }
 
-    fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), DecodeFailure> {
-        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(|e| match e {
-            bincode::error::DecodeError::UnexpectedEnd { additional } => {
-                DecodeFailure::UnexpectedEnd { needed: additional }
-            }
-            other => DecodeFailure::Other(other.to_string()),
-        })
+    #[inline]
+    fn decode_prefix<T: DeserializeOwned>(
+        bytes: &[u8],
+        depth: Depth,
+    ) -> Result<(T, usize), DecodeFailure> {
+        let mut de = de::Deserializer::new(bytes, depth);
+        let value = T::deserialize(&mut de)?;
+        Ok((value, bytes.len() - de.rest().len()))
     }
 }
 
@@ -135,11 +179,54 @@ thread_local! {
     /// trying another variant). Counting costs less than clearing the stash at every
     /// decode, which has a destructor to look after.
     static DECODES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The last truncation or depth failure the reader raised, with the number of
+    /// its decode: a `Deserialize` impl between the reader and the decode (a
+    /// `Box<dyn Object>` through erased-serde) can only pass it on as a message.
+    static RAISED: std::cell::Cell<Option<(u64, Raised)>> = const { std::cell::Cell::new(None) };
+    /// The nesting budget of the innermost decode running on this thread, so that
+    /// a decode inside it (a function's captured state) goes on from its depth.
+    static DEPTH: std::cell::Cell<Option<Depth>> = const { std::cell::Cell::new(None) };
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Raised {
+    Truncated { needed: usize, available: usize },
+    TooDeep { limit: usize },
+}
+
+impl Raised {
+    fn into_error(self, what: &'static str) -> Error {
+        match self {
+            Raised::Truncated { needed, available } => Error::Truncated {
+                what,
+                needed,
+                available,
+            },
+            Raised::TooDeep { limit } => Error::TooDeep { what, limit },
+        }
+    }
 }
 
 pub(crate) fn stash_error(err: Error) {
     let decode = DECODES.with(std::cell::Cell::get);
     STASHED.with(|s| *s.borrow_mut() = Some((decode, err)));
+}
+
+/// Called by the reader as it raises a truncation or depth failure.
+fn note_raised(err: &DecodeFailure) {
+    let raised = match *err {
+        DecodeFailure::Truncated { needed, available } => Raised::Truncated { needed, available },
+        DecodeFailure::TooDeep { limit } => Raised::TooDeep { limit },
+        DecodeFailure::Message(_) => return,
+    };
+    let decode = DECODES.with(std::cell::Cell::get);
+    RAISED.with(|r| r.set(Some((decode, raised))));
+}
+
+/// Called by the reader at every change of depth.
+#[inline(always)]
+fn publish_depth(depth: Depth) {
+    DEPTH.with(|d| d.set(Some(depth)));
 }
 
 /// Numbers a decode that begins now (see [`DECODES`]). Inlined into every
@@ -163,20 +250,49 @@ fn take_stashed(began: u64) -> Option<Error> {
     })
 }
 
+/// Puts the outer decode's depth back when a decode ends, however it ends.
+struct RestoreDepth(Option<Depth>);
+
+impl Drop for RestoreDepth {
+    #[inline]
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.0));
+    }
+}
+
+/// The nesting budget of a decode that begins now: the rest of the outer decode's
+/// if this one runs inside it, else all of `limits` (or of the defaults); never
+/// more than `limits` allow.
+#[inline]
+fn depth_budget(outer: Option<Depth>, limits: Option<&Limits>) -> Depth {
+    let fresh = |max_depth| Depth {
+        left: max_depth,
+        limit: max_depth,
+    };
+    match (outer, limits) {
+        (Some(outer), None) => outer,
+        (Some(outer), Some(limits)) if outer.left <= limits.max_depth => outer,
+        (_, Some(limits)) => fresh(limits.max_depth),
+        (None, None) => fresh(Limits::DEFAULT.max_depth),
+    }
+}
+
 /// Decodes exactly one value from all of `bytes` (no version byte).
+#[inline]
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T> {
+    decode_with(bytes, what, None)
+}
+
+fn decode_with<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    limits: Option<&Limits>,
+) -> Result<T> {
     let began = begin_decode();
-    let (value, used) = Current::decode_prefix::<T>(bytes).map_err(|failure| {
-        match (take_stashed(began), failure) {
-            (Some(typed), _) => typed,
-            (None, DecodeFailure::UnexpectedEnd { needed }) => Error::Truncated {
-                what,
-                needed: bytes.len() + needed,
-                available: bytes.len(),
-            },
-            (None, DecodeFailure::Other(detail)) => Error::Malformed { what, detail },
-        }
-    })?;
+    let outer = DEPTH.with(std::cell::Cell::get);
+    let _restore = RestoreDepth(outer);
+    let (value, used) = Current::decode_prefix::<T>(bytes, depth_budget(outer, limits))
+        .map_err(|failure| decode_error(failure, what, began))?;
     if used != bytes.len() {
         return Err(Error::Malformed {
             what,
@@ -184,6 +300,29 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> R
         });
     }
     Ok(value)
+}
+
+/// The typed error for a failed decode that began as number `began`.
+#[cold]
+fn decode_error(failure: DecodeFailure, what: &'static str, began: u64) -> Error {
+    let raised = RAISED
+        .with(|r| r.take())
+        .filter(|(decode, _)| *decode >= began)
+        .map(|(_, raised)| raised);
+    let stashed = take_stashed(began);
+    match failure {
+        DecodeFailure::Truncated { needed, available } => Error::Truncated {
+            what,
+            needed,
+            available,
+        },
+        DecodeFailure::TooDeep { limit } => Error::TooDeep { what, limit },
+        DecodeFailure::Message(detail) => match (stashed, raised) {
+            (Some(typed), _) => typed,
+            (None, Some(raised)) => raised.into_error(what),
+            (None, None) => Error::Malformed { what, detail },
+        },
+    }
 }
 
 /// Encodes any serde value — a [`Func`](crate::Func), a `Box<dyn Object>`, or a
@@ -208,11 +347,12 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     from_bytes_with_limits(bytes, Limits::DEFAULT)
 }
 
-/// Decodes bytes written by [`to_bytes`], refusing input longer than `limits.max_len`.
+/// Decodes bytes written by [`to_bytes`], refusing input longer than `limits.max_len`
+/// and values nested deeper than `limits.max_depth`.
 pub fn from_bytes_with_limits<T: DeserializeOwned>(bytes: &[u8], limits: Limits) -> Result<T> {
     limits.check("input", bytes.len() as u64)?;
     let body = check_version(bytes)?;
-    decode(body, "value")
+    decode_with(body, "value", Some(&limits))
 }
 
 fn check_version(bytes: &[u8]) -> Result<&[u8]> {

@@ -179,6 +179,19 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The input nests compound values (sequences, maps, structs, enums, options)
+    /// deeper than the configured limit; the decode stopped there instead of
+    /// overflowing the stack.
+    #[error(
+        "{what} nests deeper than the limit of {limit} levels; the input was corrupted or forged, or, if it is trusted, raise the limit with `Limits::with_max_depth`"
+    )]
+    TooDeep {
+        /// What was being decoded.
+        what: &'static str,
+        /// The limit in force.
+        limit: usize,
+    },
+
     /// The input is from an unknown wire-format version.
     #[error(
         "unsupported wire format version {found} (this build reads version {supported}); the bytes \
@@ -225,13 +238,14 @@ impl Error {
         )
     }
 
-    /// True when the input bytes were bad (truncated, oversized, malformed, unknown
-    /// version): the sender or the channel is at fault.
+    /// True when the input bytes were bad (truncated, oversized, too deeply nested,
+    /// malformed, unknown version): the sender or the channel is at fault.
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
             Error::Truncated { .. }
                 | Error::TooLarge { .. }
+                | Error::TooDeep { .. }
                 | Error::UnsupportedVersion { .. }
                 | Error::Malformed { .. }
                 | Error::BadAddress { .. }

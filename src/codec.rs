@@ -44,7 +44,7 @@ pub struct Limits {
     pub max_len: usize,
     /// The deepest nesting of compound values accepted. Default 128, as serde_json's
     /// recursion limit: enough for any data shape written by hand, shallow enough
-    /// that even a thread with a small stack (64 KiB in dilly's tests) decodes it.
+    /// that a thread with 512 KiB of stack decodes it even in a debug build.
     pub max_depth: usize,
 }
 

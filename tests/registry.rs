@@ -23,6 +23,8 @@ fn entries_of_an_otherwise_unused_crate_are_linked() {
         ("dilly_fixture::Scale", Kind::Type),
         ("dilly_fixture::Scale::call", Kind::Task),
         ("dilly_fixture::renamed_by_attribute", Kind::Function),
+        ("dilly_fixture::Tree", Kind::Type),
+        ("dilly_fixture::Tree::depth", Kind::Method),
     ] {
         let entry = registry::lookup_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(entry.name(), name);
@@ -32,7 +34,7 @@ fn entries_of_an_otherwise_unused_crate_are_linked() {
     let closures = registry::entries()
         .filter(|e| e.kind() == Kind::Closure && e.name().starts_with("dilly_fixture::{closure#"))
         .count();
-    assert_eq!(closures, 3, "the fixture defines three closures");
+    assert_eq!(closures, 6, "the fixture defines six closures");
 }
 
 #[test]

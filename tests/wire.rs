@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use dilly::{CallFrame, Func, Limits, Object, bind, func_of};
-use dilly_fixture::{Point, Scale, Transformer};
+use dilly_fixture::{Point, Scale, Transformer, Tree};
 
 struct Case {
     file: &'static str,
@@ -108,6 +108,30 @@ fn cases() -> Vec<Case> {
                 format!("{} {result:?}", entry.name())
             },
             expected: "dilly_fixture::Transformer::process_data [42]",
+        },
+        Case {
+            file: "tree_closure.bin",
+            bytes: dilly::to_bytes(&dilly_fixture::tree_closure(Tree::chain(3, "leaf"))).unwrap(),
+            check: |bytes| call_u64(bytes).split_once(' ').unwrap().1.to_owned(),
+            expected: "24",
+        },
+        Case {
+            file: "greeting_closure.bin",
+            bytes: dilly::to_bytes(&dilly_fixture::greeting_closure("hello".into())).unwrap(),
+            check: |bytes| {
+                let f: Func<(String,), String> = dilly::from_bytes(bytes).unwrap();
+                f.call(("dilly".into(),))
+            },
+            expected: "hello, dilly",
+        },
+        Case {
+            file: "tree_object.bin",
+            bytes: dilly::to_bytes(&(Box::new(Tree::chain(2, "leaf")) as Box<dyn Object>)).unwrap(),
+            check: |bytes| {
+                let value: Box<dyn Object> = dilly::from_bytes(bytes).unwrap();
+                format!("{:?}", value.downcast_ref::<Tree>().unwrap())
+            },
+            expected: r#"Node(Node(Leaf("leaf")))"#,
         },
         Case {
             file: "bound_method.json",

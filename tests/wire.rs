@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use dilly::{CallFrame, Func, Limits, Object, bind, func_of};
+use dilly::{CallFrame, Func, Limits, Object, RawFunc, bind, func_of};
 use dilly_fixture::{Point, Scale, Transformer, Tree};
 
 struct Case {
@@ -132,6 +132,17 @@ fn cases() -> Vec<Case> {
                 format!("{:?}", value.downcast_ref::<Tree>().unwrap())
             },
             expected: r#"Node(Node(Leaf("leaf")))"#,
+        },
+        Case {
+            file: "raw_func.bin",
+            bytes: dilly::to_bytes(&dilly_fixture::greeting_closure("hi".into()).raw()).unwrap(),
+            check: |bytes| {
+                let raw: RawFunc = dilly::from_bytes(bytes).unwrap();
+                let result = raw.prepare().unwrap().call_bytes(&[2, b'y', b'o']).unwrap();
+                format!("{result:?}")
+            },
+            // "hi, yo", length first.
+            expected: "[6, 104, 105, 44, 32, 121, 111]",
         },
         Case {
             file: "bound_method.json",

@@ -101,6 +101,19 @@ pub use crate::thread::{ThreadPool, ThreadPoolBuilder};
 pub use crate::worker::serve_if_worker;
 
 #[doc(hidden)]
+pub mod __fuzz {
+    //! The fuzzer's way in; not public API.
+
+    /// Reads `stream` as the parent and a worker read their sockets, decoding every
+    /// frame with a payload limit of `limit` bytes; returns the frames read whole.
+    /// Errors are expected: only a panic, an abort or an allocation beyond the
+    /// bytes given is a failure.
+    pub fn read_stream(stream: &[u8], limit: u64) -> usize {
+        crate::protocol::read_stream(stream, limit)
+    }
+}
+
+#[doc(hidden)]
 pub mod __test {
     //! Test aids; not public API.
 

@@ -1,9 +1,16 @@
 //! Frames on a byte stream: a 4-byte little-endian length, then the body, whose
-//! first byte is the message tag. Lengths are checked before anything is allocated.
+//! first byte is the message tag. Lengths are checked before anything is allocated,
+//! and a body's buffer grows with the bytes that arrive rather than with what the
+//! length claims: at most [`EAGER`] bytes up front, then doubling.
 
 use std::io::{self, Read};
 
 use super::{OVERHEAD, from_worker, violation};
+
+/// The most a body's buffer is given before its bytes arrive: a frame whose length
+/// claims more costs only what its sender actually sends (at most twice that, as
+/// the buffer doubles), so a peer cannot make this side allocate by lying.
+const EAGER: usize = 64 << 10;
 
 /// Like [`read_frame`], but splits off the tag byte.
 #[cfg(test)]
@@ -63,7 +70,7 @@ fn body_len(prefix: [u8; 4], limit: u64) -> io::Result<usize> {
 /// Appends the `len` bytes after a frame's head ([`read_head`]) to `out`.
 pub(crate) fn read_body_into(r: &mut impl Read, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
     // Into the spare capacity, without zeroing it first (large results).
-    out.reserve(len);
+    out.reserve(len.min(EAGER));
     let got = r.take(len as u64).read_to_end(out)?;
     if got < len {
         return Err(io::ErrorKind::UnexpectedEof.into());
@@ -114,8 +121,9 @@ pub(crate) fn read_frame(r: &mut impl Read, limit: u64) -> io::Result<Option<Vec
     let Some(prefix) = read_prefix(r)? else {
         return Ok(None);
     };
-    let mut body = vec![0; body_len(prefix, limit)?];
-    r.read_exact(&mut body)?;
+    let len = body_len(prefix, limit)?;
+    let mut body = Vec::new();
+    read_body_into(r, len, &mut body)?;
     Ok(Some(body))
 }
 

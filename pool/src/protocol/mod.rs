@@ -500,3 +500,37 @@ pub(crate) fn decode_run(body: &[u8]) -> io::Result<Option<RunItems<'_>>> {
     i.end()?;
     Ok(Some((key, items)))
 }
+
+/// Reads `stream` as each side of a connection reads it — frame by frame as a
+/// worker does, head then body as the parent does, results split off a buffer,
+/// frames taken from received bytes — and decodes every body as each message it
+/// could be. Returns the frames read whole. For the fuzzer, through
+/// `dilly_pool::__fuzz`; every error is expected, a panic or an allocation that
+/// follows a length claim rather than the bytes present is not.
+pub(crate) fn read_stream(stream: &[u8], limit: u64) -> usize {
+    let decode = |body: &[u8]| {
+        let _ = ToWorker::decode(body);
+        let _ = decode_run(body);
+        let _ = FromWorker::decode(body);
+    };
+    let mut whole = 0;
+    let mut reader = stream;
+    while let Ok(Some(body)) = read_frame(&mut reader, limit) {
+        decode(&body);
+        whole += 1;
+    }
+    let mut reader = stream;
+    while let Ok(Some((tag, len))) = read_head(&mut reader, limit) {
+        let mut rest = Vec::new();
+        if read_body_into(&mut reader, len, &mut rest).is_err() {
+            break;
+        }
+        let _ = FromWorker::decode_parts(tag, &rest);
+    }
+    let (_, used) = split_done_frames(stream, usize::MAX, limit, |_| {});
+    let mut received = stream[used..].to_vec();
+    while let Ok(Some(body)) = take_frame(&mut received, limit) {
+        decode(&body);
+    }
+    whole
+}

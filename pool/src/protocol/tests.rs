@@ -231,3 +231,40 @@ fn truncated_and_hostile_bodies_are_errors() {
     assert!(read_frame(&mut &[][..], 10).unwrap().is_none());
     assert!(read_frame(&mut &[1u8, 0][..], 10).is_err());
 }
+
+#[test]
+fn a_body_buffer_grows_with_the_bytes_that_arrive_not_with_the_claim() {
+    // 64 MiB claimed (within the default limit), ten bytes sent.
+    let mut stream = ((64u32 << 20) + 1).to_le_bytes().to_vec();
+    stream.push(to_worker::RUN);
+    stream.extend_from_slice(&[7; 10]);
+    let err = read_frame(&mut &stream[..], 64 << 20).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    let (tag, len) = read_head(&mut &stream[..], 64 << 20).unwrap().unwrap();
+    assert_eq!((tag, len), (to_worker::RUN, 64 << 20));
+    let mut out = Vec::new();
+    let err = read_body_into(&mut &stream[5..], len, &mut out).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    assert!(out.capacity() <= 64 << 10, "{}", out.capacity());
+    // A whole frame still reads whole, past the first buffer's size.
+    let body = vec![3u8; 200 << 10];
+    let mut stream = (body.len() as u32).to_le_bytes().to_vec();
+    stream.extend_from_slice(&body);
+    assert_eq!(
+        read_frame(&mut &stream[..], 1 << 20).unwrap().unwrap(),
+        body
+    );
+}
+
+#[test]
+fn any_byte_stream_reads_as_frames_or_errors() {
+    let mut stream = ToWorker::Clear.encode().unwrap();
+    stream.extend_from_slice(
+        &encode_run(1, &[[1u8, 2]].into_iter().collect(), AfterRun::Wait).unwrap(),
+    );
+    append_done(&mut stream, b"ok").unwrap();
+    assert_eq!(read_stream(&stream, 1 << 20), 3);
+    for cut in 0..stream.len() {
+        read_stream(&stream[..cut], 1 << 20);
+    }
+}

@@ -153,3 +153,48 @@ fn every_prefix_of_every_valid_payload_is_an_error_not_a_panic() {
         }
     }
 }
+
+#[test]
+fn a_truncated_object_is_truncated_with_one_message() {
+    let value: Box<dyn Object> = Box::new(dilly_fixture::Tree::chain(2, "leaf"));
+    let bytes = dilly::to_bytes(&value).unwrap();
+    // Every cut after the type ID falls inside the value, read through erased-serde.
+    for cut in 11..bytes.len() {
+        let err = dilly::from_bytes::<Box<dyn Object>>(&bytes[..cut]).unwrap_err();
+        assert!(
+            matches!(err, dilly::Error::Truncated { what: "value", .. }),
+            "cut at {cut}: {err:?}"
+        );
+        let message = err.to_string();
+        assert_eq!(message.matches("truncated").count(), 1, "{message}");
+    }
+}
+
+#[test]
+fn nesting_past_the_limit_is_too_deep_in_every_readable_place() {
+    let limits = Limits::DEFAULT.with_max_depth(8);
+    let tree = dilly_fixture::Tree::chain(20, "x");
+    let closure = dilly::to_bytes(&dilly_fixture::tree_closure(tree.clone())).unwrap();
+    let err = dilly::from_bytes_with_limits::<Func<(u64,), u64>>(&closure, limits).unwrap_err();
+    assert!(
+        matches!(err, dilly::Error::TooDeep { limit: 8, .. }),
+        "{err:?}"
+    );
+    let method = dilly::to_bytes(&bind!(tree.depth)).unwrap();
+    let err = dilly::from_bytes_with_limits::<Func<(u64,), u64>>(&method, limits).unwrap_err();
+    assert!(
+        matches!(err, dilly::Error::TooDeep { limit: 8, .. }),
+        "{err:?}"
+    );
+    let object = dilly::to_bytes(&(Box::new(tree) as Box<dyn Object>)).unwrap();
+    let err = dilly::from_bytes_with_limits::<Box<dyn Object>>(&object, limits).unwrap_err();
+    assert!(
+        matches!(err, dilly::Error::TooDeep { limit: 8, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_bad_input());
+    // The default limit decodes all three.
+    assert!(dilly::from_bytes::<Func<(u64,), u64>>(&closure).is_ok());
+    assert!(dilly::from_bytes::<Func<(u64,), u64>>(&method).is_ok());
+    assert!(dilly::from_bytes::<Box<dyn Object>>(&object).is_ok());
+}

@@ -1,0 +1,6 @@
+//! `dilly::CallFrame::decode`, then the frame's function prepared and called.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    dilly_fuzz::call_frame(data);
+});

@@ -1,0 +1,6 @@
+//! `Box<dyn dilly::Object>` (alone, in a `Vec`, in a tuple) decoded and re-encoded.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    dilly_fuzz::objects(data, dilly::Limits::DEFAULT);
+});

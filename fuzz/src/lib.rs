@@ -10,6 +10,8 @@
 //! value (`apply_closure`), and the `Point`, `Shape`, `Tree` and `Scale` objects.
 
 use std::collections::HashMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
 
 use dilly::{Func, Limits, Object, RawFunc};
 
@@ -19,12 +21,34 @@ pub use dilly_fixture as fixture;
 /// Argument tuples, encoded, for each signature in the fuzzed set.
 const ARGS: [&[u8]; 4] = [&[21], &[3, 7], &[2, b'h', b'i'], &[1, b'k', 5]];
 
+/// Runs `call`, which runs a registered function on decoded arguments. The
+/// function may panic (the fixture's arithmetic overflows on large arguments, with
+/// the overflow checks fuzz builds have), as a task may in a worker, where the pool
+/// reports it as `TaskError::Panicked`; that is not the decoder's failure. Any
+/// other panic still aborts the run, as libFuzzer's own hook makes every panic do.
+fn call_user_code(call: impl FnOnce()) {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let libfuzzer_hook = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let in_fixture = info
+                .location()
+                .is_some_and(|at| at.file().contains("tests/fixture/"));
+            if !in_fixture {
+                libfuzzer_hook(info);
+                std::process::abort();
+            }
+        }));
+    });
+    let _ = panic::catch_unwind(AssertUnwindSafe(call));
+}
+
 /// Decodes `bytes` as a function value of signature `A -> R` with `decode`; if it
 /// decodes, calls it on each argument tuple and checks it re-encodes and decodes.
 fn func<A: 'static, R: 'static>(bytes: &[u8], decode: impl Fn(&[u8]) -> dilly::Result<Func<A, R>>) {
     if let Ok(f) = decode(bytes) {
         for args in ARGS {
-            let _ = f.erased().call_bytes(args);
+            call_user_code(|| drop(f.erased().call_bytes(args)));
         }
         let again = dilly::to_bytes(&f).expect("a decoded function value encodes");
         decode(&again).expect("a decoded function value's encoding decodes");
@@ -61,7 +85,7 @@ pub fn raw_func(bytes: &[u8]) {
         && let Ok(f) = raw.prepare()
     {
         for args in ARGS {
-            let _ = f.call_bytes(args);
+            call_user_code(|| drop(f.call_bytes(args)));
         }
     }
 }
@@ -73,7 +97,7 @@ pub fn call_frame(bytes: &[u8]) {
         && let Ok(entry) = dilly::registry::lookup_callable(frame.id, frame.fingerprint)
         && let Ok(f) = entry.prepare(frame.state)
     {
-        let _ = f.call_bytes(frame.args);
+        call_user_code(|| drop(f.call_bytes(frame.args)));
     }
 }
 

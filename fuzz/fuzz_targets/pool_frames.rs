@@ -4,6 +4,6 @@
 //! claim up to that, and the readers must still allocate only what arrives.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+libfuzzer_sys::fuzz_target!(init: dilly_fuzz::warm_up(), |data: &[u8]| {
     dilly_pool::__fuzz::read_stream(data, dilly::Limits::DEFAULT.max_len as u64);
 });

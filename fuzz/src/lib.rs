@@ -18,6 +18,15 @@ use dilly::{Func, Limits, Object, RawFunc};
 // Link the fixture's registry entries.
 pub use dilly_fixture as fixture;
 
+/// Builds what a process builds once, on first use, whatever its input: the
+/// registry's index, and this executable's build ID (a same-build value's first
+/// decode reads the executable file, tens of MB for a fuzz build). Every target
+/// calls it before its first input, outside libFuzzer's malloc limit.
+pub fn warm_up() {
+    let _ = dilly::registry::lookup(dilly::SymbolId::from_raw(0));
+    let _ = dilly::same_build::this_build();
+}
+
 /// Argument tuples, encoded, for each signature in the fuzzed set.
 const ARGS: [&[u8]; 4] = [&[21], &[3, 7], &[2, b'h', b'i'], &[1, b'k', 5]];
 

@@ -30,7 +30,7 @@ pub const VERSION: u8 = 2;
 ///   at least one byte of input and `size_of` its type in memory). One consequence:
 ///   a sequence of zero-sized values (`Vec<()>`) cannot be longer than the bytes
 ///   that follow its length.
-/// * **Nesting has a floor of stack under it.** Each compound value (sequence, map,
+/// * **Nesting is bounded.** Each compound value (sequence, map,
 ///   tuple, struct, enum, `Some`, newtype) takes one level of `max_depth`; a value
 ///   nested deeper is [`Error::TooDeep`], never a stack overflow. Values decoded
 ///   inside another decode (a function's captured state, a `Box<dyn Object>`)
@@ -66,7 +66,8 @@ impl Limits {
     }
 
     /// These limits with the given maximum nesting depth. Raise it only for trusted
-    /// input and threads with the stack to match (a few hundred bytes per level).
+    /// input and threads with the stack to match (up to a few KiB per level in a
+    /// debug build, where functions nest inside functions).
     ///
     /// ```
     /// use dilly::{Error, Limits};

@@ -377,6 +377,10 @@ pub(crate) enum WireError {
         detail: String,
     },
     Terminated,
+    DeadLettered {
+        deliveries: u32,
+        last_error: String,
+    },
 }
 
 impl WireError {
@@ -459,6 +463,13 @@ impl WireError {
                 detail: detail.clone(),
             },
             TaskError::Terminated => WireError::Terminated,
+            TaskError::DeadLettered {
+                deliveries,
+                last_error,
+            } => WireError::DeadLettered {
+                deliveries: *deliveries,
+                last_error: last_error.clone(),
+            },
             other => WireError::Rejected {
                 message: other.to_string(),
             },
@@ -560,6 +571,13 @@ impl WireError {
             WireError::WorkerStart { reason } => TaskError::WorkerStart { reason },
             WireError::Protocol { pid, detail } => TaskError::Protocol { pid, detail },
             WireError::Terminated => TaskError::Terminated,
+            WireError::DeadLettered {
+                deliveries,
+                last_error,
+            } => TaskError::DeadLettered {
+                deliveries,
+                last_error,
+            },
         }
     }
 }
@@ -633,6 +651,13 @@ mod tests {
                 },
             },
         );
+        outcomes.push_err(
+            7,
+            TaskError::DeadLettered {
+                deliveries: 3,
+                last_error: "the hosts died".to_owned(),
+            },
+        );
         let bytes = ResultMsg::encode(1, 2, &outcomes).unwrap();
         let msg = ResultMsg::decode(&bytes, Limits::DEFAULT).unwrap();
         let got: Vec<_> = msg
@@ -659,6 +684,13 @@ mod tests {
                             id: SymbolId::from_raw(3),
                             name: None
                         }
+                    })
+                ),
+                (
+                    7,
+                    Err(TaskError::DeadLettered {
+                        deliveries: 3,
+                        last_error: "the hosts died".to_owned()
                     })
                 ),
             ]

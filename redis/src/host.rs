@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dilly::{Limits, RawFunc};
 use dilly_pool::backend::Outcomes;
-use dilly_pool::{Executor, ProcessPool, TaskError, WorkerExit};
+use dilly_pool::{Executor, ProcessPool, TaskError};
 use redis::Value;
 
 use crate::conn::Conn;
@@ -109,7 +109,7 @@ impl HostBuilder {
     }
 
     /// Deliveries after which a chunk goes to the dead-letter stream and its tasks
-    /// fail with [`TaskError::WorkerDied`] (default 5).
+    /// fail with [`TaskError::DeadLettered`] (default 5).
     pub fn max_deliveries(mut self, n: u64) -> Self {
         self.max_deliveries = n;
         self
@@ -712,10 +712,14 @@ impl Shared {
         }
         if taken.deliveries > self.max_deliveries {
             let previous = taken.previous.as_deref().unwrap_or("");
-            let error = TaskError::WorkerDied {
-                pid: consumer_pid(previous),
-                exit: WorkerExit::Unknown,
-                memory_limited: false,
+            let error = TaskError::DeadLettered {
+                deliveries: u32::try_from(taken.deliveries).unwrap_or(u32::MAX),
+                last_error: format!(
+                    "the hosts holding it kept dying before they finished it (the last one: \
+                     process {} of consumer `{previous}`); a task that kills its host (or \
+                     exhausts its memory) does this",
+                    consumer_pid(previous)
+                ),
             };
             let mut outcomes = Outcomes::new();
             for i in 0..msg.items.len() as u64 {

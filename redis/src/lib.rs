@@ -36,7 +36,9 @@
 //!   chunk whose host died is run again by another host after the visibility
 //!   timeout, and the duplicates are dropped by task index.
 //! * A chunk delivered more than `max_deliveries` times goes to the dead-letter
-//!   stream; its tasks fail with [`TaskError::WorkerDied`](dilly_pool::TaskError).
+//!   stream; its tasks fail with [`TaskError::DeadLettered`](dilly_pool::TaskError),
+//!   and [`RedisPool::dead_letters`] / [`RedisPool::requeue_dead_letter`] find and
+//!   re-run it.
 //! * A host that lacks the function (unknown symbol, another signature: another
 //!   build) answers with [`TaskError::Rejected`](dilly_pool::TaskError) at once.
 //! * With a shared key ([`RedisPoolBuilder::key`], [`HostBuilder::key`] or the

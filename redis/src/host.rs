@@ -184,11 +184,13 @@ impl HostBuilder {
             Ok(id) => id.to_string(),
             Err(e) => format!("unknown ({e})"),
         };
+        let key = resolve_key(self.key);
         let shared = Arc::new(Shared {
             task_domain: keys.task_domain(),
             result_domain: keys.result_domain(),
             keys,
-            key: resolve_key(self.key),
+            key_id: entry::key_id(key.as_ref()),
+            key,
             name: name.clone(),
             pid,
             processes: self.processes,
@@ -307,6 +309,8 @@ struct Shared {
     task_domain: Vec<u8>,
     result_domain: Vec<u8>,
     key: Option<Key>,
+    /// [`entry::key_id`] of `key`, advertised in the registration.
+    key_id: String,
     name: String,
     pid: u32,
     processes: usize,
@@ -335,6 +339,24 @@ struct Taken {
     previous: Option<String>,
 }
 
+/// What a dead-lettered entry's submitter is told.
+enum Outcome {
+    /// These failures of its tasks, for this submitter.
+    Results(u64, Vec<u8>),
+    /// That the entry was refused (when the entry names its submitter).
+    Refused,
+}
+
+/// The submitter an entry names in its `s` field (16 hex digits), read without
+/// decoding the message, so that a refused entry's submitter can be told.
+fn outcome_refused(fields: &[(String, Vec<u8>)]) -> Option<u64> {
+    let s = stats::field(fields, "s")?;
+    if s.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+}
+
 /// The process ID in a consumer name `hostname:pid:runner`.
 fn consumer_pid(consumer: &str) -> u32 {
     let mut parts = consumer.rsplit(':');
@@ -351,6 +373,7 @@ impl Shared {
                 .arg(HostInfo::encode(
                     self.pid,
                     self.processes,
+                    &self.key_id,
                     &self.build,
                     &self.registry,
                     stats::heartbeat_now(),
@@ -590,17 +613,30 @@ impl Shared {
         }
     }
 
-    /// Moves a task entry to the dead-letter stream and acknowledges it; with
-    /// `results`, also writes its tasks' failures to the submitter, in the same
-    /// transaction.
+    /// Moves a task entry to the dead-letter stream and acknowledges it, in one
+    /// transaction with:
+    /// * `Outcome::Results`: its tasks' failures, written to the submitter;
+    /// * `Outcome::Refused`: a refusal record in the result stream of the submitter
+    ///   the entry names in its `s` field (untagged: a refused entry may come from
+    ///   a pool whose key differs, which could not check a tag of this host's).
+    ///   The record names the entry, the reason, this host and its key ID; the
+    ///   pool fails the chunk it added under that entry ID.
     fn dead_letter(
         &self,
         conn: &mut Conn,
         taken: &Taken,
         reason: &str,
         counter: &str,
-        results: Option<(u64, Vec<u8>)>,
+        outcome: Outcome,
     ) -> redis::RedisResult<()> {
+        let results = match outcome {
+            Outcome::Results(submitter, message) => Some((submitter, message)),
+            Outcome::Refused => None,
+        };
+        let refused_for = match outcome_refused(&taken.fields) {
+            Some(submitter) if results.is_none() => Some(submitter),
+            _ => None,
+        };
         let mut pipe = redis::pipe();
         pipe.atomic();
         let xadd = pipe.cmd("XADD").arg(self.keys.dead()).arg("*");
@@ -620,6 +656,27 @@ impl Shared {
             .ignore();
         if let Some((submitter, message)) = results {
             self.add_results(&mut pipe, submitter, &message);
+        }
+        if let Some(submitter) = refused_for {
+            let stream = self.keys.results(submitter);
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("refused")
+                .arg(&taken.id)
+                .arg("reason")
+                .arg(reason)
+                .arg("host")
+                .arg(&self.name)
+                .arg("key")
+                .arg(&self.key_id)
+                .arg("deliveries")
+                .arg(taken.deliveries)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&stream)
+                .arg(self.result_ttl.as_millis() as u64)
+                .ignore();
         }
         pipe.cmd("HINCRBY")
             .arg(self.keys.stats())
@@ -681,7 +738,13 @@ impl Shared {
             self.max_entry,
         ) {
             tracing::warn!(entry = %taken.id, %refusal, "refused a task entry; dead-lettered");
-            return self.dead_letter(conn, &taken, &refusal.to_string(), "refused", None);
+            return self.dead_letter(
+                conn,
+                &taken,
+                &refusal.to_string(),
+                "refused",
+                Outcome::Refused,
+            );
         }
         let limits = Limits {
             max_len: self.max_entry,
@@ -691,7 +754,13 @@ impl Shared {
             Err(detail) => {
                 let refusal = entry::Refusal::Malformed(detail);
                 tracing::warn!(entry = %taken.id, %refusal, "refused a task entry; dead-lettered");
-                return self.dead_letter(conn, &taken, &refusal.to_string(), "refused", None);
+                return self.dead_letter(
+                    conn,
+                    &taken,
+                    &refusal.to_string(),
+                    "refused",
+                    Outcome::Refused,
+                );
             }
         };
         let alive: bool = conn.query(redis::cmd("EXISTS").arg(self.keys.alive(msg.submitter)))?;
@@ -738,7 +807,7 @@ impl Shared {
                 &taken,
                 &reason,
                 "dead_lettered",
-                Some((msg.submitter, results)),
+                Outcome::Results(msg.submitter, results),
             );
         }
         lock(&self.holding).insert(taken.id.clone(), consumer.to_owned());

@@ -46,6 +46,10 @@
 //!   checked before any byte is decoded; entries without a valid tag are refused,
 //!   counted and logged, and task entries are moved to the dead-letter stream.
 //!   Same-build function values need a key.
+//! * A pool and hosts whose keys differ do not wait on each other:
+//!   [`RedisPoolBuilder::build`] fails with [`Error::KeyMismatch`] when the
+//!   queue's live hosts all have another key, and a chunk a host refuses for its
+//!   tag fails its tasks with [`TaskError::DeadLettered`](dilly_pool::TaskError).
 //!
 //! `docs/distributed.md` describes the key layout and how to size a deployment.
 

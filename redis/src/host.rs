@@ -95,7 +95,9 @@ impl HostBuilder {
     }
 
     /// The shared HMAC key (else the [`KEY_ENV`] environment variable). With a key,
-    /// entries without a valid tag are refused before decoding and dead-lettered.
+    /// entries without a valid tag are refused before decoding and dead-lettered;
+    /// without one, tagged entries are (their pool has a key this host lacks).
+    /// Either way the submitting pool is told, and fails those tasks.
     pub fn key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.key = Some(key.as_ref().to_vec());
         self

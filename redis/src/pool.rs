@@ -443,8 +443,8 @@ impl RedisPool {
     /// Moves a dead letter back to the task stream, as it was (tag included), for
     /// the hosts to try again; returns its new entry ID. Its outcomes reach the
     /// submitter only while that submitter is alive, and only for tasks it has not
-    /// delivered yet (a chunk dead-lettered after too many deliveries was
-    /// delivered as failures).
+    /// delivered yet (a chunk dead-lettered after too many deliveries, or refused
+    /// by a host that could tell this pool, was delivered as failures).
     pub fn requeue_dead_letter(&self, id: &str) -> Result<String> {
         let mut conn = self
             .inner

@@ -21,7 +21,8 @@ pub struct Stats {
     pub retried: u64,
     /// Entries moved to the dead-letter stream, ever.
     pub dead_lettered: u64,
-    /// Entries refused before decoding (missing or wrong tag, too large, malformed).
+    /// Entries refused before decoding (missing or wrong tag, a tag where no key
+    /// is set, too large, malformed).
     pub refused: u64,
     /// Chunks skipped because their submitter was gone.
     pub skipped: u64,

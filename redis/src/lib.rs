@@ -39,8 +39,9 @@
 //!   stream; its tasks fail with [`TaskError::DeadLettered`](dilly_pool::TaskError),
 //!   and [`RedisPool::dead_letters`] / [`RedisPool::requeue_dead_letter`] find and
 //!   re-run it.
-//! * A host that lacks the function (unknown symbol, another signature: another
-//!   build) answers with [`TaskError::Rejected`](dilly_pool::TaskError) at once.
+//! * A host that lacks the function (unknown symbol, another signature or other
+//!   data types: another build) answers with
+//!   [`TaskError::Rejected`](dilly_pool::TaskError) at once, never retried.
 //! * With a shared key ([`RedisPoolBuilder::key`], [`HostBuilder::key`] or the
 //!   [`KEY_ENV`] environment variable), every entry carries an HMAC-SHA256 tag,
 //!   checked before any byte is decoded; entries without a valid tag are refused,

@@ -140,6 +140,22 @@ pub enum TaskError {
     /// The pool was terminated before the task finished.
     #[error("the pool was terminated before the task finished")]
     Terminated,
+
+    /// A distributed backend gave up on the task and moved it to its dead-letter
+    /// stream: the worker hosts that took it kept dying, or refused it. Fix the
+    /// cause, then run it again from there (dilly-redis:
+    /// `RedisPool::dead_letters`, `RedisPool::requeue_dead_letter`).
+    #[error(
+        "the task was dead-lettered after {deliveries} deliveries to worker hosts: {last_error}; \
+         fix the cause, then find it with `RedisPool::dead_letters` and run it again with \
+         `RedisPool::requeue_dead_letter`"
+    )]
+    DeadLettered {
+        /// How many times hosts took the task's chunk.
+        deliveries: u32,
+        /// What happened the last time.
+        last_error: String,
+    },
 }
 
 impl TaskError {

@@ -42,6 +42,14 @@ impl Key {
         self.mac(domain, message).finalize().into_bytes().into()
     }
 
+    /// The key's identifier: the first 8 bytes of its HMAC of a fixed label, in
+    /// hex. Equal keys have equal identifiers; the identifier tells nothing about
+    /// the key beyond what any tagged entry in Redis already does.
+    pub(crate) fn id(&self) -> String {
+        let tag = self.tag(b"dilly-redis key id", b"");
+        tag[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether `tag` is `message`'s tag, compared in constant time.
     pub(crate) fn verify(&self, domain: &[u8], message: &[u8], tag: &[u8]) -> bool {
         self.mac(domain, message).verify_slice(tag).is_ok()
@@ -54,6 +62,11 @@ impl std::fmt::Debug for Key {
     }
 }
 
+/// The identifier of `key` ([`Key::id`]), or `none` without a key.
+pub(crate) fn key_id(key: Option<&Key>) -> String {
+    key.map_or_else(|| "none".to_owned(), Key::id)
+}
+
 /// Why an entry was refused before it was decoded or run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -61,6 +74,8 @@ pub(crate) enum Refusal {
     MissingTag,
     /// The tag does not match.
     BadTag,
+    /// A tag, though this side has no key to check it with.
+    UnexpectedTag,
     /// Larger than the limit.
     TooLarge { len: usize, limit: usize },
     /// The bytes do not decode.
@@ -76,6 +91,9 @@ impl std::fmt::Display for Refusal {
             Refusal::BadTag => f.write_str(
                 "the entry's HMAC tag is wrong (forged, corrupted, or made under another key)",
             ),
+            Refusal::UnexpectedTag => {
+                f.write_str("the entry has an HMAC tag, but this side has no key to check it")
+            }
             Refusal::TooLarge { len, limit } => {
                 write!(
                     f,
@@ -101,13 +119,12 @@ pub(crate) fn check(
             limit,
         });
     }
-    if let Some(key) = key {
-        let tag = tag.ok_or(Refusal::MissingTag)?;
-        if !key.verify(domain, message, tag) {
-            return Err(Refusal::BadTag);
-        }
+    match (key, tag) {
+        (Some(key), Some(tag)) if !key.verify(domain, message, tag) => Err(Refusal::BadTag),
+        (Some(_), None) => Err(Refusal::MissingTag),
+        (None, Some(_)) => Err(Refusal::UnexpectedTag),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// A chunk of tasks of one job.
@@ -377,6 +394,10 @@ pub(crate) enum WireError {
         detail: String,
     },
     Terminated,
+    DeadLettered {
+        deliveries: u32,
+        last_error: String,
+    },
 }
 
 impl WireError {
@@ -459,6 +480,13 @@ impl WireError {
                 detail: detail.clone(),
             },
             TaskError::Terminated => WireError::Terminated,
+            TaskError::DeadLettered {
+                deliveries,
+                last_error,
+            } => WireError::DeadLettered {
+                deliveries: *deliveries,
+                last_error: last_error.clone(),
+            },
             other => WireError::Rejected {
                 message: other.to_string(),
             },
@@ -560,6 +588,13 @@ impl WireError {
             WireError::WorkerStart { reason } => TaskError::WorkerStart { reason },
             WireError::Protocol { pid, detail } => TaskError::Protocol { pid, detail },
             WireError::Terminated => TaskError::Terminated,
+            WireError::DeadLettered {
+                deliveries,
+                last_error,
+            } => TaskError::DeadLettered {
+                deliveries,
+                last_error,
+            },
         }
     }
 }
@@ -633,6 +668,13 @@ mod tests {
                 },
             },
         );
+        outcomes.push_err(
+            7,
+            TaskError::DeadLettered {
+                deliveries: 3,
+                last_error: "the hosts died".to_owned(),
+            },
+        );
         let bytes = ResultMsg::encode(1, 2, &outcomes).unwrap();
         let msg = ResultMsg::decode(&bytes, Limits::DEFAULT).unwrap();
         let got: Vec<_> = msg
@@ -659,6 +701,13 @@ mod tests {
                             id: SymbolId::from_raw(3),
                             name: None
                         }
+                    })
+                ),
+                (
+                    7,
+                    Err(TaskError::DeadLettered {
+                        deliveries: 3,
+                        last_error: "the hosts died".to_owned()
                     })
                 ),
             ]
@@ -713,5 +762,19 @@ mod tests {
             Err(Refusal::TooLarge { len: 7, limit: 3 })
         );
         assert!(check(None, b"q task", b"message", None, 100).is_ok());
+        assert_eq!(
+            check(None, b"q task", b"message", Some(&tag), 100),
+            Err(Refusal::UnexpectedTag)
+        );
+    }
+
+    #[test]
+    fn a_key_id_tells_keys_apart_and_is_not_the_key() {
+        let id = Key::new(b"secret").id();
+        assert_eq!(id, Key::new(b"secret").id());
+        assert_ne!(id, Key::new(b"secreT").id());
+        assert_eq!(id.len(), 16);
+        assert!(!id.contains("secret"));
+        assert_eq!(key_id(None), "none");
     }
 }

@@ -36,6 +36,22 @@ pub enum Error {
     #[error("the host's local process pool failed: {0}")]
     Pool(#[from] dilly_pool::Error),
 
+    /// Live hosts serve the queue, and none has this pool's HMAC key: every chunk
+    /// would be refused.
+    #[error(
+        "the worker hosts of queue `{queue}` have another HMAC key than this pool (key ID \
+         `{pool}` here; {hosts}): they would refuse every task; give the pool and the hosts \
+         the same key (`key(..)` on both builders, or the DILLY_REDIS_KEY environment variable)"
+    )]
+    KeyMismatch {
+        /// The queue.
+        queue: String,
+        /// This pool's key ID (`none` without a key).
+        pool: String,
+        /// The live hosts and their key IDs, as `name: key ID`, comma-separated.
+        hosts: String,
+    },
+
     /// No dead letter has this entry ID.
     #[error("no dead letter with entry ID {id} in queue `{queue}`")]
     NoSuchDeadLetter {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dilly::{Limits, RawFunc};
 use dilly_pool::backend::Outcomes;
-use dilly_pool::{Executor, ProcessPool, TaskError, WorkerExit};
+use dilly_pool::{Executor, ProcessPool, TaskError};
 use redis::Value;
 
 use crate::conn::Conn;
@@ -95,7 +95,9 @@ impl HostBuilder {
     }
 
     /// The shared HMAC key (else the [`KEY_ENV`] environment variable). With a key,
-    /// entries without a valid tag are refused before decoding and dead-lettered.
+    /// entries without a valid tag are refused before decoding and dead-lettered;
+    /// without one, tagged entries are (their pool has a key this host lacks).
+    /// Either way the submitting pool is told, and fails those tasks.
     pub fn key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.key = Some(key.as_ref().to_vec());
         self
@@ -109,7 +111,7 @@ impl HostBuilder {
     }
 
     /// Deliveries after which a chunk goes to the dead-letter stream and its tasks
-    /// fail with [`TaskError::WorkerDied`] (default 5).
+    /// fail with [`TaskError::DeadLettered`] (default 5).
     pub fn max_deliveries(mut self, n: u64) -> Self {
         self.max_deliveries = n;
         self
@@ -184,11 +186,13 @@ impl HostBuilder {
             Ok(id) => id.to_string(),
             Err(e) => format!("unknown ({e})"),
         };
+        let key = resolve_key(self.key);
         let shared = Arc::new(Shared {
             task_domain: keys.task_domain(),
             result_domain: keys.result_domain(),
             keys,
-            key: resolve_key(self.key),
+            key_id: entry::key_id(key.as_ref()),
+            key,
             name: name.clone(),
             pid,
             processes: self.processes,
@@ -307,6 +311,8 @@ struct Shared {
     task_domain: Vec<u8>,
     result_domain: Vec<u8>,
     key: Option<Key>,
+    /// [`entry::key_id`] of `key`, advertised in the registration.
+    key_id: String,
     name: String,
     pid: u32,
     processes: usize,
@@ -335,6 +341,24 @@ struct Taken {
     previous: Option<String>,
 }
 
+/// What a dead-lettered entry's submitter is told.
+enum Outcome {
+    /// These failures of its tasks, for this submitter.
+    Results(u64, Vec<u8>),
+    /// That the entry was refused (when the entry names its submitter).
+    Refused,
+}
+
+/// The submitter an entry names in its `s` field (16 hex digits), read without
+/// decoding the message, so that a refused entry's submitter can be told.
+fn outcome_refused(fields: &[(String, Vec<u8>)]) -> Option<u64> {
+    let s = stats::field(fields, "s")?;
+    if s.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+}
+
 /// The process ID in a consumer name `hostname:pid:runner`.
 fn consumer_pid(consumer: &str) -> u32 {
     let mut parts = consumer.rsplit(':');
@@ -351,6 +375,7 @@ impl Shared {
                 .arg(HostInfo::encode(
                     self.pid,
                     self.processes,
+                    &self.key_id,
                     &self.build,
                     &self.registry,
                     stats::heartbeat_now(),
@@ -590,17 +615,30 @@ impl Shared {
         }
     }
 
-    /// Moves a task entry to the dead-letter stream and acknowledges it; with
-    /// `results`, also writes its tasks' failures to the submitter, in the same
-    /// transaction.
+    /// Moves a task entry to the dead-letter stream and acknowledges it, in one
+    /// transaction with:
+    /// * `Outcome::Results`: its tasks' failures, written to the submitter;
+    /// * `Outcome::Refused`: a refusal record in the result stream of the submitter
+    ///   the entry names in its `s` field (untagged: a refused entry may come from
+    ///   a pool whose key differs, which could not check a tag of this host's).
+    ///   The record names the entry, the reason, this host and its key ID; the
+    ///   pool fails the chunk it added under that entry ID.
     fn dead_letter(
         &self,
         conn: &mut Conn,
         taken: &Taken,
         reason: &str,
         counter: &str,
-        results: Option<(u64, Vec<u8>)>,
+        outcome: Outcome,
     ) -> redis::RedisResult<()> {
+        let results = match outcome {
+            Outcome::Results(submitter, message) => Some((submitter, message)),
+            Outcome::Refused => None,
+        };
+        let refused_for = match outcome_refused(&taken.fields) {
+            Some(submitter) if results.is_none() => Some(submitter),
+            _ => None,
+        };
         let mut pipe = redis::pipe();
         pipe.atomic();
         let xadd = pipe.cmd("XADD").arg(self.keys.dead()).arg("*");
@@ -620,6 +658,27 @@ impl Shared {
             .ignore();
         if let Some((submitter, message)) = results {
             self.add_results(&mut pipe, submitter, &message);
+        }
+        if let Some(submitter) = refused_for {
+            let stream = self.keys.results(submitter);
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("refused")
+                .arg(&taken.id)
+                .arg("reason")
+                .arg(reason)
+                .arg("host")
+                .arg(&self.name)
+                .arg("key")
+                .arg(&self.key_id)
+                .arg("deliveries")
+                .arg(taken.deliveries)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&stream)
+                .arg(self.result_ttl.as_millis() as u64)
+                .ignore();
         }
         pipe.cmd("HINCRBY")
             .arg(self.keys.stats())
@@ -681,7 +740,13 @@ impl Shared {
             self.max_entry,
         ) {
             tracing::warn!(entry = %taken.id, %refusal, "refused a task entry; dead-lettered");
-            return self.dead_letter(conn, &taken, &refusal.to_string(), "refused", None);
+            return self.dead_letter(
+                conn,
+                &taken,
+                &refusal.to_string(),
+                "refused",
+                Outcome::Refused,
+            );
         }
         let limits = Limits {
             max_len: self.max_entry,
@@ -691,7 +756,13 @@ impl Shared {
             Err(detail) => {
                 let refusal = entry::Refusal::Malformed(detail);
                 tracing::warn!(entry = %taken.id, %refusal, "refused a task entry; dead-lettered");
-                return self.dead_letter(conn, &taken, &refusal.to_string(), "refused", None);
+                return self.dead_letter(
+                    conn,
+                    &taken,
+                    &refusal.to_string(),
+                    "refused",
+                    Outcome::Refused,
+                );
             }
         };
         let alive: bool = conn.query(redis::cmd("EXISTS").arg(self.keys.alive(msg.submitter)))?;
@@ -712,10 +783,14 @@ impl Shared {
         }
         if taken.deliveries > self.max_deliveries {
             let previous = taken.previous.as_deref().unwrap_or("");
-            let error = TaskError::WorkerDied {
-                pid: consumer_pid(previous),
-                exit: WorkerExit::Unknown,
-                memory_limited: false,
+            let error = TaskError::DeadLettered {
+                deliveries: u32::try_from(taken.deliveries).unwrap_or(u32::MAX),
+                last_error: format!(
+                    "the hosts holding it kept dying before they finished it (the last one: \
+                     process {} of consumer `{previous}`); a task that kills its host (or \
+                     exhausts its memory) does this",
+                    consumer_pid(previous)
+                ),
             };
             let mut outcomes = Outcomes::new();
             for i in 0..msg.items.len() as u64 {
@@ -734,7 +809,7 @@ impl Shared {
                 &taken,
                 &reason,
                 "dead_lettered",
-                Some((msg.submitter, results)),
+                Outcome::Results(msg.submitter, results),
             );
         }
         lock(&self.holding).insert(taken.id.clone(), consumer.to_owned());

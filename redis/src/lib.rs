@@ -36,14 +36,21 @@
 //!   chunk whose host died is run again by another host after the visibility
 //!   timeout, and the duplicates are dropped by task index.
 //! * A chunk delivered more than `max_deliveries` times goes to the dead-letter
-//!   stream; its tasks fail with [`TaskError::WorkerDied`](dilly_pool::TaskError).
-//! * A host that lacks the function (unknown symbol, another signature: another
-//!   build) answers with [`TaskError::Rejected`](dilly_pool::TaskError) at once.
+//!   stream; its tasks fail with [`TaskError::DeadLettered`](dilly_pool::TaskError),
+//!   and [`RedisPool::dead_letters`] / [`RedisPool::requeue_dead_letter`] find and
+//!   re-run it.
+//! * A host that lacks the function (unknown symbol, another signature or other
+//!   data types: another build) answers with
+//!   [`TaskError::Rejected`](dilly_pool::TaskError) at once, never retried.
 //! * With a shared key ([`RedisPoolBuilder::key`], [`HostBuilder::key`] or the
 //!   [`KEY_ENV`] environment variable), every entry carries an HMAC-SHA256 tag,
 //!   checked before any byte is decoded; entries without a valid tag are refused,
 //!   counted and logged, and task entries are moved to the dead-letter stream.
 //!   Same-build function values need a key.
+//! * A pool and hosts whose keys differ do not wait on each other:
+//!   [`RedisPoolBuilder::build`] fails with [`Error::KeyMismatch`] when the
+//!   queue's live hosts all have another key, and a chunk a host refuses for its
+//!   tag fails its tasks with [`TaskError::DeadLettered`](dilly_pool::TaskError).
 //!
 //! `docs/distributed.md` describes the key layout and how to size a deployment.
 

@@ -19,11 +19,20 @@ use crate::conn::Conn;
 use crate::entry::{self, Key, ResultMsg, TaskMsg};
 use crate::error::{Error, Result, redact};
 use crate::keys::{GROUP, Keys, fresh_id};
-use crate::stats::{self, DeadLetter, Stats};
+use crate::stats::{self, DeadLetter, HostInfo, Stats};
 
 /// The environment variable that holds the shared HMAC key when the builder is
 /// not given one.
 pub const KEY_ENV: &str = "DILLY_REDIS_KEY";
+
+/// A host whose registration is younger than this counts as live when
+/// [`RedisPoolBuilder::build`] compares key IDs (hosts refresh it every second by
+/// default).
+const LIVE_FOR_KEY_CHECK: Duration = Duration::from_secs(10);
+
+/// Refusal records kept for chunks whose entry ID is not known yet (a host
+/// refused the entry before the pool recorded its ID).
+const MAX_EARLY_REFUSALS: usize = 1024;
 
 /// The largest entry accepted by default, in bytes.
 pub(crate) const DEFAULT_MAX_ENTRY: usize = 64 << 20;
@@ -161,6 +170,10 @@ impl RedisPoolBuilder {
     }
 
     /// Connects, checks the credentials, and starts the pool's collector thread.
+    ///
+    /// Fails with [`Error::KeyMismatch`] when the queue has live hosts that
+    /// advertise a key ID and none has this pool's key (or lack of one): they
+    /// would refuse every task.
     pub fn build(self) -> Result<RedisPool> {
         let keys = Keys::new(&self.queue).map_err(Error::Config)?;
         if self.workers == 0 || self.window == 0 || self.chunk_size == Some(0) {
@@ -180,6 +193,12 @@ impl RedisPoolBuilder {
             move |source| Error::Redis { url, doing, source }
         };
         ensure_group(&mut conn, &keys).map_err(fail("creating the consumer group"))?;
+        let key = resolve_key(self.key);
+        let key_id = entry::key_id(key.as_ref());
+        check_hosts_key(&mut conn, &keys, &key_id).map_err(|e| match e {
+            Ok(mismatch) => mismatch,
+            Err(source) => fail("reading the hosts' registrations")(source),
+        })?;
         let submitter = fresh_id();
         let ttl = self.submitter_timeout.as_millis() as u64;
         conn.query::<()>(
@@ -193,7 +212,8 @@ impl RedisPoolBuilder {
         let collector_conn = Conn::connect(&client, self.reconnect_for)
             .map_err(fail("opening the collector's connection"))?;
         let inner = Arc::new(Inner {
-            key: resolve_key(self.key),
+            key,
+            key_id,
             keys,
             submitter,
             url,
@@ -266,6 +286,8 @@ struct Inner {
     keys: Keys,
     submitter: u64,
     key: Option<Key>,
+    /// [`entry::key_id`] of `key`.
+    key_id: String,
     url: String,
     client: redis::Client,
     settings: Settings,
@@ -283,6 +305,9 @@ struct State {
     next_job: u64,
     closed: bool,
     terminated: bool,
+    /// Refusals of entries not (yet) known as live chunks, oldest first: the
+    /// collector can read a refusal before `send` records the entry's ID.
+    early_refusals: VecDeque<(String, TaskError)>,
 }
 
 struct JobState {
@@ -418,8 +443,8 @@ impl RedisPool {
     /// Moves a dead letter back to the task stream, as it was (tag included), for
     /// the hosts to try again; returns its new entry ID. Its outcomes reach the
     /// submitter only while that submitter is alive, and only for tasks it has not
-    /// delivered yet (a chunk dead-lettered after too many deliveries was
-    /// delivered as failures).
+    /// delivered yet (a chunk dead-lettered after too many deliveries, or refused
+    /// by a host that could tell this pool, was delivered as failures).
     pub fn requeue_dead_letter(&self, id: &str) -> Result<String> {
         let mut conn = self
             .inner
@@ -618,11 +643,15 @@ impl Inner {
             .arg("PX")
             .arg(self.settings.ttl.as_millis() as u64)
             .ignore();
+        // `s` names this pool to a host that refuses the entry before decoding it.
+        let submitter = format!("{:016x}", self.submitter);
         for chunk in &outgoing {
             let cmd = pipe
                 .cmd("XADD")
                 .arg(&tasks)
                 .arg("*")
+                .arg("s")
+                .arg(&submitter)
                 .arg("m")
                 .arg(&chunk.message);
             if let Some(key) = &self.key {
@@ -639,6 +668,11 @@ impl Inner {
             Ok(ids) => {
                 let mut orphans = Vec::new();
                 for (chunk, entry) in outgoing.iter().zip(ids) {
+                    let early = state
+                        .early_refusals
+                        .iter()
+                        .position(|(id, _)| *id == entry)
+                        .and_then(|at| state.early_refusals.remove(at));
                     match state
                         .jobs
                         .get_mut(&chunk.job)
@@ -648,7 +682,11 @@ impl Inner {
                         // The job was dropped meanwhile.
                         None => orphans.push(entry),
                     }
+                    if let Some((_, error)) = early {
+                        fail_chunk(&mut state, chunk.job, chunk.first, &error);
+                    }
                 }
+                self.idle.notify_all();
                 drop(state);
                 self.delete_entries(orphans);
                 Ok(())
@@ -734,6 +772,53 @@ impl Inner {
         }
     }
 
+    /// Takes in a host's refusal of the task entry `entry` (the entry went to the
+    /// dead-letter stream): the chunk's undelivered tasks fail.
+    fn refused(&self, entry: &str, fields: &[(String, Vec<u8>)], outgoing: &mut Vec<Outgoing>) {
+        let text = |name| {
+            stats::field(fields, name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        let (reason, host, host_key) = (text("reason"), text("host"), text("key"));
+        let deliveries = text("deliveries").parse().unwrap_or(1);
+        let last_error = if host_key != self.key_id {
+            format!(
+                "host `{host}` refused it: {reason}; the pool and that host have different \
+                 HMAC keys (key ID `{}` here, `{host_key}` there): give both the same key \
+                 (`key(..)` on both builders, or the {KEY_ENV} environment variable)",
+                self.key_id
+            )
+        } else {
+            format!("host `{host}` refused it: {reason}")
+        };
+        tracing::error!(%entry, %host, %last_error, "a host refused a task entry of this pool");
+        let error = TaskError::DeadLettered {
+            deliveries,
+            last_error,
+        };
+        let mut state = lock(&self.state);
+        let found = state.jobs.iter().find_map(|(&job, j)| {
+            j.live
+                .iter()
+                .find(|(_, live)| live.entry.as_deref() == Some(entry))
+                .map(|(&first, _)| (job, first))
+        });
+        match found {
+            Some((job, first)) => {
+                fail_chunk(&mut state, job, first, &error);
+                self.take_outgoing(&mut state, job, outgoing);
+                self.idle.notify_all();
+            }
+            None => {
+                if state.early_refusals.len() >= MAX_EARLY_REFUSALS {
+                    state.early_refusals.pop_front();
+                }
+                state.early_refusals.push_back((entry.to_owned(), error));
+            }
+        }
+    }
+
     /// Fails every outstanding task that is in Redis: the collector lost Redis.
     fn fail_live(&self, reason: &str) {
         let mut state = lock(&self.state);
@@ -757,6 +842,58 @@ impl Inner {
         }
         self.idle.notify_all();
     }
+}
+
+/// Fails the undelivered tasks of job `job`'s live chunk at `first` with `error`.
+fn fail_chunk(state: &mut State, job: u64, first: u64, error: &TaskError) {
+    let Some(job) = state.jobs.get_mut(&job) else {
+        return;
+    };
+    let Some(live) = job.live.remove(&first) else {
+        return;
+    };
+    let mut out = Outcomes::new();
+    for (i, seen) in live.seen.iter().enumerate() {
+        if !seen {
+            out.push_err(first + i as u64, error.clone());
+        }
+    }
+    if !out.is_empty() {
+        let _ = job.sink.send(out);
+    }
+}
+
+/// `Err(Ok(KeyMismatch))` when live hosts serve the queue and none advertises
+/// the key ID `pool`; hosts whose registration does not name a key ID are not
+/// counted either way.
+fn check_hosts_key(
+    conn: &mut Conn,
+    keys: &Keys,
+    pool: &str,
+) -> std::result::Result<(), std::result::Result<Error, redis::RedisError>> {
+    let hosts: HashMap<String, String> = conn
+        .query(redis::cmd("HGETALL").arg(keys.hosts()))
+        .map_err(Err)?;
+    let mut live: Vec<(String, String)> = hosts
+        .iter()
+        .filter_map(|(name, v)| HostInfo::decode(name, v))
+        .filter(|h| h.is_live(LIVE_FOR_KEY_CHECK))
+        .filter_map(|h| Some((h.name, h.key_id?)))
+        .collect();
+    if live.is_empty() || live.iter().any(|(_, id)| id == pool) {
+        return Ok(());
+    }
+    live.sort();
+    let hosts = live
+        .iter()
+        .map(|(name, id)| format!("{name}: `{id}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Ok(Error::KeyMismatch {
+        queue: keys.queue().to_owned(),
+        pool: pool.to_owned(),
+        hosts,
+    }))
 }
 
 /// The collector thread: heartbeat, read results, refill windows.
@@ -818,6 +955,11 @@ fn collect(inner: &Inner, mut conn: Conn) {
         let mut outgoing = Vec::new();
         for (id, fields) in entries {
             last_id.clone_from(&id);
+            if let Some(entry) = stats::field(&fields, "refused") {
+                let entry = String::from_utf8_lossy(entry).into_owned();
+                inner.refused(&entry, &fields, &mut outgoing);
+                continue;
+            }
             let message = stats::field(&fields, "m").unwrap_or_default();
             let tag = stats::field(&fields, "t");
             if let Err(refusal) = entry::check(

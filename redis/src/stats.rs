@@ -21,7 +21,8 @@ pub struct Stats {
     pub retried: u64,
     /// Entries moved to the dead-letter stream, ever.
     pub dead_lettered: u64,
-    /// Entries refused before decoding (missing or wrong tag, too large, malformed).
+    /// Entries refused before decoding (missing or wrong tag, a tag where no key
+    /// is set, too large, malformed).
     pub refused: u64,
     /// Chunks skipped because their submitter was gone.
     pub skipped: u64,
@@ -47,6 +48,10 @@ pub struct HostInfo {
     pub build: String,
     /// Its registry fingerprint (count and hash of registered items).
     pub registry: String,
+    /// The identifier of its HMAC key (16 hex digits, from the key's HMAC of a
+    /// fixed label; not the key), or `none` without a key; `None` for a
+    /// registration that does not say.
+    pub key_id: Option<String>,
     /// When it last refreshed its registration.
     pub last_heartbeat: SystemTime,
 }
@@ -63,12 +68,13 @@ impl HostInfo {
     pub(crate) fn encode(
         pid: u32,
         processes: usize,
+        key_id: &str,
         build: &str,
         registry: &str,
         heartbeat_ms: u64,
     ) -> String {
         format!(
-            "pid={pid} processes={processes} heartbeat_ms={heartbeat_ms} build={build} registry={registry}"
+            "pid={pid} processes={processes} heartbeat_ms={heartbeat_ms} key={key_id} build={build} registry={registry}"
         )
     }
 
@@ -88,6 +94,7 @@ impl HostInfo {
             processes: field("processes")?.parse().ok()?,
             build: build.to_owned(),
             registry: registry.to_owned(),
+            key_id: field("key").map(str::to_owned),
             last_heartbeat: UNIX_EPOCH
                 + Duration::from_millis(field("heartbeat_ms")?.parse().ok()?),
         })
@@ -299,8 +306,9 @@ mod tests {
 
     #[test]
     fn a_registration_round_trips() {
-        let v = HostInfo::encode(12, 4, "abc def", "7 items", 1_000);
+        let v = HostInfo::encode(12, 4, "0123456789abcdef", "abc def", "7 items", 1_000);
         let h = HostInfo::decode("h:12", &v).unwrap();
+        assert_eq!(h.key_id.as_deref(), Some("0123456789abcdef"));
         assert_eq!((h.pid, h.processes), (12, 4));
         assert_eq!(h.build, "abc def");
         assert_eq!(h.registry, "7 items");

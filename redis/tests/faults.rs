@@ -220,11 +220,19 @@ fn a_chunk_whose_hosts_always_die_is_dead_lettered_and_reported() {
         match (x, r) {
             (
                 6 | 7,
-                Err(TaskError::WorkerDied {
-                    exit: WorkerExit::Unknown,
-                    ..
+                Err(TaskError::DeadLettered {
+                    deliveries: 3,
+                    last_error,
                 }),
-            ) => {}
+            ) => {
+                assert!(last_error.contains("kept dying"), "{last_error}");
+                let shown = TaskError::DeadLettered {
+                    deliveries: 3,
+                    last_error,
+                }
+                .to_string();
+                assert!(shown.contains("requeue_dead_letter"), "{shown}");
+            }
             (x, Ok(v)) if x != 6 && x != 7 => assert_eq!(v, x as u64),
             (x, other) => panic!("task {x}: {other:?}"),
         }

@@ -166,3 +166,102 @@ fn same_build_values_need_a_key() {
         .unwrap();
     assert!(keyed.open(&raw).is_ok());
 }
+
+/// The live hosts' registrations in the queue's hash.
+fn registered(redis: &Redis, queue: &str) -> usize {
+    let n: usize = redis::cmd("HLEN")
+        .arg(format!("dilly:{{{queue}}}:hosts"))
+        .query(&mut redis.conn())
+        .unwrap();
+    n
+}
+
+#[test]
+fn a_pool_whose_key_no_live_host_has_is_refused_at_build() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let opts = HostOpts {
+        key: Some(KEY.to_owned()),
+        processes: 1,
+        ..HostOpts::default()
+    };
+    let _host = Host::with(&url, "keyed", &opts);
+    wait_for(Duration::from_secs(60), "the host to register", || {
+        registered(&redis, "keyed") == 1
+    });
+    for key in [Some("another secret"), None] {
+        let mut builder = RedisPool::builder(&url).queue("keyed");
+        if let Some(key) = key {
+            builder = builder.key(key);
+        }
+        match builder.build() {
+            Err(dilly_redis::Error::KeyMismatch { queue, pool, hosts }) => {
+                assert_eq!(queue, "keyed");
+                assert_eq!(pool == "none", key.is_none(), "{pool}");
+                assert!(!hosts.contains(KEY), "{hosts}");
+                let shown = dilly_redis::Error::KeyMismatch { queue, pool, hosts }.to_string();
+                assert!(shown.contains("same key"), "{shown}");
+            }
+            other => panic!("key {key:?}: {other:?}"),
+        }
+    }
+    let pool = RedisPool::builder(&url)
+        .queue("keyed")
+        .key(KEY)
+        .build()
+        .unwrap();
+    let key_ids: Vec<_> = pool
+        .stats()
+        .unwrap()
+        .hosts
+        .into_iter()
+        .map(|h| h.key_id)
+        .collect();
+    assert_eq!(key_ids.len(), 1);
+    assert!(key_ids[0].as_ref().is_some_and(|id| id.len() == 16));
+}
+
+#[test]
+fn tasks_refused_by_hosts_with_another_key_fail_typed_instead_of_hanging() {
+    let redis = Redis::start();
+    let url = redis.url();
+    // Pool key, host key: another key; a key and none; none and a key.
+    let cases = [
+        ("other-key", Some(KEY), Some("another secret")),
+        ("host-no-key", Some(KEY), None),
+        ("pool-no-key", None, Some(KEY)),
+    ];
+    for (queue, pool_key, host_key) in cases {
+        let mut builder = RedisPool::builder(&url).queue(queue);
+        if let Some(key) = pool_key {
+            builder = builder.key(key);
+        }
+        // No host yet: build() has nothing to compare with.
+        let pool = builder.build().unwrap();
+        let opts = HostOpts {
+            key: host_key.map(str::to_owned),
+            processes: 1,
+            ..HostOpts::default()
+        };
+        let _host = Host::with(&url, queue, &opts);
+        let out = exactly_once(
+            &pool,
+            &dilly::func_of!(square),
+            (0..6u64).map(|x| (x,)).collect(),
+            2,
+        );
+        for (i, r) in out.iter().enumerate() {
+            match r {
+                Err(TaskError::DeadLettered { last_error, .. }) => {
+                    assert!(
+                        last_error.contains("different HMAC keys"),
+                        "{queue}, task {i}: {last_error}"
+                    );
+                }
+                other => panic!("{queue}, task {i}: {other:?}"),
+            }
+        }
+        let stats = pool.stats().unwrap();
+        assert_eq!((stats.refused, stats.dead_letters), (3, 3), "{queue}");
+    }
+}

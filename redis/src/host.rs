@@ -748,9 +748,7 @@ impl Shared {
                 Outcome::Refused,
             );
         }
-        let limits = Limits {
-            max_len: self.max_entry,
-        };
+        let limits = Limits::max_len(self.max_entry);
         let msg = match TaskMsg::decode(message, limits) {
             Ok(msg) => msg,
             Err(detail) => {

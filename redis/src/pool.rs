@@ -905,9 +905,7 @@ fn collect(inner: &Inner, mut conn: Conn) {
     let beat = inner.settings.ttl / 3;
     let mut last_beat = Instant::now();
     let mut last_id = "0-0".to_owned();
-    let limits = Limits {
-        max_len: inner.settings.max_entry,
-    };
+    let limits = Limits::max_len(inner.settings.max_entry);
     while !inner.stop.load(Ordering::SeqCst) {
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();

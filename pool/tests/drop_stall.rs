@@ -11,7 +11,7 @@ use dilly_pool::{Executor, ProcessPool, StartMethod};
 
 /// Pools built and dropped per start method: enough to meet a stall that hit
 /// about one drop in fifty.
-const ROUNDS: usize = 300;
+const ROUNDS: usize = 500;
 
 /// The longest a drop may take: a drop takes about a millisecond, and a waiter
 /// that sleeps through its report waits out a patience of two seconds. A hang

@@ -47,23 +47,29 @@ fn method(name: &str) -> StartMethod {
     }
 }
 
-/// The helper: a pool of two workers, both in a task that never ends, and this
-/// process waiting to be killed.
+/// The helper: a pool of two workers, both in a task that never ends (one asleep,
+/// one spinning, in either order), and this process waiting to be killed.
 fn parent(name: &str) -> ! {
     let pool = ProcessPool::builder()
         .workers(2)
         .start_method(method(name))
         .build()
         .expect("a pool");
-    let sleeping = pool
-        .apply_async(&dilly::func_of!(sleep_forever), (1,))
-        .unwrap();
-    let spinning = pool
-        .apply_async(&dilly::func_of!(spin_forever), (2,))
-        .unwrap();
+    // Four tasks: a slot may queue a second task behind its first on the same
+    // worker, so two would not always keep both workers busy.
+    let handles: Vec<_> = (1..=4)
+        .map(|tag| {
+            if tag % 2 == 1 {
+                pool.apply_async(&dilly::func_of!(sleep_forever), (tag,))
+            } else {
+                pool.apply_async(&dilly::func_of!(spin_forever), (tag,))
+            }
+            .unwrap()
+        })
+        .collect();
     println!("ready");
     std::thread::sleep(Duration::from_secs(3600));
-    drop((sleeping, spinning, pool));
+    drop((handles, pool));
     unreachable!("the test kills this process long before")
 }
 
@@ -183,6 +189,65 @@ fn orphans_of_a_killed_parent_die(name: &str) {
     drop(lines);
 }
 
+#[dilly::func]
+fn worker_pid(_x: u64) -> u32 {
+    std::process::id()
+}
+
+/// Dying with the parent must not mean dying with the thread that happened to
+/// start a process (which is what the kernel's parent-death signal tracks): a
+/// pool built on a thread that then ended keeps its fork server and workers, and
+/// so do workers started while a caller's thread ran its task.
+fn processes_outlive_the_threads_that_started_them(name: &str) {
+    let start_method = method(name);
+    let pool = std::thread::spawn(move || {
+        ProcessPool::builder()
+            .workers(2)
+            .start_method(start_method)
+            .max_tasks_per_child(2)
+            .build()
+            .expect("a pool")
+    })
+    .join()
+    .unwrap();
+    let tree = descendants(std::process::id());
+    let f = dilly::func_of!(worker_pid);
+    // `apply` from threads that end right after: a worker retiring under one of
+    // them has its successor started then.
+    for round in 0..6u64 {
+        let pool = &pool;
+        let f = &f;
+        std::thread::scope(|scope| {
+            scope.spawn(move || pool.apply(f, (round,)).unwrap());
+        });
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // The workers the pool holds now run (a killed one would be a zombie until
+    // the pool noticed), and serve.
+    let now = descendants(std::process::id());
+    for pid in pool.worker_pids() {
+        let state = stat(pid).map(|s| s.state);
+        assert!(
+            state.is_some_and(|s| s != 'Z'),
+            "{name}: worker {pid} ended ({state:?}) with the thread that started it"
+        );
+        assert!(now.contains_key(&pid) || name == "forkserver");
+    }
+    assert_eq!(pool.map(&f, 0..4u64).unwrap().len(), 4);
+    if name == "forkserver" {
+        let server = tree
+            .iter()
+            .find(|(_, s)| s.ppid == std::process::id())
+            .map(|(pid, s)| (*pid, *s))
+            .expect("the fork server");
+        assert!(
+            alive(server.0, server.1),
+            "{name}: the fork server died with the thread that built the pool"
+        );
+    }
+    println!("{name}: workers and server outlive the threads that started them");
+}
+
 fn main() {
     if let Ok(name) = std::env::var(PARENT) {
         parent(&name);
@@ -190,5 +255,8 @@ fn main() {
     for name in ["spawn", "forkserver", "fork"] {
         orphans_of_a_killed_parent_die(name);
     }
-    println!("orphans: 3 start methods passed");
+    for name in ["spawn", "forkserver"] {
+        processes_outlive_the_threads_that_started_them(name);
+    }
+    println!("orphans: passed");
 }

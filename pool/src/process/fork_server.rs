@@ -111,10 +111,11 @@ impl ForkServer {
             context: "cannot create the fork server's socket pair",
             source,
         })?;
+        let parent = std::process::id();
         match sys::fork_single_threaded() {
             Ok(None) => {
                 drop(ours);
-                sys::exit_now(worker::run_fork_server(theirs));
+                sys::exit_now(worker::run_forked_fork_server(theirs, parent));
             }
             Ok(Some(pid)) => {
                 drop(theirs);

@@ -17,6 +17,7 @@ mod inline;
 mod launch;
 mod queue;
 mod slot;
+mod spawner;
 
 pub use builder::{Builder, StartMethod};
 

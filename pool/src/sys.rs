@@ -114,6 +114,21 @@ pub(crate) fn die_with_parent(parent: u32) -> bool {
     std::os::unix::process::parent_id() == parent
 }
 
+/// Whether process `pid` is stopped by a signal (`SIGSTOP`, `SIGTSTP`, ...: state
+/// `T` in `/proc/<pid>/stat`). A process stopped by a tracer (state `t`, a
+/// debugger), a running one, one that is gone, or one on a system without `/proc`
+/// is not.
+pub(crate) fn is_stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, in parentheses that may hold anything.
+    stat.rfind(')')
+        .and_then(|end| stat.get(end + 2..))
+        .and_then(|rest| rest.chars().next())
+        == Some('T')
+}
+
 /// Sends `SIGKILL` to `pid`. Errors (the process is already gone) are ignored.
 #[allow(unsafe_code)]
 pub(crate) fn kill(pid: u32) {

@@ -30,6 +30,9 @@ const FAULT_EVERY: u64 = 4_000;
 /// hang on purpose reach it.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The least time between two kills from outside.
+const KILL_SPACING: Duration = Duration::from_millis(100);
+
 /// Results after which the parent's memory is first measured.
 const WARM: u64 = 10_000;
 
@@ -118,6 +121,7 @@ fn main() {
     let mut rng = splitmix(seed ^ 0x5eed);
     let mut next_kill = FAULT_EVERY / 2 + rng % FAULT_EVERY;
     let mut kills = 0u64;
+    let mut last_kill = Instant::now();
     let mut killed_tasks = 0u64;
     let (mut aborted, mut timed_out) = (0u64, 0u64);
     let mut warm_rss = None;
@@ -165,7 +169,11 @@ fn main() {
         if received == WARM.min(tasks) {
             warm_rss = Some(rss());
         }
-        if received == next_kill {
+        // Results come in batches of thousands: a kill counted in results alone
+        // could hit the worker started after the previous kill before it has
+        // even started. Kills are a few thousand results and a while apart.
+        if received >= next_kill && last_kill.elapsed() >= KILL_SPACING {
+            last_kill = Instant::now();
             rng = splitmix(rng);
             let pids = pool.worker_pids();
             if let Some(&pid) = pids.get((rng % 2) as usize).or(pids.first()) {
@@ -178,7 +186,7 @@ fn main() {
                     kills += 1;
                 }
             }
-            next_kill += FAULT_EVERY / 2 + rng % FAULT_EVERY;
+            next_kill = received + FAULT_EVERY / 2 + rng % FAULT_EVERY;
         }
     }
     let elapsed = started.elapsed();

@@ -72,7 +72,7 @@ fn main() {
     assert_eq!(output.len() as u64, n);
     assert!(output.iter().zip(&input).all(|(o, i)| *o == i + 1));
     let peak = status_bytes("VmHWM:");
-    let data = (input.capacity() + output.capacity()) as u64 * 8;
+    let data = (input.len() + output.len()) as u64 * 8;
     println!(
         "{mode} of {n} u64: {:.2} s; peak RSS {:.1} MiB, {:.1} MiB before the call; \
          input + output {:.1} MiB; peak / (input + output) = {:.2}; {:.0} bytes per item \

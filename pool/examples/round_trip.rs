@@ -18,7 +18,7 @@ fn mul(x: u64, y: u64) -> u64 {
 
 #[dilly::func]
 fn checked_half(x: u64) -> u64 {
-    assert!(x % 2 == 0, "{x} is odd");
+    assert!(x.is_multiple_of(2), "{x} is odd");
     x / 2
 }
 

@@ -175,20 +175,19 @@ impl<R> Placed<R> {
             return;
         }
         let continues = |first: u64, run: &Vec<R>| first + run.len() as u64 == index;
-        if let Some(first) = self.last_run {
-            if let Some(run) = self.ahead.get_mut(&first) {
-                if continues(first, run) {
-                    run.push(value);
-                    return;
-                }
-            }
+        if let Some(first) = self.last_run
+            && let Some(run) = self.ahead.get_mut(&first)
+            && continues(first, run)
+        {
+            run.push(value);
+            return;
         }
-        if let Some((&first, run)) = self.ahead.range_mut(..index).next_back() {
-            if continues(first, run) {
-                run.push(value);
-                self.last_run = Some(first);
-                return;
-            }
+        if let Some((&first, run)) = self.ahead.range_mut(..index).next_back()
+            && continues(first, run)
+        {
+            run.push(value);
+            self.last_run = Some(first);
+            return;
         }
         self.ahead.insert(index, vec![value]);
         self.last_run = Some(index);

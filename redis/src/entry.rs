@@ -377,6 +377,11 @@ pub(crate) enum WireError {
         detail: String,
     },
     Terminated,
+    /// Last, so that the variants before it keep their numbers.
+    WorkerStopped {
+        pid: u32,
+        after_nanos: u64,
+    },
 }
 
 impl WireError {
@@ -459,6 +464,10 @@ impl WireError {
                 detail: detail.clone(),
             },
             TaskError::Terminated => WireError::Terminated,
+            TaskError::WorkerStopped { pid, after } => WireError::WorkerStopped {
+                pid: *pid,
+                after_nanos: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
+            },
             other => WireError::Rejected {
                 message: other.to_string(),
             },
@@ -560,6 +569,10 @@ impl WireError {
             WireError::WorkerStart { reason } => TaskError::WorkerStart { reason },
             WireError::Protocol { pid, detail } => TaskError::Protocol { pid, detail },
             WireError::Terminated => TaskError::Terminated,
+            WireError::WorkerStopped { pid, after_nanos } => TaskError::WorkerStopped {
+                pid,
+                after: std::time::Duration::from_nanos(after_nanos),
+            },
         }
     }
 }
@@ -633,6 +646,11 @@ mod tests {
                 },
             },
         );
+        let stopped = TaskError::WorkerStopped {
+            pid: 13,
+            after: std::time::Duration::from_millis(2001),
+        };
+        outcomes.push_err(7, stopped.clone());
         let bytes = ResultMsg::encode(1, 2, &outcomes).unwrap();
         let msg = ResultMsg::decode(&bytes, Limits::DEFAULT).unwrap();
         let got: Vec<_> = msg
@@ -661,6 +679,7 @@ mod tests {
                         }
                     })
                 ),
+                (7, Err(stopped)),
             ]
         );
     }

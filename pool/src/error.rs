@@ -137,6 +137,22 @@ pub enum TaskError {
         detail: String,
     },
 
+    /// The worker running the task was stopped (`SIGSTOP`, `SIGTSTP`: state `T`)
+    /// and stayed stopped past the pool's grace period, so the task would never
+    /// finish; the worker was killed and replaced. A worker stopped by a debugger
+    /// (state `t`) is left alone.
+    #[error(
+        "worker process {pid} was stopped (SIGSTOP or SIGTSTP) while running the task and \
+         stayed stopped for {after:?}; it was killed and replaced (send SIGCONT within the \
+         grace period to resume a worker instead)"
+    )]
+    WorkerStopped {
+        /// The killed worker's process ID.
+        pid: u32,
+        /// How long the task had waited when the worker was found stopped.
+        after: Duration,
+    },
+
     /// The pool was terminated before the task finished.
     #[error("the pool was terminated before the task finished")]
     Terminated,
@@ -159,12 +175,15 @@ pub enum TaskError {
 }
 
 impl TaskError {
-    /// True for [`TaskError::WorkerDied`] and [`TaskError::TimedOut`]: the worker is
-    /// gone, and running the task again may or may not help.
+    /// True for [`TaskError::WorkerDied`], [`TaskError::TimedOut`] and
+    /// [`TaskError::WorkerStopped`]: the worker is gone, and running the task again
+    /// may or may not help.
     pub fn is_worker_lost(&self) -> bool {
         matches!(
             self,
-            TaskError::WorkerDied { .. } | TaskError::TimedOut { .. }
+            TaskError::WorkerDied { .. }
+                | TaskError::TimedOut { .. }
+                | TaskError::WorkerStopped { .. }
         )
     }
 }

@@ -72,7 +72,10 @@
 //! task run again on another worker; [`Builder::result_window`] with
 //! `Duration::ZERO` makes every task run at most once. `map` returns the first
 //! failure as [`Error::Task`]; `imap` yields one `Result` per item. Nothing hangs:
-//! dropping a pool stops idle workers and kills busy ones.
+//! a worker stopped in the middle of a task (`SIGSTOP`) fails it with
+//! [`TaskError::WorkerStopped`], dropping a pool stops idle workers and kills busy
+//! ones, and workers and fork servers die with the pool's process, even one killed
+//! with `kill -9`.
 
 #![deny(unsafe_code)]
 

@@ -95,6 +95,40 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Has the kernel `SIGKILL` this process when its parent ends, then checks that
+/// its parent is still `parent`, the process that started it: one that died before
+/// the signal was set would never send it (this process was handed to another
+/// parent already). False if it is gone; the caller then exits.
+///
+/// On Linux the signal comes when the *thread* that started this process ends, not
+/// the whole parent: the pool starts processes only from threads that live as long
+/// as the processes they start. Elsewhere only the check is made.
+pub(crate) fn die_with_parent(parent: u32) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // Should setting it fail (it cannot, for a valid signal), the check below
+        // still stands; the process then ends when it finds its stream closed.
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    }
+    std::os::unix::process::parent_id() == parent
+}
+
+/// Whether process `pid` is stopped by a signal (`SIGSTOP`, `SIGTSTP`, ...: state
+/// `T` in `/proc/<pid>/stat`). A process stopped by a tracer (state `t`, a
+/// debugger), a running one, one that is gone, or one on a system without `/proc`
+/// is not.
+pub(crate) fn is_stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, in parentheses that may hold anything.
+    stat.rfind(')')
+        .and_then(|end| stat.get(end + 2..))
+        .and_then(|rest| rest.chars().next())
+        == Some('T')
+}
+
 /// Sends `SIGKILL` to `pid`. Errors (the process is already gone) are ignored.
 #[allow(unsafe_code)]
 pub(crate) fn kill(pid: u32) {

@@ -70,8 +70,8 @@ fn varint(out: &mut Vec<u8>, n: u64) {
 
 /// `value`'s encoding (a portable function value) with its state replaced.
 fn with_state(value: &[u8], state: &[u8]) -> Vec<u8> {
-    // Version, header length, the 16-byte header.
-    let mut out = value[..18].to_vec();
+    // Version, header length, the 24-byte header.
+    let mut out = value[..26].to_vec();
     varint(&mut out, state.len() as u64);
     out.extend_from_slice(state);
     out
@@ -88,7 +88,8 @@ fn hostile_claims_and_nesting_are_typed_errors_inside_a_memory_limited_worker() 
     let tree_value = dilly::to_bytes(&depth_of(Tree::Leaf(String::new()))).unwrap();
     let object = {
         let value: Box<dyn Object> = Box::new(Tree::Leaf(String::new()));
-        dilly::to_bytes(&value).unwrap()[..10].to_vec()
+        // Version, header length, the 16-byte object header.
+        dilly::to_bytes(&value).unwrap()[..18].to_vec()
     };
     let mut cases = Vec::new();
     for claim in [1_073_741_760, 1 << 60, 63 << 20] {

@@ -398,6 +398,11 @@ pub(crate) enum WireError {
         deliveries: u32,
         last_error: String,
     },
+    /// Last, so that the variants before it keep their numbers.
+    WorkerStopped {
+        pid: u32,
+        after_nanos: u64,
+    },
 }
 
 impl WireError {
@@ -486,6 +491,10 @@ impl WireError {
             } => WireError::DeadLettered {
                 deliveries: *deliveries,
                 last_error: last_error.clone(),
+            },
+            TaskError::WorkerStopped { pid, after } => WireError::WorkerStopped {
+                pid: *pid,
+                after_nanos: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
             },
             other => WireError::Rejected {
                 message: other.to_string(),
@@ -595,6 +604,10 @@ impl WireError {
                 deliveries,
                 last_error,
             },
+            WireError::WorkerStopped { pid, after_nanos } => TaskError::WorkerStopped {
+                pid,
+                after: std::time::Duration::from_nanos(after_nanos),
+            },
         }
     }
 }
@@ -675,6 +688,11 @@ mod tests {
                 last_error: "the hosts died".to_owned(),
             },
         );
+        let stopped = TaskError::WorkerStopped {
+            pid: 13,
+            after: std::time::Duration::from_millis(2001),
+        };
+        outcomes.push_err(8, stopped.clone());
         let bytes = ResultMsg::encode(1, 2, &outcomes).unwrap();
         let msg = ResultMsg::decode(&bytes, Limits::DEFAULT).unwrap();
         let got: Vec<_> = msg
@@ -710,6 +728,7 @@ mod tests {
                         last_error: "the hosts died".to_owned()
                     })
                 ),
+                (8, Err(stopped)),
             ]
         );
     }

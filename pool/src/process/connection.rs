@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dilly::RawFunc;
 
@@ -46,7 +46,16 @@ pub(super) struct Connection {
     pub(super) inline: bool,
     /// It was sent its last chunk, after which it exits without being told.
     pub(super) exits: bool,
+    /// The socket's read timeout as last set (set again only when it changes).
+    read_timeout: Option<Duration>,
 }
+
+/// How long the pool waits for a worker's next message before it looks whether
+/// the worker was stopped (`SIGSTOP`, `SIGTSTP`); a worker seen stopped at two
+/// looks in a row fails its task with [`TaskError::WorkerStopped`]. Two looks, so
+/// that a worker stopped with its parent (`Ctrl-Z` stops a whole process group)
+/// and resumed with it is never caught in the moment before its `SIGCONT`.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 impl Connection {
     pub(super) fn new(connected: Connected, timeout: Option<Duration>) -> io::Result<Connection> {
@@ -60,7 +69,15 @@ impl Connection {
             busy: false,
             inline: false,
             exits: false,
+            read_timeout: timeout,
         })
+    }
+
+    /// Sets the socket's read timeout, unless it is set so already.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        if self.read_timeout != timeout && self.socket().set_read_timeout(timeout).is_ok() {
+            self.read_timeout = timeout;
+        }
     }
 
     /// The worker's socket, for writing: one descriptor serves both directions, so
@@ -198,6 +215,13 @@ impl PoolCore {
                 crate::sys::spin_until_readable(live.reader.get_ref().as_fd(), spin);
                 spin = Duration::ZERO;
             }
+            if live.reader.buffer().is_empty() {
+                self.wait_for_bytes(live)?;
+            }
+            if !protocol::holds_frame(live.reader.buffer()) {
+                // The rest of a frame begun: the task timeout, not a slice.
+                live.set_read_timeout(self.settings.task_timeout);
+            }
             let frame =
                 match protocol::read_head(&mut live.reader, self.launcher.config().max_frame) {
                     // The hot case: the result goes straight into the batch's buffer.
@@ -228,6 +252,51 @@ impl PoolCore {
                 live.busy = false;
             }
             return self.outcome(live, job, index, frame, out).map(|()| 1);
+        }
+    }
+
+    /// Waits until the worker's socket has bytes to read (read into its buffer),
+    /// the end of the stream or an error, in slices of [`STOP_GRACE`], looking
+    /// between them whether the worker was stopped: a stopped worker is told from
+    /// a slow one without a task timeout. `Err` when it stayed stopped
+    /// ([`TaskError::WorkerStopped`]) or the task timeout passed.
+    fn wait_for_bytes(&self, live: &mut Connection) -> std::result::Result<(), Loss> {
+        let timeout = self.settings.task_timeout;
+        let started = Instant::now();
+        let mut slice = timeout.map_or(STOP_GRACE, |t| t.min(STOP_GRACE));
+        let mut stopped_looks = 0;
+        loop {
+            live.set_read_timeout(Some(slice));
+            match live.reader.fill_buf() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                // Bytes, the end, or an error that the read which follows meets
+                // again.
+                _ => return Ok(()),
+            }
+            let pid = live.proc.pid();
+            if let Some(after) = timeout {
+                let left = after.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(Loss::Killed(TaskError::TimedOut { after, pid }));
+                }
+                slice = left.min(STOP_GRACE);
+            }
+            if crate::sys::is_stopped(pid) {
+                stopped_looks += 1;
+                if stopped_looks >= 2 {
+                    return Err(Loss::Killed(TaskError::WorkerStopped {
+                        pid,
+                        after: started.elapsed(),
+                    }));
+                }
+            } else {
+                stopped_looks = 0;
+            }
         }
     }
 

@@ -66,8 +66,9 @@ pub(super) struct Reports {
 }
 
 impl Reports {
-    /// Reads whatever the server sent on `incoming`, without blocking.
-    pub(super) fn pump(&mut self, incoming: std::os::fd::BorrowedFd<'_>) {
+    /// Reads whatever the server sent on `incoming`, without blocking. Only
+    /// through [`ForkServer::catch_up`], which knows whether it may read.
+    fn pump(&mut self, incoming: std::os::fd::BorrowedFd<'_>) {
         use rustix::io::Errno;
         let mut chunk = [0u8; 4096];
         while !self.gone {
@@ -110,10 +111,11 @@ impl ForkServer {
             context: "cannot create the fork server's socket pair",
             source,
         })?;
+        let parent = std::process::id();
         match sys::fork_single_threaded() {
             Ok(None) => {
                 drop(ours);
-                sys::exit_now(worker::run_fork_server(theirs));
+                sys::exit_now(worker::run_forked_fork_server(theirs, parent));
             }
             Ok(Some(pid)) => {
                 drop(theirs);
@@ -151,17 +153,35 @@ impl ForkServer {
         }))
     }
 
-    /// The reports, with everything the server sent so far read.
+    /// The reports, with everything the server sent so far read — unless a
+    /// waiter sleeps on the stream, which reads it when it wakes.
     pub(super) fn reports(&self) -> std::sync::MutexGuard<'_, Reports> {
-        use std::os::fd::AsFd;
         let mut reports = lock(&self.reports);
-        reports.pump(self.incoming.as_fd());
+        self.catch_up(&mut reports);
         reports
     }
 
+    /// Reads what the server sent, unless a waiter sleeps in `poll` on the
+    /// stream ([`Reports::watched`]): only that waiter reads then. Bytes taken from
+    /// under it would leave it asleep until its patience ran out, however soon its
+    /// report came; and a waiter on `changed` whose report another thread read
+    /// would sleep as long. So whoever reads a report wakes the waiters.
+    fn catch_up(&self, reports: &mut Reports) {
+        use std::os::fd::AsFd;
+        if reports.watched {
+            return;
+        }
+        let before = (reports.forked.len(), reports.exited.len(), reports.gone);
+        reports.pump(self.incoming.as_fd());
+        if (reports.forked.len(), reports.exited.len(), reports.gone) != before {
+            self.changed.notify_all();
+        }
+    }
+
     /// Waits until `found` finds what it looks for in the reports (it may take it
-    /// out), or why it did not. One waiter sleeps in `poll` on the stream and wakes the others
-    /// once it has read what came, so no waiter sleeps through its report.
+    /// out), or why it did not. One waiter sleeps in `poll` on the stream; only it
+    /// reads the stream meanwhile, and it wakes the others once it has read what
+    /// came, so no waiter sleeps through its report.
     pub(super) fn wait_for<T>(
         &self,
         patience: Duration,
@@ -187,13 +207,16 @@ impl ForkServer {
                     .wait_timeout(reports, left)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
-                reports.pump(self.incoming.as_fd());
+                self.catch_up(&mut reports);
             } else {
                 reports.watched = true;
                 drop(reports);
                 let _ = sys::poll_readable(&[self.incoming.as_fd()], Some(left));
-                reports = self.reports();
+                reports = lock(&self.reports);
                 reports.watched = false;
+                reports.pump(self.incoming.as_fd());
+                // Whatever came, the others look again (one of them sleeps on
+                // the stream next).
                 self.changed.notify_all();
             }
         }
@@ -390,6 +413,59 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), None);
         assert!(fork_server.is_gone());
         assert_eq!(fork_server.exit_status(200), Some(WorkerExit::Unknown));
+    }
+
+    #[test]
+    fn a_report_looked_at_by_another_thread_still_wakes_its_waiter() {
+        // Two waiters, one asleep on the stream and one on the condition variable;
+        // a third thread looks at the reports just as the first waiter's report
+        // comes. That waiter must wake with its report, not when its patience runs
+        // out (a minute here: one that slept through its report is caught by the
+        // bound below). Several rounds, so that each waiter is the sleeper on the
+        // stream in some.
+        let (fork_server, server) = fake_server();
+        let patience = Duration::from_secs(60);
+        let wait = |pid: u32| {
+            let fork_server = Arc::clone(&fork_server);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                (fork_server.wait_exit(pid, patience), started.elapsed())
+            })
+        };
+        for round in 0..20u32 {
+            let (first, second) = (2 * round + 1, 2 * round + 2);
+            let first_waiter = wait(first);
+            let second_waiter = wait(second);
+            std::thread::sleep(Duration::from_millis(20));
+            report(
+                &server,
+                FromWorker::Exited {
+                    pid: first,
+                    status: 0,
+                },
+            );
+            let _ = fork_server.has_exited(first);
+            let (status, waited) = first_waiter.join().unwrap();
+            assert_eq!(status, Some(WorkerExit::from_raw(0)));
+            assert!(
+                waited < patience / 4,
+                "round {round}: slept {waited:?} through its report"
+            );
+            report(
+                &server,
+                FromWorker::Exited {
+                    pid: second,
+                    status: 0,
+                },
+            );
+            let _ = fork_server.has_exited(second);
+            let (status, waited) = second_waiter.join().unwrap();
+            assert_eq!(status, Some(WorkerExit::from_raw(0)));
+            assert!(
+                waited < patience / 4,
+                "round {round}: slept {waited:?} through its report"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::worker::{self, MARKER, Role};
 use super::builder::StartMethod;
 use super::child::{OnStart, WorkerProcess};
 use super::fork_server::{ForkServer, ForkServerProcess};
+use super::spawner::Spawner;
 
 /// Settings every start needs.
 #[derive(Debug, Clone)]
@@ -59,6 +60,10 @@ pub(super) struct Launcher {
     /// Set by [`Launcher::shutdown`]: no server is replaced after it.
     stopped: std::sync::atomic::AtomicBool,
     next_spawn: AtomicU64,
+    /// Starts spawned workers and `ForkServer` servers, from one thread that lives
+    /// as long as this launcher (the processes die with the thread that started
+    /// them).
+    spawner: Spawner,
 }
 
 impl Launcher {
@@ -76,6 +81,7 @@ impl Launcher {
             method,
             config,
             next_spawn: AtomicU64::new(1),
+            spawner: Spawner::default(),
         };
         let fork_server = match method {
             StartMethod::Spawn => None,
@@ -327,8 +333,8 @@ impl Launcher {
                 .env(worker::BIND_NOW, "1")
                 .env(worker::SET_BIND_NOW, "1");
         }
-        command
-            .spawn()
+        self.spawner
+            .spawn(command)
             .map_err(|e| start_error(format!("cannot execute {}: {e}", self.config.exe.display())))
     }
 

@@ -15,8 +15,10 @@ mod connection;
 mod fork_server;
 mod inline;
 mod launch;
+mod mailbox;
 mod queue;
 mod slot;
+mod spawner;
 
 pub use builder::{Builder, StartMethod};
 
@@ -309,7 +311,7 @@ impl ProcessPool {
                 (wire, id)
             }
         };
-        let (sink, rx) = mpsc::channel();
+        let (sink, rx) = mailbox::mailbox();
         state.jobs.insert(
             id,
             Arc::new(JobInfo {
@@ -364,7 +366,7 @@ impl Executor for ProcessPool {
 struct ProcessJob {
     shared: Arc<PoolCore>,
     id: u64,
-    rx: mpsc::Receiver<Outcomes>,
+    rx: mailbox::Mailbox,
     /// Chunks submitted: a job of one chunk (`apply`, `apply_async`, a tiny `map`)
     /// may run it from the waiting caller's thread; longer ones leave that to the
     /// slot threads, so that the caller stays free to feed and collect.
@@ -409,14 +411,11 @@ impl Job for ProcessJob {
         if timeout.is_none()
             && self.chunks == 1
             && self.shared.run_inline(self.id)
-            && let Ok(batch) = self.rx.try_recv()
+            && let Some(batch) = self.rx.try_recv()
         {
             return Some(batch);
         }
-        match timeout {
-            None => self.rx.recv().ok(),
-            Some(t) => self.rx.recv_timeout(t).ok(),
-        }
+        self.rx.recv(timeout)
     }
 }
 

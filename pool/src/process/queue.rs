@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use dilly::RawFunc;
@@ -31,7 +30,7 @@ pub(super) struct JobInfo {
     pub(super) key: u64,
     /// Outcomes go to the job in batches (one message per chunk, or per read of
     /// the worker's socket), never empty ones.
-    pub(super) sink: mpsc::Sender<Outcomes>,
+    pub(super) sink: super::mailbox::Sink,
     /// Estimated time a worker spends per item of this job, in nanoseconds (0 until
     /// a chunk has completed): how many small chunks may be merged into one.
     pub(super) item_nanos: AtomicU64,
@@ -65,14 +64,14 @@ impl JobInfo {
 
     pub(super) fn send(&self, outcomes: Outcomes) {
         if !outcomes.is_empty() {
-            let _ = self.sink.send(outcomes);
+            self.sink.send(outcomes);
         }
     }
 
     pub(super) fn send_error(&self, index: u64, error: TaskError) {
         let mut outcomes = Outcomes::new();
         outcomes.push_err(index, error);
-        let _ = self.sink.send(outcomes);
+        self.sink.send(outcomes);
     }
 }
 
@@ -427,7 +426,7 @@ mod tests {
 
     #[test]
     fn the_merge_budget_follows_the_measured_time_per_item() {
-        let (sink, _rx) = mpsc::channel();
+        let (sink, _rx) = crate::process::mailbox::mailbox();
         let job = JobInfo {
             func: Arc::new(dilly::func_of!(tests_noop).raw()),
             key: 1,

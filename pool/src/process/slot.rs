@@ -213,7 +213,14 @@ impl Slot<'_> {
     pub(super) fn start_next(&mut self) -> bool {
         loop {
             if self.live.is_none() {
-                let launched = self.shared.launch(self.index, self.next_worker.take());
+                let launched = match self.shared.launch(self.index, self.next_worker.take()) {
+                    // A start that failed once (its process was killed, say) is
+                    // made again before the chunks that wait for it fail.
+                    Err(e) if !matches!(e, Error::Closed | Error::Initializer { .. }) => {
+                        self.shared.launch(self.index, None)
+                    }
+                    other => other,
+                };
                 self.collect_retired();
                 match launched {
                     Ok(l) => {

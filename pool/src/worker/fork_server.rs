@@ -24,6 +24,15 @@ pub(super) fn run_spawned_fork_server(ticket: &Ticket) -> i32 {
     run_fork_server(stream)
 }
 
+/// A fork server forked by `StartMethod::Fork` from `parent`, the pool's process:
+/// it dies with it ([`sys::die_with_parent`]), then serves.
+pub(crate) fn run_forked_fork_server(control: UnixStream, parent: u32) -> i32 {
+    if !sys::die_with_parent(parent) {
+        return EXIT_BROKEN;
+    }
+    run_fork_server(control)
+}
+
 /// Accumulates bytes from the control stream and hands out whole frames, keeping
 /// the descriptors that came along (one per `Fork` request) in arrival order.
 struct Frames {
@@ -93,6 +102,8 @@ pub(crate) fn run_fork_server(control: UnixStream) -> i32 {
         buf: Vec::new(),
         passed: VecDeque::new(),
     };
+    // The parent of the workers forked here, which they check they still have.
+    let server = std::process::id();
     // Live workers' pidfds; `fallback` once one could not be opened.
     let mut pidfds: HashMap<u32, OwnedFd> = HashMap::new();
     let mut fallback = false;
@@ -136,6 +147,10 @@ pub(crate) fn run_fork_server(control: UnixStream) -> i32 {
                 drop(pidfds);
                 drop(control);
                 drop(frames);
+                // It dies with this server, which dies with the pool's process.
+                if !sys::die_with_parent(server) {
+                    sys::exit_now(EXIT_BROKEN);
+                }
                 sys::exit_now(run_forked_worker(UnixStream::from(socket), spawn_id));
             }
             Ok(Ok(Some(pid))) => {

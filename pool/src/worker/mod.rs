@@ -5,7 +5,7 @@ mod fork_server;
 mod results;
 mod serve;
 
-pub(crate) use fork_server::run_fork_server;
+pub(crate) use fork_server::run_forked_fork_server;
 pub(crate) use results::wait_until_busy;
 
 use fork_server::run_spawned_fork_server;
@@ -52,21 +52,24 @@ pub(crate) enum Role {
     Server,
 }
 
-/// Builds the marker's value.
+/// Builds the marker's value, naming this process as the parent the new process
+/// must have ([`sys::die_with_parent`]).
 pub(crate) fn marker_value(role: Role, ticket: &Ticket) -> String {
     let role = match role {
         Role::Worker => 'w',
         Role::Server => 's',
     };
     format!(
-        "{PROTOCOL}:{role}:{}:{}:{}",
+        "{PROTOCOL}:{role}:{}:{}:{}:{}",
         hex(&ticket.address),
         ticket.spawn_id,
-        hex(&ticket.token)
+        hex(&ticket.token),
+        std::process::id()
     )
 }
 
-fn parse_marker(value: &str) -> Option<(Role, Ticket)> {
+/// The role, the ticket and the parent's PID in a marker's value.
+fn parse_marker(value: &str) -> Option<(Role, Ticket, u32)> {
     let mut parts = value.split(':');
     if parts.next()?.parse::<u32>().ok()? != PROTOCOL {
         return None;
@@ -79,6 +82,7 @@ fn parse_marker(value: &str) -> Option<(Role, Ticket)> {
     let address = unhex(parts.next()?)?;
     let spawn_id = parts.next()?.parse().ok()?;
     let token: [u8; 16] = unhex(parts.next()?)?.try_into().ok()?;
+    let parent = parts.next()?.parse().ok()?;
     Some((
         role,
         Ticket {
@@ -86,6 +90,7 @@ fn parse_marker(value: &str) -> Option<(Role, Ticket)> {
             spawn_id,
             token,
         },
+        parent,
     ))
 }
 
@@ -129,8 +134,10 @@ pub fn serve_if_worker() {
         sys::forget_marker(BIND_NOW);
     }
     let code = match value.to_str().and_then(parse_marker) {
-        Some((Role::Worker, ticket)) => run_worker(&ticket),
-        Some((Role::Server, ticket)) => run_spawned_fork_server(&ticket),
+        // Its pool's process is gone already: nobody will send it work.
+        Some((_, _, parent)) if !sys::die_with_parent(parent) => EXIT_BROKEN,
+        Some((Role::Worker, ticket, _)) => run_worker(&ticket),
+        Some((Role::Server, ticket, _)) => run_spawned_fork_server(&ticket),
         None => {
             eprintln!(
                 "dilly-pool: this process was started as a worker, but the {MARKER} value \
@@ -319,7 +326,10 @@ mod tests {
         };
         for role in [Role::Worker, Role::Server] {
             let value = marker_value(role, &ticket);
-            assert_eq!(parse_marker(&value), Some((role, ticket.clone())));
+            assert_eq!(
+                parse_marker(&value),
+                Some((role, ticket.clone(), std::process::id()))
+            );
         }
         assert_eq!(parse_marker("garbage"), None);
         assert_eq!(parse_marker("1:w:zz:1:00"), None);

@@ -36,7 +36,12 @@ pub trait Executor: Send + Sync {
         M: Mode,
         I: IntoIterator<Item = T>,
     {
-        map::map(self, func, items.into_iter().map(|x| (x,)))
+        map::map(
+            self.shape(),
+            |raw| self.open(raw),
+            func,
+            items.into_iter().map(|x| (x,)),
+        )
     }
 
     /// Calls `func` with each argument tuple — Python's `starmap`. Several
@@ -50,7 +55,7 @@ pub trait Executor: Send + Sync {
         M: Mode,
         I: IntoIterator<Item = A>,
     {
-        map::map(self, func, args.into_iter())
+        map::map(self.shape(), |raw| self.open(raw), func, args.into_iter())
     }
 
     /// Like [`map`](Executor::map), but an iterator that yields each result in
@@ -65,7 +70,13 @@ pub trait Executor: Send + Sync {
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
     {
-        Imap::new(self, func, items.into_iter().map(|x| (x,)), true)
+        Imap::new(
+            self.shape(),
+            |raw| self.open(raw),
+            func,
+            items.into_iter().map(|x| (x,)),
+            true,
+        )
     }
 
     /// Like [`imap`](Executor::imap), but yields results in completion order
@@ -83,7 +94,13 @@ pub trait Executor: Send + Sync {
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
     {
-        Imap::new(self, func, items.into_iter().map(|x| (x,)), false)
+        Imap::new(
+            self.shape(),
+            |raw| self.open(raw),
+            func,
+            items.into_iter().map(|x| (x,)),
+            false,
+        )
     }
 
     /// [`imap`](Executor::imap) over argument tuples.
@@ -96,7 +113,13 @@ pub trait Executor: Send + Sync {
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
     {
-        Imap::new(self, func, args.into_iter(), true)
+        Imap::new(
+            self.shape(),
+            |raw| self.open(raw),
+            func,
+            args.into_iter(),
+            true,
+        )
     }
 
     /// Like [`map`](Executor::map), but returns at once (once every argument is
@@ -147,7 +170,7 @@ pub trait Executor: Send + Sync {
         M: Mode,
         I: IntoIterator<Item = A>,
     {
-        let submitted = map::submit(self, func, args.into_iter())?;
+        let submitted = map::submit(self.shape(), |raw| self.open(raw), func, args.into_iter())?;
         Ok(AsyncResult::many(
             submitted,
             func.clone(),

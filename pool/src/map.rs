@@ -4,14 +4,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use dilly::{Func, Mode};
+use dilly::{Func, Mode, RawFunc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::Items;
-use crate::backend::Job;
+use crate::backend::{Items, Job, Shape};
 use crate::error::{Error, Result, TaskError};
-use crate::executor::Executor;
 use crate::progress::Progress;
 
 /// The largest chunk the pool picks by itself.
@@ -32,18 +30,17 @@ pub(crate) fn auto_chunk(n: usize, workers: usize) -> usize {
 /// slot per result. An argument that cannot be encoded fails the map when it is
 /// reached: the tasks not yet started are cancelled, and those before it may have
 /// run.
-pub(crate) fn map<E, A, R, M>(
-    exec: &E,
+pub(crate) fn map<A, R, M>(
+    shape: Shape,
+    open: impl FnOnce(&RawFunc) -> Result<Box<dyn Job>>,
     func: &Func<A, R, M>,
     args: impl Iterator<Item = A>,
 ) -> Result<Vec<R>>
 where
-    E: Executor + ?Sized,
     A: Serialize + 'static,
     R: DeserializeOwned + 'static,
     M: Mode,
 {
-    let shape = exec.shape();
     let workers = shape.workers.max(1);
     let (low, high) = args.size_hint();
     let known = (Some(low) == high).then_some(low);
@@ -54,7 +51,7 @@ where
     };
     // Opened also for no items, so that a closed executor says so whatever the
     // input.
-    let mut job = exec.open(&func.raw())?;
+    let mut job = open(&func.raw())?;
     let progress = Progress::new(shape.progress, known.map(|n| n as u64));
     let decode = |bytes: &[u8]| func.decode_result(bytes);
     let mut placed = Placed::with_capacity(known.unwrap_or(low));
@@ -227,18 +224,17 @@ fn adapted_chunk(chunk: usize, elapsed: Duration, workers: usize, received: u64)
 /// Encodes every argument tuple and submits them all as one job, cut into chunks
 /// (`map_async`, `starmap_async`): the job and its number of tasks, or `None` for
 /// no arguments.
-pub(crate) fn submit<E, A, R, M>(
-    exec: &E,
+pub(crate) fn submit<A, R, M>(
+    shape: Shape,
+    open: impl FnOnce(&RawFunc) -> Result<Box<dyn Job>>,
     func: &Func<A, R, M>,
     args: impl Iterator<Item = A>,
 ) -> Result<Option<(Box<dyn Job>, usize)>>
 where
-    E: Executor + ?Sized,
     A: Serialize + 'static,
     R: DeserializeOwned + 'static,
     M: Mode,
 {
-    let shape = exec.shape();
     // Every argument is encoded before any task runs: one that cannot be encoded
     // fails the map without side effects. Choosing the chunk size needs the number
     // of items; an iterator that does not tell it exactly is collected first.
@@ -254,7 +250,7 @@ where
     };
     // Opened also for no items, so that a closed executor says so whatever the
     // input.
-    let mut job = exec.open(&func.raw())?;
+    let mut job = open(&func.raw())?;
     let n: usize = chunks.iter().map(Items::len).sum();
     if n == 0 {
         return Ok(None);
@@ -416,18 +412,17 @@ pub struct Imap<'a, R> {
 const CHUNK_TARGET: Duration = Duration::from_millis(20);
 
 impl<'a, R: DeserializeOwned + 'static> Imap<'a, R> {
-    pub(crate) fn new<E, A, M>(
-        exec: &E,
+    pub(crate) fn new<A, M>(
+        shape: Shape,
+        open: impl FnOnce(&RawFunc) -> Result<Box<dyn Job>>,
         func: &Func<A, R, M>,
         args: impl Iterator<Item = A> + 'a,
         ordered: bool,
     ) -> Result<Imap<'a, R>>
     where
-        E: Executor + ?Sized,
         A: Serialize + 'static,
         M: Mode,
     {
-        let shape = exec.shape();
         let (low, high) = args.size_hint();
         let known = (Some(low) == high).then_some(low);
         let (chunk, adaptive) = match (shape.chunk_size, known) {
@@ -435,7 +430,7 @@ impl<'a, R: DeserializeOwned + 'static> Imap<'a, R> {
             (None, Some(n)) => (auto_chunk(n, shape.workers), false),
             (None, None) => (1, true),
         };
-        let job = exec.open(&func.raw())?;
+        let job = open(&func.raw())?;
         let enc = func.clone();
         let dec = func.clone();
         let mut args = args;

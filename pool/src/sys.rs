@@ -1,5 +1,5 @@
 //! The only module with `unsafe` code: `fork`, signals, `waitpid`, `setrlimit`,
-//! the environment before `main`, and the pre-main hook. Everything here is a thin,
+//! `poll`, pidfds and the environment before `main`. Everything here is a thin,
 //! safe wrapper whose preconditions are checked (or cannot be violated) by callers.
 //! The crate denies `unsafe_code`; each function here that needs it allows it for
 //! itself, so a safe wrapper that does not stays checked.
@@ -186,16 +186,6 @@ pub(crate) fn forget_marker(name: &str) {
     // freshly forked single-threaded child), so no other thread reads the
     // environment concurrently.
     unsafe { std::env::remove_var(name) }
-}
-
-/// The pre-main hook: a re-executed copy of the program serves as a worker (or a
-/// fork server) and exits before `main` or the test harness runs. Without the
-/// marker in the environment it returns at once and the program runs normally.
-#[cfg(feature = "auto-worker")]
-#[ctor::ctor(unsafe)]
-fn dilly_pool_worker_hook() {
-    // Only reading one environment variable happens unless the marker is set.
-    crate::worker::serve_if_worker();
 }
 
 /// Waits (blocking) for the child `pid` to end.

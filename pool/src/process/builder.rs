@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dilly::{Func, Mode, RawFunc};
 
-use super::launch::{Launcher, StartConfig};
+use super::launch::{Launcher, StartConfig, StartMethod};
 use super::{ProcessPool, Settings};
 use crate::error::{Error, Result};
 
@@ -17,23 +17,6 @@ use crate::error::{Error, Result};
 /// dies now (or is killed at a timeout), the parent knows exactly which task it was
 /// running.
 const RESULT_WINDOW: Duration = Duration::from_millis(1);
-
-/// How the pool starts its worker processes, by Python's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum StartMethod {
-    /// Start each worker by executing this program again (`current_exe`); the
-    /// pre-main hook turns it into a worker. Safe in any process: the default.
-    #[default]
-    Spawn,
-    /// Spawn one server process at pool start, and fork every worker from it: fast
-    /// worker starts, safe in multi-threaded programs (the server has one thread).
-    ForkServer,
-    /// Fork a server from this process at pool start (so workers inherit its
-    /// memory, like Python's `fork`), and fork workers from that server. Refused
-    /// with [`Error::ForkUnsafe`] when this process runs more than one thread.
-    Fork,
-}
 
 /// The running executable, even after its file was replaced or deleted (Linux).
 const SELF_EXE: &str = "/proc/self/exe";

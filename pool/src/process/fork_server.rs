@@ -14,8 +14,6 @@ use crate::sync::lock;
 use crate::sys;
 use crate::worker::{self};
 
-use super::launch::{io_err, start_error};
-
 /// The server process itself.
 pub(super) enum ForkServerProcess {
     Child(Child),
@@ -351,6 +349,17 @@ impl ForkServer {
                 }
             }
         }
+    }
+}
+
+pub(super) fn start_error(reason: String) -> Error {
+    Error::WorkerStart { reason }
+}
+
+pub(super) fn io_err(source: io::Error) -> Error {
+    Error::Io {
+        context: "talking to a new worker",
+        source,
     }
 }
 

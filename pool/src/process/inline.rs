@@ -4,34 +4,8 @@
 use crate::sync::lock;
 
 use super::PoolCore;
-use super::child::WorkerProcess;
-use super::connection::Connection;
-use super::launch::Starting;
 use super::queue::OverBudget;
-use super::slot::Slot;
-
-/// The worker of an idle slot, parked in the state so that a caller waiting for
-/// its own task can run it on that worker directly ([`PoolCore::run_inline`]): the
-/// slot thread then wakes neither to send the task nor to hand back its result.
-/// No entry: the slot thread holds its worker.
-pub(super) enum ParkedWorker {
-    /// Idle, with this worker.
-    Idle(Connection),
-    /// A caller runs a chunk on it.
-    Lent,
-    /// Given back without a worker (it was lost, or retired by
-    /// `max_tasks_per_child`): the slot starts a new one, and takes over what the
-    /// caller left.
-    Vacated(Handover),
-}
-
-/// What a caller that ran a chunk on a borrowed worker leaves to the slot: the
-/// worker it retired (to be reaped) and the successor it began.
-#[derive(Default)]
-pub(super) struct Handover {
-    pub(super) retiring: Vec<WorkerProcess>,
-    pub(super) next_worker: Option<Starting>,
-}
+use super::slot::{Handover, ParkedWorker, Slot};
 
 impl PoolCore {
     /// Runs the next queued chunk, if it is one of job `job`'s, on an idle slot's

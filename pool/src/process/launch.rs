@@ -24,10 +24,26 @@ use crate::sync::lock;
 use crate::sys;
 use crate::worker::{self, MARKER, Role};
 
-use super::builder::StartMethod;
 use super::child::{OnStart, WorkerProcess};
-use super::fork_server::{ForkServer, ForkServerProcess};
+use super::fork_server::{ForkServer, ForkServerProcess, io_err, start_error};
 use super::spawner::Spawner;
+
+/// How the pool starts its worker processes, by Python's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// Start each worker by executing this program again (`current_exe`); the
+    /// pre-main hook turns it into a worker. Safe in any process: the default.
+    #[default]
+    Spawn,
+    /// Spawn one server process at pool start, and fork every worker from it: fast
+    /// worker starts, safe in multi-threaded programs (the server has one thread).
+    ForkServer,
+    /// Fork a server from this process at pool start (so workers inherit its
+    /// memory, like Python's `fork`), and fork workers from that server. Refused
+    /// with [`Error::ForkUnsafe`] when this process runs more than one thread.
+    Fork,
+}
 
 /// Settings every start needs.
 #[derive(Debug, Clone)]
@@ -514,17 +530,6 @@ impl Drop for KillOnDrop {
             proc.kill();
             proc.reap();
         }
-    }
-}
-
-pub(super) fn start_error(reason: String) -> Error {
-    Error::WorkerStart { reason }
-}
-
-pub(super) fn io_err(source: io::Error) -> Error {
-    Error::Io {
-        context: "talking to a new worker",
-        source,
     }
 }
 

@@ -20,7 +20,8 @@ mod queue;
 mod slot;
 mod spawner;
 
-pub use builder::{Builder, StartMethod};
+pub use builder::Builder;
+pub use launch::StartMethod;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
@@ -40,9 +41,9 @@ use crate::handle::AsyncResult;
 use crate::sync::lock;
 
 use self::connection::MAX_LOADED;
-use self::inline::ParkedWorker;
 use self::launch::Launcher;
 use self::queue::{Chunk, JobInfo, fail_chunk};
+use self::slot::ParkedWorker;
 use self::slot::Registered;
 use self::slot::slot_main;
 

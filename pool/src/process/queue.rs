@@ -12,8 +12,6 @@ use crate::backend::{Items, Outcomes};
 use crate::error::TaskError;
 use crate::sync::lock;
 
-use super::connection::Connection;
-use super::inline::{Handover, ParkedWorker};
 use super::{PoolCore, State};
 
 pub(super) struct Chunk {
@@ -234,68 +232,6 @@ impl PoolCore {
             state.in_flight += 1;
             return Some((job, chunk));
         }
-    }
-
-    /// The next chunk for slot `slot`, waiting for one. While it waits, the slot's
-    /// idle worker is parked for callers to borrow; it is back in `live` (or gone,
-    /// [`Next::Relaunch`], with what the caller left in `handover`) when this
-    /// returns. The chunk fits what the worker may still take
-    /// (`max_tasks_per_child`), callers' tasks counted.
-    pub(super) fn next_chunk(
-        &self,
-        slot: usize,
-        live: &mut Option<Connection>,
-        handover: &mut Handover,
-    ) -> Next {
-        let limit = usize::try_from(self.launcher.config().max_frame).unwrap_or(usize::MAX);
-        let mut state = lock(&self.state);
-        loop {
-            match state.parked.remove(&slot) {
-                None => {}
-                Some(ParkedWorker::Idle(l)) => *live = Some(l),
-                Some(ParkedWorker::Vacated(left)) => {
-                    *handover = left;
-                    *live = None;
-                    if state.terminated || (state.closed && state.queue.is_empty()) {
-                        return Next::Stop;
-                    }
-                    return Next::Relaunch;
-                }
-                Some(ParkedWorker::Lent) => {
-                    state.parked.insert(slot, ParkedWorker::Lent);
-                    // A wake-up meant for an idle slot goes on to another one.
-                    if !state.queue.is_empty() {
-                        self.work.notify_one();
-                    }
-                    state.returned_waiters += 1;
-                    state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
-                    state.returned_waiters -= 1;
-                    continue;
-                }
-            }
-            if state.terminated {
-                return Next::Stop;
-            }
-            let capacity = self.capacity_of(live.as_ref());
-            if let Some((job, chunk)) =
-                self.take(&mut state, capacity, limit, OverBudget::TakeFirst)
-            {
-                return Next::Chunk(job, chunk);
-            }
-            if state.closed {
-                return Next::Stop;
-            }
-            if let Some(l) = live.take() {
-                state.parked.insert(slot, ParkedWorker::Idle(l));
-            }
-            state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// How many tasks `live` may still take (`max_tasks_per_child`), at least one.
-    pub(super) fn capacity_of(&self, live: Option<&Connection>) -> Option<usize> {
-        let max = self.settings.max_tasks_per_child?;
-        Some(max.saturating_sub(live.map_or(0, |l| l.tasks)).max(1))
     }
 
     /// Marks a chunk resolved (all outcomes sent, or its rest requeued).

@@ -14,7 +14,6 @@ use crate::sync::lock;
 use super::PoolCore;
 use super::child::WorkerProcess;
 use super::connection::{Connection, Loss};
-use super::inline::{Handover, ParkedWorker};
 use super::launch::Starting;
 use super::queue::{Chunk, JobInfo, Next, OverBudget, fail_chunk};
 
@@ -534,5 +533,92 @@ impl Slot<'_> {
                 worker.proc.wait_or_kill(Duration::from_secs(2));
             }
         }
+    }
+}
+
+/// The worker of an idle slot, parked in the state so that a caller waiting for
+/// its own task can run it on that worker directly ([`PoolCore::run_inline`]): the
+/// slot thread then wakes neither to send the task nor to hand back its result.
+/// No entry: the slot thread holds its worker.
+pub(super) enum ParkedWorker {
+    /// Idle, with this worker.
+    Idle(Connection),
+    /// A caller runs a chunk on it.
+    Lent,
+    /// Given back without a worker (it was lost, or retired by
+    /// `max_tasks_per_child`): the slot starts a new one, and takes over what the
+    /// caller left.
+    Vacated(Handover),
+}
+
+/// What a caller that ran a chunk on a borrowed worker leaves to the slot: the
+/// worker it retired (to be reaped) and the successor it began.
+#[derive(Default)]
+pub(super) struct Handover {
+    pub(super) retiring: Vec<WorkerProcess>,
+    pub(super) next_worker: Option<Starting>,
+}
+
+impl PoolCore {
+    /// The next chunk for slot `slot`, waiting for one. While it waits, the slot's
+    /// idle worker is parked for callers to borrow; it is back in `live` (or gone,
+    /// [`Next::Relaunch`], with what the caller left in `handover`) when this
+    /// returns. The chunk fits what the worker may still take
+    /// (`max_tasks_per_child`), callers' tasks counted.
+    pub(super) fn next_chunk(
+        &self,
+        slot: usize,
+        live: &mut Option<Connection>,
+        handover: &mut Handover,
+    ) -> Next {
+        let limit = usize::try_from(self.launcher.config().max_frame).unwrap_or(usize::MAX);
+        let mut state = lock(&self.state);
+        loop {
+            match state.parked.remove(&slot) {
+                None => {}
+                Some(ParkedWorker::Idle(l)) => *live = Some(l),
+                Some(ParkedWorker::Vacated(left)) => {
+                    *handover = left;
+                    *live = None;
+                    if state.terminated || (state.closed && state.queue.is_empty()) {
+                        return Next::Stop;
+                    }
+                    return Next::Relaunch;
+                }
+                Some(ParkedWorker::Lent) => {
+                    state.parked.insert(slot, ParkedWorker::Lent);
+                    // A wake-up meant for an idle slot goes on to another one.
+                    if !state.queue.is_empty() {
+                        self.work.notify_one();
+                    }
+                    state.returned_waiters += 1;
+                    state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
+                    state.returned_waiters -= 1;
+                    continue;
+                }
+            }
+            if state.terminated {
+                return Next::Stop;
+            }
+            let capacity = self.capacity_of(live.as_ref());
+            if let Some((job, chunk)) =
+                self.take(&mut state, capacity, limit, OverBudget::TakeFirst)
+            {
+                return Next::Chunk(job, chunk);
+            }
+            if state.closed {
+                return Next::Stop;
+            }
+            if let Some(l) = live.take() {
+                state.parked.insert(slot, ParkedWorker::Idle(l));
+            }
+            state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// How many tasks `live` may still take (`max_tasks_per_child`), at least one.
+    pub(super) fn capacity_of(&self, live: Option<&Connection>) -> Option<usize> {
+        let max = self.settings.max_tasks_per_child?;
+        Some(max.saturating_sub(live.map_or(0, |l| l.tasks)).max(1))
     }
 }

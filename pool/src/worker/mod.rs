@@ -149,6 +149,16 @@ pub fn serve_if_worker() {
     sys::exit_now(code);
 }
 
+/// The pre-main hook: a re-executed copy of the program serves as a worker (or a
+/// fork server) and exits before `main` or the test harness runs. Without the
+/// marker in the environment it returns at once and the program runs normally.
+#[cfg(feature = "auto-worker")]
+#[ctor::ctor(unsafe)]
+fn dilly_pool_worker_hook() {
+    // Only reading one environment variable happens unless the marker is set.
+    serve_if_worker();
+}
+
 /// Whether this process pretends to have another registry ([`FAKE_SKEW`], for
 /// tests). Read once: a fork server reads it before its first fork, so that forked
 /// workers do not touch the environment (whose lock's page each would copy).

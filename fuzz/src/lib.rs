@@ -103,7 +103,8 @@ pub fn raw_func(bytes: &[u8]) {
 /// frame's arguments.
 pub fn call_frame(bytes: &[u8]) {
     if let Ok(frame) = dilly::CallFrame::decode(bytes, Limits::DEFAULT)
-        && let Ok(entry) = dilly::registry::lookup_callable(frame.id, frame.fingerprint)
+        && let Ok(entry) =
+            dilly::registry::lookup_callable(frame.id, frame.fingerprint, frame.shape)
         && let Ok(f) = entry.prepare(frame.state)
     {
         call_user_code(|| drop(f.call_bytes(frame.args)));

@@ -23,6 +23,10 @@ pub(crate) fn fork_single_threaded() -> Result<Option<u32>, ForkRefused> {
     SingleThreaded::check()?.fork().map_err(ForkRefused::Os)
 }
 
+/// How long [`SingleThreaded::check`] waits for threads that were just joined to
+/// leave the count.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Proof that this process had a single thread when it was made, for a loop that
 /// forks again and again and never starts a thread (the fork server): it counts the
 /// threads once, so that no fork is preceded by a read of `/proc/self/task` (a
@@ -38,8 +42,19 @@ impl SingleThreaded {
     /// holder prints nothing before it forks (the fork server prints nothing at
     /// all, and a flush before every fork copied the page of stdout's lock in
     /// each).
+    ///
+    /// A thread that was just joined can still be listed for a moment (the kernel
+    /// wakes its joiner before it removes the thread: a few joins in ten thousand
+    /// on Linux 6), so a count above one is taken again for up to
+    /// [`SETTLE`] before it refuses.
     pub(crate) fn check() -> Result<SingleThreaded, ForkRefused> {
-        match thread_count() {
+        let started = std::time::Instant::now();
+        let mut count = thread_count();
+        while count.is_some_and(|n| n > 1) && started.elapsed() < SETTLE {
+            std::thread::sleep(std::time::Duration::from_micros(100));
+            count = thread_count();
+        }
+        match count {
             Some(1) => {
                 use std::io::Write;
                 let _ = std::io::stdout().flush();

@@ -3,7 +3,9 @@
 //! each must get its own, whichever thread read it.
 //!
 //! No harness: `main` runs on the only thread, so `StartMethod::Fork` pools can be
-//! built again and again (each dropped pool leaves no thread behind).
+//! built again and again (each dropped pool leaves no thread behind, though the
+//! kernel may list a just-joined one for a moment: building the next `Fork` pool
+//! must wait that out, not refuse).
 
 use std::time::{Duration, Instant};
 

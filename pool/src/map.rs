@@ -59,8 +59,11 @@ where
     let mut input_done = false;
     let (mut submitted, mut received) = (0u64, 0u64);
     let started = Instant::now();
+    let mut burst = Burst::default();
     loop {
         let window = map_window(workers, chunk);
+        // `submitted` counts the tasks of the burst too: they are encoded and
+        // go to the job before this thread waits.
         while !input_done && submitted - received < window {
             let mut items = Items::with_capacity(chunk.min(MAX_AUTO_CHUNK), 0);
             while items.len() < chunk {
@@ -75,10 +78,14 @@ where
             }
             let len = items.len() as u64;
             if len > 0 {
-                job.submit(submitted, items)?;
+                burst.add(submitted, items);
                 submitted += len;
+                if burst.is_full() {
+                    burst.submit_to(&mut *job)?;
+                }
             }
         }
+        burst.submit_to(&mut *job)?;
         if input_done && received == submitted {
             break;
         }
@@ -94,6 +101,45 @@ where
     }
     progress.finish();
     placed.finish(submitted)
+}
+
+/// Encoded chunks a streaming map holds back to submit together
+/// ([`Job::submit_chunks`]): what it encodes to fill its window, cut into bursts
+/// of at most [`Burst::BYTES`] of arguments so that large ones start early.
+/// Submitted one at a time between encodings, one-item chunks each took the
+/// process pool's queue lock and woke its threads while they were taking chunks
+/// off the queue; the contention (five times the context switches) doubled the
+/// time of a map at chunk size 1 (`docs/benchmarks.md`).
+#[derive(Default)]
+struct Burst {
+    first: u64,
+    chunks: Vec<Items>,
+    bytes: usize,
+}
+
+impl Burst {
+    const BYTES: usize = 256 << 10;
+
+    /// Adds the chunk of tasks `first`, … (the one right after the burst's last).
+    fn add(&mut self, first: u64, items: Items) {
+        if self.chunks.is_empty() {
+            self.first = first;
+        }
+        self.bytes += items.byte_len();
+        self.chunks.push(items);
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes >= Burst::BYTES
+    }
+
+    fn submit_to(&mut self, job: &mut dyn Job) -> Result<()> {
+        if self.chunks.is_empty() {
+            return Ok(());
+        }
+        self.bytes = 0;
+        job.submit_chunks(self.first, std::mem::take(&mut self.chunks))
+    }
 }
 
 /// How many tasks a streaming map keeps submitted ahead of its results: two
@@ -255,12 +301,7 @@ where
     if n == 0 {
         return Ok(None);
     }
-    let mut first = 0;
-    for items in chunks {
-        let len = items.len() as u64;
-        job.submit(first, items)?;
-        first += len;
-    }
+    job.submit_chunks(0, chunks)?;
     Ok(Some((job, n)))
 }
 
@@ -673,5 +714,89 @@ mod tests {
             Err(Error::Task { index: 3, .. }) => {}
             other => panic!("expected the failure of task 3, got {other:?}"),
         }
+    }
+
+    /// Each submission's first index, chunk lengths and bytes.
+    type Submissions = std::sync::Arc<std::sync::Mutex<Vec<(u64, Vec<usize>, usize)>>>;
+
+    /// A backend that runs each chunk at once and records how chunks were
+    /// handed to it.
+    struct Recording {
+        func: std::sync::Arc<dyn dilly::ErasedFunc>,
+        done: VecDeque<crate::backend::Outcomes>,
+        submissions: Submissions,
+    }
+
+    impl Job for Recording {
+        fn submit(&mut self, first: u64, items: Items) -> Result<()> {
+            self.submit_chunks(first, vec![items])
+        }
+
+        fn submit_chunks(&mut self, first: u64, chunks: Vec<Items>) -> Result<()> {
+            let lens = chunks.iter().map(Items::len).collect();
+            let bytes = chunks.iter().map(Items::byte_len).sum();
+            self.submissions.lock().unwrap().push((first, lens, bytes));
+            let mut index = first;
+            for items in chunks {
+                let mut outcomes = crate::backend::Outcomes::new();
+                for args in items.iter() {
+                    let result = self
+                        .func
+                        .call_bytes(args)
+                        .map_err(|error| TaskError::Arguments { error });
+                    outcomes.push(index, result);
+                    index += 1;
+                }
+                self.done.push_back(outcomes);
+            }
+            Ok(())
+        }
+
+        fn next(&mut self, _timeout: Option<Duration>) -> Option<crate::backend::Outcomes> {
+            self.done.pop_front()
+        }
+    }
+
+    #[dilly::func]
+    fn payload_len(payload: Vec<u8>) -> usize {
+        payload.len()
+    }
+
+    #[test]
+    fn a_streaming_map_hands_chunks_over_in_bursts_of_bounded_bytes() {
+        let submissions = Submissions::default();
+        let open = |raw: &RawFunc| -> Result<Box<dyn Job>> {
+            Ok(Box::new(Recording {
+                func: raw.prepare().unwrap(),
+                done: VecDeque::new(),
+                submissions: std::sync::Arc::clone(&submissions),
+            }))
+        };
+        let shape = Shape {
+            workers: 2,
+            chunk_size: Some(1),
+            progress: false,
+        };
+        // 40 KiB each: six fill a burst (256 KiB) and the seventh goes with them.
+        let sizes: Vec<usize> = (0..50).map(|i| 40_000 + i).collect();
+        let payloads = sizes.iter().map(|&n| (vec![7u8; n],));
+        let f = dilly::func_of!(payload_len);
+        assert_eq!(map(shape, open, &f, payloads).unwrap(), sizes);
+
+        let submissions = submissions.lock().unwrap();
+        let mut next = 0;
+        for (first, lens, bytes) in submissions.iter() {
+            assert_eq!(*first, next, "chunks are handed over in input order");
+            assert!(lens.iter().all(|&len| len == 1), "the chunk size is kept");
+            assert!(
+                *bytes < Burst::BYTES + 40_100,
+                "a burst stops at the first chunk that fills it: {bytes} bytes"
+            );
+            next += lens.len() as u64;
+        }
+        assert_eq!(next, 50);
+        // The window (all 50 here) goes out in bursts of seven, not one by one.
+        let bursts: Vec<usize> = submissions.iter().map(|(_, lens, _)| lens.len()).collect();
+        assert_eq!(bursts, [7, 7, 7, 7, 7, 7, 7, 1]);
     }
 }

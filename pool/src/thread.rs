@@ -205,18 +205,32 @@ struct ThreadJob {
 
 impl Job for ThreadJob {
     fn submit(&mut self, first: u64, items: Items) -> Result<()> {
+        self.submit_chunks(first, vec![items])
+    }
+
+    // Under one lock, with one wake-up for all of them.
+    fn submit_chunks(&mut self, first: u64, chunks: Vec<Items>) -> Result<()> {
         let mut q = lock(&self.shared.queue);
         if q.closed {
             return Err(Error::Closed);
         }
-        q.tasks.push_back(Task {
-            func: Arc::clone(&self.func),
-            first,
-            items,
-            sink: self.sink.clone(),
-            cancelled: Arc::clone(&self.cancelled),
-        });
-        self.shared.work.notify_one();
+        let (mut first, count) = (first, chunks.len());
+        for items in chunks {
+            let len = items.len() as u64;
+            q.tasks.push_back(Task {
+                func: Arc::clone(&self.func),
+                first,
+                items,
+                sink: self.sink.clone(),
+                cancelled: Arc::clone(&self.cancelled),
+            });
+            first += len;
+        }
+        match count {
+            0 => {}
+            1 => self.shared.work.notify_one(),
+            _ => self.shared.work.notify_all(),
+        }
         Ok(())
     }
 

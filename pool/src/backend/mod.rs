@@ -108,6 +108,21 @@ pub trait Job: Send {
     /// Queues `items` (encoded argument tuples) as tasks `first`, `first + 1`, ….
     fn submit(&mut self, first: u64, items: Items) -> Result<()>;
 
+    /// Queues consecutive chunks: the first as tasks `first`, `first + 1`, …, each
+    /// next one right after the one before. The typed methods hand over chunks
+    /// this way when they have several ready (small chunks especially); a
+    /// backend whose queue costs a lock or a round trip per submission overrides
+    /// it to pay that once. The default submits them one by one.
+    fn submit_chunks(&mut self, first: u64, chunks: Vec<Items>) -> Result<()> {
+        let mut next = first;
+        for items in chunks {
+            let len = items.len() as u64;
+            self.submit(next, items)?;
+            next += len;
+        }
+        Ok(())
+    }
+
     /// The outcomes that arrived next (at least one): waits at most `timeout`
     /// (forever with `None`); `None` if nothing arrived in time. Every submitted
     /// item yields exactly one outcome.

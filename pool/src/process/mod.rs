@@ -377,27 +377,43 @@ struct ProcessJob {
 impl ProcessJob {
     /// Queues a chunk; wakes an idle slot if `notify`.
     fn push(&mut self, first: u64, items: Items, notify: bool) -> Result<()> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        self.chunks += 1;
+        self.push_all(first, std::iter::once(items), notify)
+    }
+
+    /// Queues consecutive chunks under one lock; wakes idle slots if `notify`.
+    fn push_all(
+        &mut self,
+        first: u64,
+        chunks: impl IntoIterator<Item = Items>,
+        notify: bool,
+    ) -> Result<()> {
         let mut state = lock(&self.shared.state);
         if state.terminated {
             return Err(Error::Closed);
         }
-        state.queue.push_back(Chunk {
-            job: self.id,
-            first,
-            items,
-            isolated: false,
-        });
-        // Each idle slot needs one wake-up, and the first `workers` chunks queued
-        // since the queue was last empty gave one each; slots that were busy come
-        // back to the queue by themselves. (A notification is a system call even
-        // with nobody waiting, which for one-item chunks of tiny tasks costs about
-        // as much as running them.)
-        if notify && state.queue.len() <= self.shared.settings.workers {
-            self.shared.work.notify_one();
+        let workers = self.shared.settings.workers;
+        let mut first = first;
+        for items in chunks {
+            if items.is_empty() {
+                continue;
+            }
+            let len = items.len() as u64;
+            self.chunks += 1;
+            state.queue.push_back(Chunk {
+                job: self.id,
+                first,
+                items,
+                isolated: false,
+            });
+            first += len;
+            // Each idle slot needs one wake-up, and the first `workers` chunks
+            // queued since the queue was last empty gave one each; slots that
+            // were busy come back to the queue by themselves. (A notification is
+            // a system call even with nobody waiting, which for one-item chunks
+            // of tiny tasks costs about as much as running them.)
+            if notify && state.queue.len() <= workers {
+                self.shared.work.notify_one();
+            }
         }
         Ok(())
     }
@@ -406,6 +422,10 @@ impl ProcessJob {
 impl Job for ProcessJob {
     fn submit(&mut self, first: u64, items: Items) -> Result<()> {
         self.push(first, items, true)
+    }
+
+    fn submit_chunks(&mut self, first: u64, chunks: Vec<Items>) -> Result<()> {
+        self.push_all(first, chunks, true)
     }
 
     fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {

@@ -69,6 +69,13 @@ impl WorkerProcess {
         }
     }
 
+    /// Whether this is a forked worker whose fork server is gone: it was killed
+    /// with the server (it asks the kernel for `SIGKILL` when its parent ends),
+    /// and its exit status was lost with it.
+    pub(super) fn fork_server_gone(&self) -> bool {
+        matches!(self, WorkerProcess::Forked { fork_server, .. } if fork_server.is_gone())
+    }
+
     pub(super) fn try_status(&mut self) -> Option<WorkerExit> {
         match self {
             WorkerProcess::Child(c) => match c.try_wait() {

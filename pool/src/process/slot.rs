@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::backend::Outcomes;
-use crate::error::{Error, Result, TaskError};
+use crate::error::{Error, Result, TaskError, WorkerExit};
 use crate::sync::lock;
 
 use super::PoolCore;
@@ -420,16 +420,23 @@ impl Slot<'_> {
         // exactly; the others deliver their results once.
         // Without a result window every finished task's result was sent before the
         // next task started, so the first unreported item is the one it ran.
+        // A forked worker also dies with its fork server: with the server gone and
+        // the worker's end unknown, the loss is the server's, so its unreported
+        // items run again one per chunk too, and a task that takes the server down
+        // with it is blamed at its second run.
         let started = running == Running::HeadItem;
+        let windowed = !self.shared.launcher.config().result_window.is_zero();
+        let with_server = matches!(exit, WorkerExit::Unknown) && old.proc.fork_server_gone();
         let ambiguous = started
             && matches!(loss, Loss::Died)
             && !terminated
             && !busy
-            && !self.shared.launcher.config().result_window.is_zero()
-            && self
-                .inflight
-                .front()
-                .is_some_and(|f| f.sent && f.chunk.items.len() - f.reported > 1);
+            && self.inflight.front().is_some_and(|f| {
+                let unreported = f.chunk.items.len() - f.reported;
+                f.sent
+                    && ((windowed && unreported > 1)
+                        || (with_server && !f.chunk.isolated && unreported > 0))
+            });
         if ambiguous
             && let Some(InFlight {
                 job,

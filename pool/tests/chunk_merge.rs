@@ -11,24 +11,13 @@ use common::*;
 const ITEMS: u64 = 20_000;
 const FATAL: u64 = 15_000;
 
-/// Where workers note each run of the fatal task: one file per test process (the
-/// workers' parent).
-fn fatal_runs_log(test_process: u32) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("dilly-pool-chunk-merge-{test_process}.log"))
-}
-
 #[dilly::func]
 fn double_or_abort(x: u64) -> u64 {
     if x == FATAL {
-        use std::io::Write;
-        let log = fatal_runs_log(std::os::unix::process::parent_id());
-        if let Ok(mut file) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            let _ = writeln!(file, "ran");
-        }
+        RunLog::note(&RunLog::path(
+            "chunk-merge",
+            std::os::unix::process::parent_id(),
+        ));
         std::process::abort();
     }
     x * 2
@@ -59,18 +48,13 @@ fn many_one_item_chunks_come_back_complete_and_in_order() {
 
 #[test]
 fn a_death_inside_merged_chunks_fails_exactly_its_task() {
-    let log = fatal_runs_log(std::process::id());
-    let _ = std::fs::remove_file(&log);
+    let log = RunLog::new("chunk-merge", std::process::id());
     let pool = chunk_size_one();
     let f = dilly::func_of!(double_or_abort);
     let results: Vec<_> = pool.imap(&f, 0..ITEMS).unwrap().collect();
     assert_eq!(results.len() as u64, ITEMS);
     // Once inside a merged chunk (ambiguous: it is re-run alone), once alone.
-    let runs = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .count();
-    let _ = std::fs::remove_file(&log);
+    let runs = log.runs();
     assert!(
         (1..=2).contains(&runs),
         "the fatal task ran {runs} times: a suspect re-run must not be merged again"
@@ -81,5 +65,4 @@ fn a_death_inside_merged_chunks_fails_exactly_its_task() {
         other => panic!("expected the task {FATAL} to fail, got {other:?}"),
     }
     assert_eq!(pool.map(&f, [1u64, 2]).unwrap(), [2, 4]);
-    let _ = std::fs::remove_file(&log);
 }

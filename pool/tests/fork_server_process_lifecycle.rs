@@ -60,23 +60,10 @@ fn a_killed_fork_server_is_replaced() {
     );
 }
 
-/// Where the task that kills its fork server notes each of its runs: one file per
-/// test process.
-fn server_killer_runs(test_process: u32) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("dilly-pool-server-killer-{test_process}.log"))
-}
-
 /// Notes its run, then kills its parent, the fork server (and so itself).
 #[dilly::func]
 fn kill_fork_server(test_process: u32) -> u64 {
-    use std::io::Write;
-    if let Ok(mut log) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(server_killer_runs(test_process))
-    {
-        let _ = writeln!(log, "ran");
-    }
+    RunLog::note(&RunLog::path("server-killer", test_process));
     let server = std::os::unix::process::parent_id();
     let _ = std::process::Command::new("kill")
         .args(["-9", &server.to_string()])
@@ -88,8 +75,7 @@ fn kill_fork_server(test_process: u32) -> u64 {
 #[test]
 fn a_worker_lost_with_its_fork_server_runs_its_task_again_once() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let log = server_killer_runs(std::process::id());
-    let _ = std::fs::remove_file(&log);
+    let log = RunLog::new("server-killer", std::process::id());
     let pool = ProcessPool::builder()
         .workers(1)
         .start_method(StartMethod::ForkServer)
@@ -99,11 +85,7 @@ fn a_worker_lost_with_its_fork_server_runs_its_task_again_once() {
     // task runs again on a worker of a new server. This task takes the server
     // down each time, so its second run is blamed, and nothing loops.
     let outcome = pool.map(&dilly::func_of!(kill_fork_server), [std::process::id()]);
-    let runs = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .count();
-    let _ = std::fs::remove_file(&log);
+    let runs = log.runs();
     assert!(
         matches!(
             outcome,

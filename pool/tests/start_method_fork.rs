@@ -89,10 +89,9 @@ fn main() {
             "{results:?}"
         );
         assert!(
-            results.iter().all(|r| matches!(
-                r,
-                Ok(3) | Err(TaskError::WorkerStart { .. })
-            )),
+            results
+                .iter()
+                .all(|r| matches!(r, Ok(3) | Err(TaskError::WorkerStart { .. }))),
             "{results:?}"
         );
         passed += 1;

@@ -97,3 +97,49 @@ pub(crate) fn assert_killed(outcome: Result<u32, Error>, pid: u32) {
         other => panic!("expected WorkerDied(SIGKILL), got {other:?}"),
     }
 }
+
+/// A file where tasks in workers note each of their runs (one line each), so that a
+/// test can count how often a task ran across worker deaths. Named by `name` and
+/// the test process's ID, which a task takes from its argument or, in a spawned
+/// worker, as its parent's; removed when dropped.
+pub(crate) struct RunLog(PathBuf);
+
+impl RunLog {
+    /// The log of `name` for the test process `test_process`, emptied.
+    pub(crate) fn new(name: &str, test_process: u32) -> RunLog {
+        let log = RunLog::path(name, test_process);
+        let _ = std::fs::remove_file(&log);
+        RunLog(log)
+    }
+
+    /// Where the log of `name` for `test_process` is.
+    pub(crate) fn path(name: &str, test_process: u32) -> PathBuf {
+        std::env::temp_dir().join(format!("dilly-pool-{name}-{test_process}.log"))
+    }
+
+    /// Notes one run (from inside a task).
+    pub(crate) fn note(path: &std::path::Path) {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(file, "ran");
+        }
+    }
+
+    /// How many runs were noted.
+    pub(crate) fn runs(&self) -> usize {
+        std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+}
+
+impl Drop for RunLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

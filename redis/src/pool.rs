@@ -1001,9 +1001,11 @@ struct RedisJob {
 
 impl Job for RedisJob {
     fn submit(&mut self, first: u64, items: Items) -> dilly_pool::Result<()> {
-        if items.is_empty() {
-            return Ok(());
-        }
+        self.submit_chunks(first, vec![items])
+    }
+
+    // The chunks that may go to Redis now go in one pipelined round trip.
+    fn submit_chunks(&mut self, first: u64, chunks: Vec<Items>) -> dilly_pool::Result<()> {
         let mut outgoing = Vec::new();
         {
             let mut state = lock(&self.inner.state);
@@ -1013,7 +1015,14 @@ impl Job for RedisJob {
             let Some(job) = state.jobs.get_mut(&self.id) else {
                 return Err(dilly_pool::Error::Closed);
             };
-            job.waiting.push_back((first, items));
+            let mut first = first;
+            for items in chunks {
+                let len = items.len() as u64;
+                if len > 0 {
+                    job.waiting.push_back((first, items));
+                }
+                first += len;
+            }
             self.inner.take_outgoing(&mut state, self.id, &mut outgoing);
         }
         self.inner

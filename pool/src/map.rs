@@ -104,8 +104,9 @@ where
 }
 
 /// Encoded chunks a streaming map holds back to submit together
-/// ([`Job::submit_chunks`]): what it encodes to fill its window, cut into bursts
-/// of at most [`Burst::BYTES`] of arguments so that large ones start early.
+/// ([`Job::submit_chunks`]): what it encodes to fill its window, handed over
+/// whenever it holds [`Burst::BYTES`] of arguments, so that large ones start
+/// early, and when the window is full.
 /// Submitted one at a time between encodings, one-item chunks each took the
 /// process pool's queue lock and woke its threads while they were taking chunks
 /// off the queue; the contention (five times the context switches) doubled the

@@ -2,7 +2,7 @@
 //!
 //! Values (captured state, arguments, results, whole [`Func`](crate::Func)s) are encoded
 //! with bincode 2 in serde mode, standard configuration (little endian, variable-length
-//! integers). Everything goes through the private [`Format`] trait, so moving to
+//! integers). Everything goes through the private `Format` trait, so moving to
 //! another format (postcard, wincode) is a change to this file alone. The layout is
 //! described in `docs/wire-format.md` and pinned by the golden files in `tests/golden/`.
 

@@ -424,8 +424,8 @@ pub(crate) fn decode_outcome<R>(
 /// Encodes the next input item into the given batch; `None` when the input ends.
 type Feed<'a> = Box<dyn FnMut(&mut Items) -> Option<dilly::Result<()>> + 'a>;
 
-/// The iterator of [`Executor::imap`] (results in input order) and
-/// [`Executor::imap_unordered`] (results as they finish): one `Result` per input
+/// The iterator of [`Executor::imap`](crate::Executor::imap) (results in input order) and
+/// [`Executor::imap_unordered`](crate::Executor::imap_unordered) (results as they finish): one `Result` per input
 /// item, so partial results survive failures. The input is read lazily, a few
 /// chunks ahead of the results. Dropping it cancels the tasks not yet started.
 ///
@@ -778,7 +778,7 @@ mod tests {
             chunk_size: Some(1),
             progress: false,
         };
-        // 40 KiB each: six fill a burst (256 KiB) and the seventh goes with them.
+        // 40 KB each: six stay under a burst's 256 KiB, the seventh fills it.
         let sizes: Vec<usize> = (0..50).map(|i| 40_000 + i).collect();
         let payloads = sizes.iter().map(|&n| (vec![7u8; n],));
         let f = dilly::func_of!(payload_len);

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use crate::backend::{Items, Job, Shape};
 use crate::error::{Error, Result};
 use crate::handle::AsyncResult;
-use crate::map::{self, Imap};
+use crate::imap::Imap;
+use crate::map;
 
 /// What [`ProcessPool`](crate::ProcessPool), [`ThreadPool`](crate::ThreadPool) and
 /// [`Serial`](crate::Serial) have in common — and what a remote backend implements:

@@ -61,7 +61,8 @@ pub trait Executor: Send + Sync {
 
     /// Like [`map`](Executor::map), but an iterator that yields each result in
     /// input order as soon as it (and every earlier one) is done, one `Result` per
-    /// item. The input is consumed lazily.
+    /// item. The input is consumed lazily, a few chunks ahead of the results
+    /// (more while tiny tasks come back fast: [`Imap`]).
     fn imap<'a, T, R, M, I>(&'a self, func: &Func<(T,), R, M>, items: I) -> Result<Imap<'a, R>>
     where
         Self: Sized,

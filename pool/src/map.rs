@@ -104,18 +104,20 @@ where
     placed.finish(submitted)
 }
 
-/// Encoded chunks a streaming map holds back to submit together
+/// Encoded chunks a streaming map (or an imap) holds back to submit together
 /// ([`Job::submit_chunks`]): what it encodes to fill its window, handed over
 /// whenever it holds [`Burst::BYTES`] of arguments, so that large ones start
 /// early, and when the window is full.
+///
 /// Submitted one at a time between encodings, one-item chunks each took the
 /// process pool's queue lock and woke its threads while they were taking chunks
 /// off the queue; the contention (five times the context switches) doubled the
 /// time of a map at chunk size 1 (`docs/benchmarks.md`).
 #[derive(Default)]
-struct Burst {
+pub(crate) struct Burst {
     first: u64,
     chunks: Vec<Items>,
+    items: u64,
     bytes: usize,
 }
 
@@ -123,22 +125,31 @@ impl Burst {
     const BYTES: usize = 256 << 10;
 
     /// Adds the chunk of tasks `first`, … (the one right after the burst's last).
-    fn add(&mut self, first: u64, items: Items) {
+    pub(crate) fn add(&mut self, first: u64, items: Items) {
         if self.chunks.is_empty() {
             self.first = first;
         }
+        self.items += items.len() as u64;
         self.bytes += items.byte_len();
         self.chunks.push(items);
     }
 
-    fn is_full(&self) -> bool {
+    /// The tasks held: the first one's index, and how many.
+    pub(crate) fn tasks(&self) -> (u64, u64) {
+        (self.first, self.items)
+    }
+
+    /// Whether to hand the burst over now: it holds [`Burst::BYTES`] of arguments.
+    pub(crate) fn is_full(&self) -> bool {
         self.bytes >= Burst::BYTES
     }
 
-    fn submit_to(&mut self, job: &mut dyn Job) -> Result<()> {
+    /// Hands the chunks held to `job`, and is empty again.
+    pub(crate) fn submit_to(&mut self, job: &mut dyn Job) -> Result<()> {
         if self.chunks.is_empty() {
             return Ok(());
         }
+        self.items = 0;
         self.bytes = 0;
         job.submit_chunks(self.first, std::mem::take(&mut self.chunks))
     }
@@ -151,7 +162,7 @@ impl Burst {
 /// in flight would leave it no room to do (a map of 20,000 one-item chunks ran
 /// 50 times slower with five in flight). Encoded, that many `u64` arguments
 /// take 128 KiB per worker.
-fn map_window(workers: usize, chunk: usize) -> u64 {
+pub(crate) fn map_window(workers: usize, chunk: usize) -> u64 {
     let chunks = (2 * workers + 1).saturating_mul(chunk);
     chunks.max(2 * workers * MAX_AUTO_CHUNK) as u64
 }
@@ -432,9 +443,8 @@ pub(crate) fn decode_outcome<R>(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-
     use super::*;
+    use crate::backend::recording::{Recording, Submissions};
 
     #[test]
     fn auto_chunk_gives_each_worker_about_four_chunks() {
@@ -503,47 +513,6 @@ mod tests {
         }
     }
 
-    /// Each submission's first index, chunk lengths and bytes.
-    type Submissions = std::sync::Arc<std::sync::Mutex<Vec<(u64, Vec<usize>, usize)>>>;
-
-    /// A backend that runs each chunk at once and records how chunks were
-    /// handed to it.
-    struct Recording {
-        func: std::sync::Arc<dyn dilly::ErasedFunc>,
-        done: VecDeque<crate::backend::Outcomes>,
-        submissions: Submissions,
-    }
-
-    impl Job for Recording {
-        fn submit(&mut self, first: u64, items: Items) -> Result<()> {
-            self.submit_chunks(first, vec![items])
-        }
-
-        fn submit_chunks(&mut self, first: u64, chunks: Vec<Items>) -> Result<()> {
-            let lens = chunks.iter().map(Items::len).collect();
-            let bytes = chunks.iter().map(Items::byte_len).sum();
-            self.submissions.lock().unwrap().push((first, lens, bytes));
-            let mut index = first;
-            for items in chunks {
-                let mut outcomes = crate::backend::Outcomes::new();
-                for args in items.iter() {
-                    let result = self
-                        .func
-                        .call_bytes(args)
-                        .map_err(|error| TaskError::Arguments { error });
-                    outcomes.push(index, result);
-                    index += 1;
-                }
-                self.done.push_back(outcomes);
-            }
-            Ok(())
-        }
-
-        fn next(&mut self, _timeout: Option<Duration>) -> Option<crate::backend::Outcomes> {
-            self.done.pop_front()
-        }
-    }
-
     #[dilly::func]
     fn payload_len(payload: Vec<u8>) -> usize {
         payload.len()
@@ -552,13 +521,7 @@ mod tests {
     #[test]
     fn a_streaming_map_hands_chunks_over_in_bursts_of_bounded_bytes() {
         let submissions = Submissions::default();
-        let open = |raw: &RawFunc| -> Result<Box<dyn Job>> {
-            Ok(Box::new(Recording {
-                func: raw.prepare().unwrap(),
-                done: VecDeque::new(),
-                submissions: std::sync::Arc::clone(&submissions),
-            }))
-        };
+        let open = |raw: &RawFunc| Recording::open(raw, &submissions);
         let shape = Shape {
             workers: 2,
             chunk_size: Some(1),

@@ -50,3 +50,32 @@ fn lazy_imap_of_unknown_length_returns_every_result_in_order() {
         .collect();
     assert_eq!(out, expected);
 }
+
+/// Sleeps 20 ms: a task slow enough that an imap keeps its short read-ahead.
+#[dilly::func]
+fn nap(x: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    x
+}
+
+#[test]
+fn imap_of_slow_tasks_reads_only_a_few_chunks_ahead() {
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let read = std::sync::atomic::AtomicU64::new(0);
+    let input = (0..200u64).inspect(|_| {
+        read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut results = pool.imap(&dilly::func_of!(nap), input).unwrap();
+    for expected in 0..6 {
+        assert_eq!(results.next().unwrap().unwrap(), expected);
+    }
+    // Two chunks per worker and one more (five here) ahead of what was taken,
+    // and the few results that came in with the last: at 100 tasks a second,
+    // the window has no reason to grow.
+    let read = read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(read <= 6 + 10, "{read} of 200 inputs read after 6 results");
+}

@@ -93,6 +93,8 @@
 use std::time::Duration;
 
 mod batch;
+#[cfg(test)]
+pub(crate) mod recording;
 
 pub use batch::{Items, Outcomes};
 

@@ -331,3 +331,30 @@ fn one_pool_serves_several_threads_at_once() {
         }
     });
 }
+
+/// Sleeps `ms` milliseconds, then returns them.
+#[dilly::func]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn a_quick_task_does_not_wait_behind_a_slow_one_while_a_worker_is_idle() {
+    let pool = ProcessPool::builder().workers(2).build().unwrap();
+    let f = dilly::func_of!(sleep_ms);
+    // Both workers up and idle.
+    assert_eq!(pool.map(&f, [0u64, 0]).unwrap(), [0, 0]);
+    for round in 0..4 {
+        let slow = pool.apply_async(&f, (1_000,)).unwrap();
+        let quick = pool.apply_async(&f, (1,)).unwrap();
+        assert_eq!(quick.get().unwrap(), 1);
+        // A hang detector, not a timing test: the quick task ran on the idle
+        // worker, not queued behind the slow one on its worker.
+        assert!(
+            !slow.ready(),
+            "round {round}: the quick task came back only after the slow one"
+        );
+        assert_eq!(slow.get().unwrap(), 1_000);
+    }
+}

@@ -31,7 +31,8 @@ impl PoolCore {
                 Some(ParkedWorker::Idle(live)) => self.capacity_of(Some(live)),
                 _ => None,
             };
-            let Some((info, chunk)) = self.take(&mut state, capacity, limit, OverBudget::TakeFirst)
+            let Some((info, chunk)) =
+                self.take(&mut state, index, capacity, limit, OverBudget::TakeFirst)
             else {
                 return false;
             };

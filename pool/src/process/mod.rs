@@ -69,7 +69,9 @@ struct State {
     /// resend it.
     keys: HashMap<Arc<RawFunc>, u64>,
     next_id: u64,
-    in_flight: usize,
+    /// Chunks taken and not yet resolved, by slot (a slot's pipelined chunk
+    /// counts too): a slot with none is free, or about to be.
+    in_flight: Vec<usize>,
     closed: bool,
     terminated: bool,
     /// Worker PIDs by slot, for `terminate`.
@@ -132,7 +134,10 @@ impl ProcessPool {
         let shared = Arc::new(PoolCore {
             launcher,
             settings,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                in_flight: vec![0; workers],
+                ..State::default()
+            }),
             work: Condvar::new(),
             returned: Condvar::new(),
         });
@@ -245,7 +250,7 @@ impl Drop for ProcessPool {
     fn drop(&mut self) {
         let idle = {
             let mut state = lock(&self.shared.state);
-            let idle = state.in_flight == 0 && state.queue.is_empty();
+            let idle = state.in_flight.iter().all(|&n| n == 0) && state.queue.is_empty();
             state.closed = true;
             self.shared.work.notify_all();
             idle

@@ -169,13 +169,14 @@ pub(super) fn merge_following(
 }
 
 impl PoolCore {
-    /// Takes the next chunk off the queue, at most `capacity` items and at most
+    /// Takes the next chunk off the queue for `slot`, at most `capacity` items and at most
     /// `max_bytes` of arguments (see [`OverBudget`] for a first item over it; with
     /// `TakeNothing` the chunk stays queued and this returns `None`). Items that
     /// alone exceed the frame limit fail here. Called with the state locked.
     pub(super) fn take(
         &self,
         state: &mut State,
+        slot: usize,
         capacity: Option<usize>,
         max_bytes: usize,
         first: OverBudget,
@@ -229,15 +230,15 @@ impl PoolCore {
                     bytes,
                 );
             }
-            state.in_flight += 1;
+            state.in_flight[slot] += 1;
             return Some((job, chunk));
         }
     }
 
     /// Marks a chunk resolved (all outcomes sent, or its rest requeued).
-    pub(super) fn chunk_done(&self) {
+    pub(super) fn chunk_done(&self, slot: usize) {
         let mut state = lock(&self.state);
-        state.in_flight = state.in_flight.saturating_sub(1);
+        state.in_flight[slot] = state.in_flight[slot].saturating_sub(1);
     }
 
     /// Puts unfinished items back at the front of the queue (or fails them if the

@@ -62,14 +62,23 @@ pub(super) struct InFlight {
 }
 
 impl PoolCore {
-    /// A small chunk to pipeline behind the ones in flight, if one is queued.
-    pub(super) fn pipelined_chunk(&self, capacity: Option<usize>) -> Option<(Arc<JobInfo>, Chunk)> {
+    /// A small chunk for `slot` to pipeline behind the ones in flight, if one is
+    /// queued and every other slot has work: a free slot (or one about to be
+    /// free) starts it at once, where behind this slot's chunk it would wait for
+    /// however long that one runs.
+    pub(super) fn pipelined_chunk(
+        &self,
+        slot: usize,
+        capacity: Option<usize>,
+    ) -> Option<(Arc<JobInfo>, Chunk)> {
         let mut state = lock(&self.state);
-        if state.terminated || capacity == Some(0) {
+        let other_free = (state.in_flight.iter().enumerate()).any(|(i, &n)| i != slot && n == 0);
+        if state.terminated || capacity == Some(0) || other_free {
             return None;
         }
         self.take(
             &mut state,
+            slot,
             capacity,
             PIPELINE_FRAME,
             OverBudget::TakeNothing,
@@ -251,7 +260,7 @@ impl Slot<'_> {
                     chunk.items.len(),
                     &TaskError::WorkerStart { reason },
                 );
-                self.shared.chunk_done();
+                self.shared.chunk_done(self.index);
                 // Do not spin on a start failure that repeats.
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
@@ -269,7 +278,7 @@ impl Slot<'_> {
         let Some(worker) = self.live.as_mut() else {
             self.shared
                 .requeue(&job, chunk.job, chunk.first, chunk.items);
-            self.shared.chunk_done();
+            self.shared.chunk_done(self.index);
             return false;
         };
         // A worker that died while idle is replaced without blaming any task.
@@ -278,7 +287,7 @@ impl Slot<'_> {
             self.live = None;
             self.shared
                 .requeue(&job, chunk.job, chunk.first, chunk.items);
-            self.shared.chunk_done();
+            self.shared.chunk_done(self.index);
             return false;
         }
         if !self.send(job, chunk) {
@@ -331,7 +340,8 @@ impl Slot<'_> {
     /// Sends small queued chunks behind the ones in flight.
     pub(super) fn top_up(&mut self) {
         while self.inflight.len() < PIPELINE_DEPTH && self.live.is_some() {
-            let Some((job, chunk)) = self.shared.pipelined_chunk(self.capacity()) else {
+            let Some((job, chunk)) = self.shared.pipelined_chunk(self.index, self.capacity())
+            else {
                 return;
             };
             if !self.send(job, chunk) {
@@ -362,9 +372,12 @@ impl Slot<'_> {
                     done.job
                         .observe(now.duration_since(began) / done.chunk.items.len() as u32);
                     self.last_done = Some(now);
+                    // Free before the caller hears: a caller that submits again at
+                    // once must find this slot free, or its next chunk may be
+                    // pipelined behind a long one on another worker.
+                    self.shared.chunk_done(self.index);
                     done.job.send(done.out);
                     worker.tasks += done.chunk.items.len();
-                    self.shared.chunk_done();
                     let retire = self
                         .shared
                         .settings
@@ -450,7 +463,7 @@ impl Slot<'_> {
             let rest = chunk.items.split_off(reported);
             let first = chunk.first + reported as u64;
             self.shared.requeue_singly(&job, chunk.job, first, rest);
-            self.shared.chunk_done();
+            self.shared.chunk_done(self.index);
         }
         let mut blame = (started && !ambiguous).then_some(loss);
         while let Some(InFlight {
@@ -486,7 +499,7 @@ impl Slot<'_> {
                 first += 1;
             }
             self.shared.requeue(&job, chunk.job, first, rest);
-            self.shared.chunk_done();
+            self.shared.chunk_done(self.index);
         }
     }
 
@@ -609,7 +622,7 @@ impl PoolCore {
             }
             let capacity = self.capacity_of(live.as_ref());
             if let Some((job, chunk)) =
-                self.take(&mut state, capacity, limit, OverBudget::TakeFirst)
+                self.take(&mut state, slot, capacity, limit, OverBudget::TakeFirst)
             {
                 return Next::Chunk(job, chunk);
             }

@@ -37,12 +37,7 @@ pub trait Executor: Send + Sync {
         M: Mode,
         I: IntoIterator<Item = T>,
     {
-        map::map(
-            self.shape(),
-            |raw| self.open(raw),
-            func,
-            items.into_iter().map(|x| (x,)),
-        )
+        self.starmap(func, items.into_iter().map(|x| (x,)))
     }
 
     /// Calls `func` with each argument tuple — Python's `starmap`. Several
@@ -72,13 +67,7 @@ pub trait Executor: Send + Sync {
         I: IntoIterator<Item = T>,
         I::IntoIter: 'a,
     {
-        Imap::new(
-            self.shape(),
-            |raw| self.open(raw),
-            func,
-            items.into_iter().map(|x| (x,)),
-            true,
-        )
+        self.istarmap(func, items.into_iter().map(|x| (x,)))
     }
 
     /// Like [`imap`](Executor::imap), but yields results in completion order

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::Job;
 use crate::backend::Outcomes;
 use crate::error::{Error, Result, TaskError};
-use crate::map::{Decode, Gathered, decode_outcome};
+use crate::map::{Decode, Placed, decode_outcome};
 use crate::progress::Progress;
 use crate::sync::lock;
 
@@ -79,31 +79,33 @@ impl<R> Pending<R> for One<R> {
 /// as the handle takes them in).
 struct Many<R> {
     decode: Decode<R>,
-    gathered: Option<Gathered<R>>,
+    /// Tasks submitted.
+    n: u64,
+    placed: Option<Placed<R>>,
     progress: Progress,
 }
 
 impl<R> Pending<Vec<R>> for Many<R> {
     fn add(&mut self, batch: &Outcomes) {
-        if let Some(gathered) = &mut self.gathered {
-            gathered.add(&self.decode, batch);
+        if let Some(placed) = &mut self.placed {
+            placed.add(&self.decode, batch);
             self.progress.inc_by(batch.len() as u64);
-            if gathered.complete() {
+            if placed.received() >= self.n {
                 self.progress.finish();
             }
         }
     }
 
     fn complete(&self) -> bool {
-        self.gathered.as_ref().is_none_or(Gathered::complete)
+        self.placed.as_ref().is_none_or(|p| p.received() >= self.n)
     }
 
     fn succeeded(&self) -> bool {
-        self.gathered.as_ref().is_none_or(|g| !g.failed())
+        self.placed.as_ref().is_none_or(|p| !p.failed())
     }
 
     fn take(&mut self) -> Result<Vec<R>> {
-        self.gathered.take().ok_or(Error::Closed)?.finish()
+        self.placed.take().ok_or(Error::Closed)?.finish(self.n)
     }
 }
 
@@ -189,7 +191,8 @@ impl<R: DeserializeOwned + Send + 'static> AsyncResult<Vec<R>> {
             job,
             Box::new(Many {
                 decode: Box::new(move |bytes| func.decode_result(bytes)),
-                gathered: Some(Gathered::new(n)),
+                n: n as u64,
+                placed: Some(Placed::with_capacity(n)),
                 progress: Progress::new(progress && n > 0, Some(n as u64)),
             }),
         )

@@ -66,17 +66,8 @@ where
         // `submitted` counts the tasks of the burst too: they are encoded and
         // go to the job before this thread waits.
         while !input_done && submitted - received < window {
-            let mut items = Items::with_capacity(chunk.min(MAX_AUTO_CHUNK), 0);
-            while items.len() < chunk {
-                let Some(a) = args.next() else {
-                    input_done = true;
-                    break;
-                };
-                let index = submitted as usize + items.len();
-                items
-                    .push_with(|out| func.encode_args_into(&a, out))
-                    .map_err(|error| Error::Encode { index, error })?;
-            }
+            let items = encode_chunk(func, &mut args, submitted as usize, chunk, 0)?;
+            input_done = items.len() < chunk;
             let len = items.len() as u64;
             if len > 0 {
                 burst.add(submitted, items);
@@ -167,9 +158,10 @@ pub(crate) fn map_window(workers: usize, chunk: usize) -> u64 {
     chunks.max(2 * workers * MAX_AUTO_CHUNK) as u64
 }
 
-/// A streaming map's results: the output in input order as far as every result
-/// is in, the results that came before an earlier one, and the first failure.
-struct Placed<R> {
+/// A map's results as they arrive (a streaming `map`'s, and `map_async`'s): the
+/// output in input order as far as every result is in, the results that came
+/// before an earlier one, and the first failure.
+pub(crate) struct Placed<R> {
     out: Vec<R>,
     /// Results ahead of the output, in runs of consecutive indices by the index
     /// of their first (results mostly come a chunk at a time, in order).
@@ -180,23 +172,29 @@ struct Placed<R> {
     /// The failure of the lowest index so far; once there is one, results are
     /// only counted.
     failure: Option<(usize, TaskError)>,
+    /// Outcomes taken in, results and failures.
+    received: u64,
 }
 
 impl<R> Placed<R> {
-    fn with_capacity(n: usize) -> Placed<R> {
+    /// Room for `n` results.
+    pub(crate) fn with_capacity(n: usize) -> Placed<R> {
         Placed {
             out: Vec::with_capacity(n),
             ahead: BTreeMap::new(),
             last_run: None,
             failure: None,
+            received: 0,
         }
     }
 
-    fn add(
+    /// Takes in a batch of outcomes, decoding results with `decode`.
+    pub(crate) fn add(
         &mut self,
         decode: &impl Fn(&[u8]) -> dilly::Result<R>,
         batch: &crate::backend::Outcomes,
     ) {
+        self.received += batch.len() as u64;
         for (index, outcome) in batch.iter() {
             match decode_outcome(decode, outcome) {
                 Ok(value) if self.failure.is_none() => self.place(index, value),
@@ -249,8 +247,18 @@ impl<R> Placed<R> {
         self.last_run = Some(index);
     }
 
+    /// How many outcomes were taken in.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Whether a task has failed so far.
+    pub(crate) fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
     /// The results in input order, or the first failure, once all `n` reported.
-    fn finish(self, n: u64) -> Result<Vec<R>> {
+    pub(crate) fn finish(self, n: u64) -> Result<Vec<R>> {
         if let Some((index, error)) = self.failure {
             return Err(Error::Task { index, error });
         }
@@ -326,80 +334,10 @@ where
     Ok(Some((job, n)))
 }
 
-/// A map's results as they arrive, kept in input order, and its first failure
-/// (lowest index): what `map` returns once every task has reported.
-pub(crate) struct Gathered<R> {
-    out: Vec<Option<R>>,
-    failure: Option<(usize, TaskError)>,
-    received: usize,
-}
-
-impl<R> Gathered<R> {
-    /// Room for `n` results.
-    pub(crate) fn new(n: usize) -> Gathered<R> {
-        Gathered {
-            out: std::iter::repeat_with(|| None).take(n).collect(),
-            failure: None,
-            received: 0,
-        }
-    }
-
-    /// Takes in a batch of outcomes, decoding results with `decode`.
-    pub(crate) fn add(
-        &mut self,
-        decode: &impl Fn(&[u8]) -> dilly::Result<R>,
-        batch: &crate::backend::Outcomes,
-    ) {
-        self.received += batch.len();
-        for (index, outcome) in batch.iter() {
-            let index = index as usize;
-            match decode_outcome(decode, outcome) {
-                Ok(v) => {
-                    if let Some(slot) = self.out.get_mut(index) {
-                        *slot = Some(v);
-                    }
-                }
-                Err(error) => {
-                    if self.failure.as_ref().is_none_or(|(i, _)| index < *i) {
-                        self.failure = Some((index, error));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Whether every task has reported.
-    pub(crate) fn complete(&self) -> bool {
-        self.received >= self.out.len()
-    }
-
-    /// Whether a task has failed so far.
-    pub(crate) fn failed(&self) -> bool {
-        self.failure.is_some()
-    }
-
-    /// The results in input order, or the first failure.
-    pub(crate) fn finish(self) -> Result<Vec<R>> {
-        if let Some((index, error)) = self.failure {
-            return Err(Error::Task { index, error });
-        }
-        self.out
-            .into_iter()
-            .enumerate()
-            .map(|(index, v)| {
-                v.ok_or(Error::Task {
-                    index,
-                    error: TaskError::Terminated,
-                })
-            })
-            .collect()
-    }
-}
-
 /// Encodes the argument tuples straight into chunks of `chunk` items.
 fn encode_chunks<A, R, M>(
     func: &Func<A, R, M>,
-    args: impl Iterator<Item = A>,
+    mut args: impl Iterator<Item = A>,
     chunk: usize,
 ) -> Result<Vec<Items>>
 where
@@ -408,23 +346,50 @@ where
     M: Mode,
 {
     let mut chunks = Vec::new();
-    // A chunk size far above the number of items must not reserve for it.
-    let room = chunk.min(MAX_AUTO_CHUNK);
-    let mut current = Items::with_capacity(room, 0);
-    for (index, a) in args.enumerate() {
-        if current.len() == chunk {
-            // The next chunk is likely about as large as this one.
-            let next = Items::with_capacity(room, current.byte_len());
-            chunks.push(std::mem::replace(&mut current, next));
+    let mut first = 0;
+    // The next chunk is likely about as large as the one before.
+    let mut bytes = 0;
+    loop {
+        let items = encode_chunk(func, &mut args, first, chunk, bytes)?;
+        let last = items.len() < chunk;
+        if !items.is_empty() {
+            first += items.len();
+            bytes = items.byte_len();
+            chunks.push(items);
         }
-        current
+        if last {
+            return Ok(chunks);
+        }
+    }
+}
+
+/// Encodes the next `chunk` argument tuples of `args` (fewer where it ends) into
+/// one chunk whose first task has index `first`, with room for `bytes` of
+/// arguments.
+fn encode_chunk<A, R, M>(
+    func: &Func<A, R, M>,
+    args: &mut impl Iterator<Item = A>,
+    first: usize,
+    chunk: usize,
+    bytes: usize,
+) -> Result<Items>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    M: Mode,
+{
+    // A chunk size far above the number of items must not reserve for it.
+    let mut items = Items::with_capacity(chunk.min(MAX_AUTO_CHUNK), bytes);
+    while items.len() < chunk {
+        let Some(a) = args.next() else {
+            break;
+        };
+        let index = first + items.len();
+        items
             .push_with(|out| func.encode_args_into(&a, out))
             .map_err(|error| Error::Encode { index, error })?;
     }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    Ok(chunks)
+    Ok(items)
 }
 
 /// Decodes a task's result bytes into its typed result.

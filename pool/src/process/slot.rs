@@ -72,7 +72,11 @@ impl PoolCore {
         capacity: Option<usize>,
     ) -> Option<(Arc<JobInfo>, Chunk)> {
         let mut state = lock(&self.state);
-        let other_free = (state.in_flight.iter().enumerate()).any(|(i, &n)| i != slot && n == 0);
+        let other_free = state
+            .in_flight
+            .iter()
+            .enumerate()
+            .any(|(i, &n)| i != slot && n == 0);
         if state.terminated || capacity == Some(0) || other_free {
             return None;
         }

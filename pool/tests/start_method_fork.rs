@@ -3,6 +3,10 @@
 
 use dilly_pool::{Error, Executor, ProcessPool, StartMethod, TaskError, WorkerExit};
 
+mod common;
+
+use common::assert_fork_refused_beside_a_thread;
+
 #[dilly::func]
 fn work(x: u64) -> u64 {
     if x == 1000 {
@@ -97,17 +101,7 @@ fn main() {
         passed += 1;
     }
     // Now with pool threads gone but another thread alive: refused.
-    let keep = std::thread::spawn(std::thread::park);
-    match ProcessPool::builder()
-        .workers(1)
-        .start_method(StartMethod::Fork)
-        .build()
-    {
-        Err(Error::ForkUnsafe { threads }) => assert!(threads > 1),
-        other => panic!("expected ForkUnsafe, got {other:?}"),
-    }
-    keep.thread().unpark();
-    keep.join().unwrap();
+    assert_fork_refused_beside_a_thread();
     passed += 1;
     println!("fork: {passed} passed, 0 failed");
 }

@@ -3,6 +3,10 @@
 
 use dilly_pool::{Error, Executor, ProcessPool, StartMethod, TaskError, WorkerExit};
 
+mod common;
+
+use common::assert_fork_refused_beside_a_thread;
+
 #[dilly::func]
 fn pid_and_double(x: u64) -> (u32, u64) {
     if x == 1000 {
@@ -42,15 +46,5 @@ fn fork_server_workers_serve_and_crashes_are_reported() {
 #[test]
 fn fork_is_refused_in_a_multi_threaded_process() {
     // The test harness runs tests on threads, and this one starts another.
-    let keep = std::thread::spawn(std::thread::park);
-    match ProcessPool::builder()
-        .workers(1)
-        .start_method(StartMethod::Fork)
-        .build()
-    {
-        Err(Error::ForkUnsafe { threads }) => assert!(threads > 1),
-        other => panic!("expected ForkUnsafe, got {other:?}"),
-    }
-    keep.thread().unpark();
-    keep.join().unwrap();
+    assert_fork_refused_beside_a_thread();
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dilly_pool::{Error, TaskError, WorkerExit};
+use dilly_pool::{Error, ProcessPool, StartMethod, TaskError, WorkerExit};
 
 /// Doubles its argument.
 #[dilly::func]
@@ -142,4 +142,20 @@ impl Drop for RunLog {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// Builds a `Fork` pool while another thread of this process runs (one started
+/// here): refused with `Error::ForkUnsafe`, counting more than one thread.
+pub(crate) fn assert_fork_refused_beside_a_thread() {
+    let keep = std::thread::spawn(std::thread::park);
+    match ProcessPool::builder()
+        .workers(1)
+        .start_method(StartMethod::Fork)
+        .build()
+    {
+        Err(Error::ForkUnsafe { threads }) => assert!(threads > 1),
+        other => panic!("expected ForkUnsafe, got {other:?}"),
+    }
+    keep.thread().unpark();
+    keep.join().unwrap();
 }

@@ -481,7 +481,7 @@ impl De<'_> {
         visitor: V,
         parts: &mut Vec<Node>,
     ) -> Result<V::Value> {
-        visitor.visit_seq(Elements {
+        visitor.visit_seq(Parts {
             t,
             remaining: len,
             parts,
@@ -571,7 +571,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
             |mut parts| Node::Seq(Box::new(parts.pop().unwrap_or(Node::Unknown))),
             |t, visitor, parts| De::tuple_like(t, 1, visitor, parts),
             |visitor| {
-                visitor.visit_seq(Elements {
+                visitor.visit_seq(Parts {
                     t: &mut Tracer::default(),
                     remaining: 0,
                     parts: &mut Vec::new(),
@@ -589,14 +589,14 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                 Node::Map(Box::new(k), Box::new(v))
             },
             |t, visitor, parts| {
-                visitor.visit_map(Entries {
+                visitor.visit_map(Parts {
                     t,
                     remaining: 1,
                     parts,
                 })
             },
             |visitor| {
-                visitor.visit_map(Entries {
+                visitor.visit_map(Parts {
                     t: &mut Tracer::default(),
                     remaining: 0,
                     parts: &mut Vec::new(),
@@ -753,28 +753,42 @@ fn enter_struct(
     Ok(index)
 }
 
-/// Elements of a tuple, struct or sequence: up to `remaining` of them.
-struct Elements<'a> {
+/// The parts of a tuple, struct, sequence or map as their deserializer visits
+/// them: up to `remaining` elements, or `remaining` entries (a key and a value
+/// each), every one traced into a node of its own.
+struct Parts<'a> {
     t: &'a mut Tracer,
     remaining: usize,
     parts: &'a mut Vec<Node>,
 }
 
-impl<'de> SeqAccess<'de> for Elements<'_> {
-    type Error = TraceError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        self.remaining -= 1;
+impl Parts<'_> {
+    /// Traces the next part into a new node.
+    fn trace<'de, S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value> {
         self.parts.push(Node::Unknown);
         let slot = self.parts.last_mut().expect("just pushed");
         seed.deserialize(De {
             t: self.t,
             out: slot,
         })
-        .map(Some)
+    }
+
+    /// Whether another element or entry is left, counting it off.
+    fn take_one(&mut self) -> bool {
+        let left = self.remaining > 0;
+        self.remaining = self.remaining.saturating_sub(1);
+        left
+    }
+}
+
+impl<'de> SeqAccess<'de> for Parts<'_> {
+    type Error = TraceError;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        if !self.take_one() {
+            return Ok(None);
+        }
+        self.trace(seed).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -782,37 +796,18 @@ impl<'de> SeqAccess<'de> for Elements<'_> {
     }
 }
 
-/// Entries of a map: `remaining` of them.
-struct Entries<'a> {
-    t: &'a mut Tracer,
-    remaining: usize,
-    parts: &'a mut Vec<Node>,
-}
-
-impl<'de> MapAccess<'de> for Entries<'_> {
+impl<'de> MapAccess<'de> for Parts<'_> {
     type Error = TraceError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        if self.remaining == 0 {
+        if !self.take_one() {
             return Ok(None);
         }
-        self.remaining -= 1;
-        self.parts.push(Node::Unknown);
-        let slot = self.parts.last_mut().expect("just pushed");
-        seed.deserialize(De {
-            t: self.t,
-            out: slot,
-        })
-        .map(Some)
+        self.trace(seed).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        self.parts.push(Node::Unknown);
-        let slot = self.parts.last_mut().expect("just pushed");
-        seed.deserialize(De {
-            t: self.t,
-            out: slot,
-        })
+        self.trace(seed)
     }
 
     fn size_hint(&self) -> Option<usize> {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::symbol::{Fingerprint, SymbolId};
+use crate::symbol::{BuildId, Fingerprint, SymbolId};
 
 /// Everything that can go wrong while registering, encoding, decoding or calling a
 /// dilly value. Bad input never panics: it comes back as one of these.
@@ -130,9 +130,9 @@ pub enum Error {
     )]
     BuildMismatch {
         /// This process's build ID.
-        expected: crate::same_build::BuildId,
+        expected: BuildId,
         /// The sender's build ID.
-        found: crate::same_build::BuildId,
+        found: BuildId,
     },
 
     /// A same-build value's code offset does not point into this executable's code.

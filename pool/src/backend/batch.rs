@@ -372,4 +372,33 @@ mod tests {
         );
         assert_eq!(a.len(), 3);
     }
+
+    #[test]
+    fn a_failed_range_keeps_its_error_once_and_survives_append() {
+        let started = TaskError::WorkerStart {
+            reason: "no fork".to_owned(),
+        };
+        let mut a = Outcomes::new();
+        a.push_err(0, TaskError::Terminated);
+        let mut b = Outcomes::new();
+        b.push_ok(9, b"nine");
+        b.push_err_range(10, 3, started.clone());
+        b.push_err_range(20, 0, TaskError::Terminated);
+        assert_eq!(b.failures.len(), 1, "one copy of the range's error");
+        a.append(b);
+        let seen: Vec<(u64, Result<Vec<u8>, TaskError>)> = a
+            .iter()
+            .map(|(i, r)| (i, r.map(<[u8]>::to_vec).map_err(Clone::clone)))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, Err(TaskError::Terminated)),
+                (9, Ok(b"nine".to_vec())),
+                (10, Err(started.clone())),
+                (11, Err(started.clone())),
+                (12, Err(started)),
+            ]
+        );
+    }
 }

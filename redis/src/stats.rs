@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
-use redis::{RedisResult, Value};
+use redis::RedisResult;
+use redis::streams::StreamPendingReply;
 
 use crate::conn::Conn;
 use crate::keys::{GROUP, Keys};
 use crate::registration::HostInfo;
-use crate::reply::text;
 
 /// A snapshot of a queue, from [`RedisPool::stats`](crate::RedisPool::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct Stats {
 pub(crate) fn read(conn: &mut Conn, keys: &Keys) -> RedisResult<Stats> {
     let (len, pending, counters, hosts, dead): (
         u64,
-        Value,
+        StreamPendingReply,
         HashMap<String, u64>,
         HashMap<String, String>,
         u64,
@@ -55,11 +55,7 @@ pub(crate) fn read(conn: &mut Conn, keys: &Keys) -> RedisResult<Stats> {
             .cmd("XLEN")
             .arg(keys.dead()),
     )?;
-    let in_flight = match &pending {
-        Value::Array(v) => v.first().and_then(text).and_then(|t| t.parse().ok()),
-        _ => None,
-    }
-    .unwrap_or(0);
+    let in_flight = pending.count() as u64;
     let count = |k: &str| counters.get(k).copied().unwrap_or(0);
     let mut hosts: Vec<HostInfo> = hosts
         .iter()

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use dilly::{Limits, RawFunc};
 use dilly_pool::backend::Outcomes;
 use dilly_pool::{Executor, TaskError};
-use redis::Value;
+use redis::streams::{StreamPendingCountReply, StreamPendingId};
 
 use crate::conn::{Conn, KEY_ENV, ensure_group, lock};
 use crate::entry::{self, ResultMsg, TaskMsg};
 use crate::keys::GROUP;
-use crate::reply;
+use crate::reply::{self, EntryList, StreamEntries};
 
 use super::dead_letters::Outcome;
 use super::{Shared, Taken, consumer_pid};
@@ -65,7 +65,7 @@ impl Shared {
         consumer: &str,
     ) -> redis::RedisResult<Option<Taken>> {
         let block = Duration::from_secs(1);
-        let value: Value = conn.run(block, |con| {
+        let StreamEntries(entries) = conn.run(block, |con| {
             redis::cmd("XREADGROUP")
                 .arg("GROUP")
                 .arg(GROUP)
@@ -79,15 +79,12 @@ impl Shared {
                 .arg(">")
                 .query(con)
         })?;
-        Ok(reply::stream_entries(value)
-            .into_iter()
-            .next()
-            .map(|(id, fields)| Taken {
-                id,
-                fields,
-                deliveries: 1,
-                previous: None,
-            }))
+        Ok(entries.into_iter().next().map(|(id, fields)| Taken {
+            id,
+            fields,
+            deliveries: 1,
+            previous: None,
+        }))
     }
 
     /// A chunk whose holder has not refreshed its claim for the visibility
@@ -105,7 +102,10 @@ impl Shared {
             *last = Instant::now();
         }
         let idle = self.visibility.as_millis() as u64;
-        let pending: Value = conn.query(
+        // Not XAUTOCLAIM: it claims before telling who held the chunk and how often
+        // it was delivered, which the dead-lettering of a chunk that keeps killing
+        // its hosts reports; XPENDING tells both, then XCLAIM takes that one chunk.
+        let pending: StreamPendingCountReply = conn.query(
             redis::cmd("XPENDING")
                 .arg(self.keys.tasks())
                 .arg(GROUP)
@@ -115,28 +115,18 @@ impl Shared {
                 .arg("+")
                 .arg(1),
         )?;
-        let Value::Array(list) = pending else {
-            return Ok(None);
-        };
-        let Some(Value::Array(info)) = list.into_iter().next() else {
-            return Ok(None);
-        };
-        let text = |v: &Value| match v {
-            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::SimpleString(s) => s.clone(),
-            Value::Int(i) => i.to_string(),
-            _ => String::new(),
-        };
-        let (Some(id), Some(previous), Some(count)) = (
-            info.first().map(text),
-            info.get(1).map(text),
-            info.get(3).map(text),
-        ) else {
+        let Some(StreamPendingId {
+            id,
+            consumer: previous,
+            times_delivered,
+            ..
+        }) = pending.ids.into_iter().next()
+        else {
             return Ok(None);
         };
         // Min-idle makes the claim a compare-and-set: of two hosts racing for the
         // chunk, one gets it.
-        let claimed: Value = conn.query(
+        let EntryList(mut entries) = conn.query(
             redis::cmd("XCLAIM")
                 .arg(self.keys.tasks())
                 .arg(GROUP)
@@ -144,7 +134,6 @@ impl Shared {
                 .arg(idle)
                 .arg(&id),
         )?;
-        let mut entries = reply::entry_list(claimed);
         // Ask again soon: more chunks may be waiting.
         {
             let mut last = lock(&self.last_reclaim);
@@ -154,7 +143,7 @@ impl Shared {
         }
         match entries.pop() {
             Some((id, fields)) => {
-                let deliveries = count.parse::<u64>().unwrap_or(0) + 1;
+                let deliveries = times_delivered as u64 + 1;
                 conn.query::<()>(
                     redis::cmd("HINCRBY")
                         .arg(self.keys.stats())
@@ -171,13 +160,13 @@ impl Shared {
             }
             None => {
                 // Deleted from the stream (its job was cancelled) while pending.
-                let exists: Value = conn.query(
+                let EntryList(exists) = conn.query(
                     redis::cmd("XRANGE")
                         .arg(self.keys.tasks())
                         .arg(&id)
                         .arg(&id),
                 )?;
-                if reply::entry_list(exists).is_empty() {
+                if exists.is_empty() {
                     conn.query::<()>(
                         redis::cmd("XACK")
                             .arg(self.keys.tasks())

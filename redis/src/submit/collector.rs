@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use dilly::Limits;
 use dilly_pool::TaskError;
 use dilly_pool::backend::Outcomes;
-use redis::Value;
 
 use crate::conn::{Conn, KEY_ENV, lock};
 use crate::entry::{self, ResultMsg};
-use crate::reply;
+use crate::reply::{self, StreamEntries};
 
 use super::sender::Outgoing;
 use super::{Inner, State};
@@ -187,7 +186,7 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
             );
         }
         let block = Duration::from_millis(100);
-        let read: redis::RedisResult<Value> = conn.run(block, |con| {
+        let read: redis::RedisResult<StreamEntries> = conn.run(block, |con| {
             redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(512)
@@ -199,7 +198,7 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
                 .query(con)
         });
         let entries = match read {
-            Ok(value) => reply::stream_entries(value),
+            Ok(StreamEntries(entries)) => entries,
             Err(e) => {
                 tracing::error!(error = %e, "lost Redis while reading results");
                 inner.fail_live(&format!(

@@ -1,12 +1,12 @@
 //! The dead-letter stream as the pool sees it: [`DeadLetter`] entries listed and
 //! re-queued through [`RedisPool::dead_letters`] and [`RedisPool::requeue_dead_letter`].
 
-use redis::{RedisResult, Value};
+use redis::RedisResult;
 
 use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
-use crate::reply::{entry_list, field};
+use crate::reply::{EntryList, field};
 
 use super::RedisPool;
 
@@ -81,7 +81,7 @@ fn dead_letter(id: String, fields: &[(String, Vec<u8>)]) -> DeadLetter {
 }
 
 fn dead_letters(conn: &mut Conn, keys: &Keys, count: usize) -> RedisResult<Vec<DeadLetter>> {
-    let value: Value = conn.query(
+    let EntryList(entries) = conn.query(
         redis::cmd("XRANGE")
             .arg(keys.dead())
             .arg("-")
@@ -89,15 +89,15 @@ fn dead_letters(conn: &mut Conn, keys: &Keys, count: usize) -> RedisResult<Vec<D
             .arg("COUNT")
             .arg(count),
     )?;
-    Ok(entry_list(value)
+    Ok(entries
         .into_iter()
         .map(|(id, fields)| dead_letter(id, &fields))
         .collect())
 }
 
 fn requeue(conn: &mut Conn, keys: &Keys, id: &str) -> RedisResult<Option<String>> {
-    let value: Value = conn.query(redis::cmd("XRANGE").arg(keys.dead()).arg(id).arg(id))?;
-    let Some((_, fields)) = entry_list(value).into_iter().next() else {
+    let EntryList(entries) = conn.query(redis::cmd("XRANGE").arg(keys.dead()).arg(id).arg(id))?;
+    let Some((_, fields)) = entries.into_iter().next() else {
         return Ok(None);
     };
     let mut xadd = redis::cmd("XADD");

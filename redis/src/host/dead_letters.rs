@@ -64,7 +64,7 @@ impl Shared {
             .arg("entry")
             .arg(&taken.id)
             .arg("host")
-            .arg(&self.name)
+            .arg(&self.registration.name)
             .ignore();
         if let Some((submitter, message)) = results {
             self.add_results(&mut pipe, submitter, &message);
@@ -79,9 +79,9 @@ impl Shared {
                 .arg("reason")
                 .arg(reason)
                 .arg("host")
-                .arg(&self.name)
+                .arg(&self.registration.name)
                 .arg("key")
-                .arg(&self.key_id)
+                .arg(&self.registration.key_id)
                 .arg("deliveries")
                 .arg(taken.deliveries)
                 .ignore()

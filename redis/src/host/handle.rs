@@ -20,7 +20,7 @@ pub struct HostHandle {
 impl HostHandle {
     /// The host's name in the registration hash (`hostname:pid`).
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared.registration.name
     }
 
     /// Stops taking chunks, finishes the ones it holds, and deregisters.
@@ -38,14 +38,14 @@ impl HostHandle {
         conn.query::<()>(
             redis::cmd("HDEL")
                 .arg(self.shared.keys.hosts())
-                .arg(&self.shared.name),
+                .arg(&self.shared.registration.name),
         )
         .map_err(|source| Error::Redis {
             url: self.shared.url.clone(),
             doing: "deregistering the host",
             source,
         })?;
-        tracing::info!(host = %self.shared.name, "worker host stopped and deregistered");
+        tracing::info!(host = %self.shared.registration.name, "worker host stopped and deregistered");
         Ok(())
     }
 
@@ -60,7 +60,7 @@ impl HostHandle {
 impl std::fmt::Debug for HostHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostHandle")
-            .field("name", &self.shared.name)
+            .field("name", &self.shared.registration.name)
             .finish()
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::conn::{Conn, lock};
+use crate::conn::Conn;
 use crate::keys::GROUP;
 use crate::registration::{HostInfo, heartbeat_now};
 
@@ -13,16 +13,17 @@ use super::Shared;
 
 impl Shared {
     pub(super) fn register(&self, conn: &mut Conn) -> redis::RedisResult<()> {
+        let r = &self.registration;
         conn.query(
             redis::cmd("HSET")
                 .arg(self.keys.hosts())
-                .arg(&self.name)
+                .arg(&r.name)
                 .arg(HostInfo::encode(
-                    self.pid,
-                    self.processes,
-                    &self.key_id,
-                    &self.build,
-                    &self.registry,
+                    r.pid,
+                    r.processes,
+                    &r.key_id,
+                    &r.build,
+                    &r.registry,
                     heartbeat_now(),
                 )),
         )
@@ -35,7 +36,7 @@ impl Shared {
     pub(super) fn forget_dead_hosts(&self, conn: &mut Conn) -> redis::RedisResult<()> {
         let hosts: HashMap<String, String> =
             conn.query(redis::cmd("HGETALL").arg(self.keys.hosts()))?;
-        let silent = (self.heartbeat * 10).max(self.visibility * 2);
+        let silent = (self.heartbeat * 10).max(self.claims.visibility * 2);
         let dead: Vec<&String> = hosts
             .iter()
             .filter(|(name, v)| HostInfo::decode(name, v).is_none_or(|h| !h.is_live(silent)))
@@ -51,7 +52,7 @@ impl Shared {
     /// The heartbeat thread: refreshes the registration and the claims on the
     /// chunks being run.
     pub(super) fn beat(&self, mut conn: Conn) {
-        let every = self.heartbeat.min(self.visibility / 3);
+        let every = self.heartbeat.min(self.claims.visibility / 3);
         let mut last: Option<Instant> = None;
         let mut beats: u64 = 0;
         while !self.stop.load(Ordering::SeqCst) {
@@ -72,10 +73,7 @@ impl Shared {
             {
                 tracing::warn!(error = %e, "cannot clean the host registrations");
             }
-            let holding: Vec<(String, String)> = lock(&self.holding)
-                .iter()
-                .map(|(id, c)| (id.clone(), c.clone()))
-                .collect();
+            let holding = self.claims.held();
             if holding.is_empty() {
                 continue;
             }

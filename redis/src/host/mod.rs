@@ -6,6 +6,8 @@
 //! often goes to the dead-letter stream.
 
 mod builder;
+mod checks;
+mod claims;
 mod dead_letters;
 mod handle;
 mod heartbeat;
@@ -14,15 +16,15 @@ mod runner;
 pub use builder::HostBuilder;
 pub use handle::HostHandle;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dilly_pool::ProcessPool;
 
-use crate::entry::Key;
 use crate::keys::Keys;
+
+use self::checks::Checks;
+use self::claims::Claims;
 
 /// A worker host: this program, serving a queue. See [`WorkerHost::builder`].
 #[derive(Debug)]
@@ -30,30 +32,38 @@ pub struct WorkerHost {
     _private: (),
 }
 
+/// What a host's threads share: the runners, the heartbeat and the handle.
 struct Shared {
     keys: Keys,
-    task_domain: Vec<u8>,
-    result_domain: Vec<u8>,
-    key: Option<Key>,
-    /// [`entry::key_id`] of `key`, advertised in the registration.
-    key_id: String,
-    name: String,
-    pid: u32,
-    processes: usize,
-    build: String,
-    registry: String,
-    visibility: Duration,
-    max_deliveries: u64,
-    heartbeat: Duration,
-    result_ttl: Duration,
-    max_entry: usize,
+    /// The Redis URL, password redacted, for errors.
     url: String,
+    /// What the host advertises in the hosts hash.
+    registration: Registration,
+    /// The key and limits entries are checked against.
+    checks: Checks,
+    /// The chunks being run, and the pacing of reclaims.
+    claims: Claims,
+    /// Deliveries after which a chunk is dead-lettered.
+    max_deliveries: u64,
+    /// How often the registration is refreshed.
+    heartbeat: Duration,
+    /// The time to live set on a result stream written to.
+    result_ttl: Duration,
+    /// The local pool chunks run on.
     pool: ProcessPool,
     stop: AtomicBool,
-    /// Chunks being run, by entry ID, with the consumer holding them: their claims
-    /// are kept fresh.
-    holding: Mutex<HashMap<String, String>>,
-    last_reclaim: Mutex<Instant>,
+}
+
+/// What a host advertises in the queue's hosts hash.
+pub(super) struct Registration {
+    /// `hostname:pid`, the hash field.
+    pub(super) name: String,
+    pub(super) pid: u32,
+    pub(super) processes: usize,
+    /// [`entry::key_id`](crate::entry::key_id) of the host's key.
+    pub(super) key_id: String,
+    pub(super) build: String,
+    pub(super) registry: String,
 }
 
 /// A chunk taken from the stream.

@@ -3,14 +3,14 @@
 //! result stream and acknowledges it.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dilly::{Limits, RawFunc};
+use dilly::RawFunc;
 use dilly_pool::backend::Outcomes;
 use dilly_pool::{Executor, TaskError};
 use redis::streams::{StreamPendingCountReply, StreamPendingId};
 
-use crate::conn::{Conn, KEY_ENV, ensure_group, lock};
+use crate::conn::{Conn, KEY_ENV, ensure_group};
 use crate::entry::{self, ResultMsg, TaskMsg};
 use crate::keys::GROUP;
 use crate::reply::{self, EntryList, StreamEntries};
@@ -94,14 +94,10 @@ impl Shared {
         conn: &mut Conn,
         consumer: &str,
     ) -> redis::RedisResult<Option<Taken>> {
-        {
-            let mut last = lock(&self.last_reclaim);
-            if last.elapsed() < self.visibility / 4 {
-                return Ok(None);
-            }
-            *last = Instant::now();
+        if !self.claims.reclaim_due() {
+            return Ok(None);
         }
-        let idle = self.visibility.as_millis() as u64;
+        let idle = self.claims.visibility.as_millis() as u64;
         // Not XAUTOCLAIM: it claims before telling who held the chunk and how often
         // it was delivered, which the dead-lettering of a chunk that keeps killing
         // its hosts reports; XPENDING tells both, then XCLAIM takes that one chunk.
@@ -134,13 +130,7 @@ impl Shared {
                 .arg(idle)
                 .arg(&id),
         )?;
-        // Ask again soon: more chunks may be waiting.
-        {
-            let mut last = lock(&self.last_reclaim);
-            if let Some(earlier) = last.checked_sub(self.visibility) {
-                *last = earlier;
-            }
-        }
+        self.claims.reclaim_again();
         match entries.pop() {
             Some((id, fields)) => {
                 let deliveries = times_delivered as u64 + 1;
@@ -187,9 +177,8 @@ impl Shared {
             .arg("*")
             .arg("m")
             .arg(message);
-        if let Some(key) = &self.key {
-            xadd.arg("t")
-                .arg(&key.tag(&self.result_domain, message)[..]);
+        if let Some(tag) = self.checks.result_tag(message) {
+            xadd.arg("t").arg(tag.as_ref());
         }
         xadd.ignore();
         pipe.cmd("PEXPIRE")
@@ -220,13 +209,7 @@ impl Shared {
             tracing::info_span!("run", entry = %taken.id, deliveries = taken.deliveries).entered();
         let message = reply::field(&taken.fields, "m").unwrap_or_default();
         let tag = reply::field(&taken.fields, "t");
-        if let Err(refusal) = entry::check(
-            self.key.as_ref(),
-            &self.task_domain,
-            message,
-            tag,
-            self.max_entry,
-        ) {
+        if let Err(refusal) = self.checks.task(message, tag) {
             tracing::warn!(entry = %taken.id, %refusal, "refused a task entry; dead-lettered");
             return self.dead_letter(
                 conn,
@@ -236,7 +219,7 @@ impl Shared {
                 Outcome::Refused,
             );
         }
-        let limits = Limits::max_len(self.max_entry);
+        let limits = self.checks.limits();
         let msg = match TaskMsg::decode(message, limits) {
             Ok(msg) => msg,
             Err(detail) => {
@@ -298,9 +281,9 @@ impl Shared {
                 Outcome::Results(msg.submitter, results),
             );
         }
-        lock(&self.holding).insert(taken.id.clone(), consumer.to_owned());
+        self.claims.hold(&taken.id, consumer);
         let outcomes = self.execute(&msg);
-        lock(&self.holding).remove(&taken.id);
+        self.claims.release(&taken.id);
         let results = ResultMsg::encode(msg.submitter, msg.job, &outcomes).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Client, "encoding results", e))
         })?;
@@ -322,7 +305,7 @@ impl Shared {
             }
             out
         };
-        if matches!(msg.func, RawFunc::SameBuild { .. }) && self.key.is_none() {
+        if matches!(msg.func, RawFunc::SameBuild { .. }) && !self.checks.has_key() {
             return all(TaskError::Rejected {
                 error: dilly::Error::SameBuildUnavailable {
                     detail: format!(

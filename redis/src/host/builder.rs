@@ -79,7 +79,7 @@ impl HostBuilder {
         self
     }
 
-    /// The shared HMAC key (else the [`KEY_ENV`] environment variable). With a key,
+    /// The shared HMAC key (else the [`KEY_ENV`](crate::KEY_ENV) environment variable). With a key,
     /// entries without a valid tag are refused before decoding and dead-lettered;
     /// without one, tagged entries are (their pool has a key this host lacks).
     /// Either way the submitting pool is told, and fails those tasks.
@@ -96,7 +96,7 @@ impl HostBuilder {
     }
 
     /// Deliveries after which a chunk goes to the dead-letter stream and its tasks
-    /// fail with [`TaskError::DeadLettered`] (default 5).
+    /// fail with [`TaskError::DeadLettered`](dilly_pool::TaskError::DeadLettered) (default 5).
     pub fn max_deliveries(mut self, n: u64) -> Self {
         self.max_deliveries = n;
         self

@@ -1,9 +1,19 @@
-//! [`WorkerHost`]: the serving side. A host reads chunks from its queue's task
-//! stream with a consumer group, runs each through a local
-//! [`ProcessPool`](dilly_pool::ProcessPool), writes the outcomes to the submitter's
-//! result stream and only then acknowledges the chunk. Chunks whose host died are
-//! claimed by another host after the visibility timeout; a chunk delivered too
-//! often goes to the dead-letter stream.
+//! [`WorkerHost`]: the serving side.
+//!
+//! One chunk's path through a host: `builder` registers the host and starts one
+//! runner thread per local worker process and a heartbeat thread (`heartbeat`).
+//! A runner (`runner`) reads a new chunk from the queue's task stream with the
+//! consumer group (`XREADGROUP`) or, a few times per visibility timeout, claims
+//! one whose holder stopped refreshing its claim (`XPENDING`, then `XCLAIM`;
+//! paced by `claims`). It checks the entry's tag and size before decoding
+//! (`checks`), skips a chunk whose submitter is gone, and runs the chunk on the
+//! local [`ProcessPool`], so a task that panics,
+//! segfaults or runs past its timeout fails alone; meanwhile the heartbeat keeps
+//! the claim fresh. The outcomes go to the submitter's result stream, and the
+//! chunk is acknowledged and deleted in the same transaction. A chunk the checks
+//! refuse, or one delivered more than `max_deliveries` times, goes to the
+//! dead-letter stream instead (`dead_letters`), and its submitter is told.
+//! `handle` stops the host and deregisters it.
 
 mod builder;
 mod checks;

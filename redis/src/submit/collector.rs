@@ -14,7 +14,7 @@ use crate::entry::{self, ResultMsg};
 use crate::reply::{self, StreamEntries};
 
 use super::sender::Outgoing;
-use super::{Inner, State};
+use super::{Inner, fail_chunk};
 
 /// Refusal records kept for chunks whose entry ID is not known yet (a host
 /// refused the entry before the pool recorded its ID).
@@ -136,25 +136,6 @@ impl Inner {
             }
         }
         self.idle.notify_all();
-    }
-}
-
-/// Fails the undelivered tasks of job `job`'s live chunk at `first` with `error`.
-pub(super) fn fail_chunk(state: &mut State, job: u64, first: u64, error: &TaskError) {
-    let Some(job) = state.jobs.get_mut(&job) else {
-        return;
-    };
-    let Some(live) = job.live.remove(&first) else {
-        return;
-    };
-    let mut out = Outcomes::new();
-    for (i, seen) in live.seen.iter().enumerate() {
-        if !seen {
-            out.push_err(first + i as u64, error.clone());
-        }
-    }
-    if !out.is_empty() {
-        let _ = job.sink.send(out);
     }
 }
 

@@ -312,3 +312,22 @@ impl Inner {
         }
     }
 }
+
+/// Fails the undelivered tasks of job `job`'s live chunk at `first` with `error`.
+fn fail_chunk(state: &mut State, job: u64, first: u64, error: &TaskError) {
+    let Some(job) = state.jobs.get_mut(&job) else {
+        return;
+    };
+    let Some(live) = job.live.remove(&first) else {
+        return;
+    };
+    let mut out = Outcomes::new();
+    for (i, seen) in live.seen.iter().enumerate() {
+        if !seen {
+            out.push_err(first + i as u64, error.clone());
+        }
+    }
+    if !out.is_empty() {
+        let _ = job.sink.send(out);
+    }
+}

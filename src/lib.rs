@@ -87,9 +87,12 @@
 extern crate self as dilly;
 
 pub mod codec;
+mod construct;
+mod entry;
 mod error;
 mod func;
 mod object;
+mod prepared;
 pub mod registry;
 pub mod same_build;
 pub mod shape;
@@ -100,11 +103,10 @@ mod symbol;
 pub mod __private;
 
 pub use crate::codec::{CallFrame, Limits, VERSION, from_bytes, from_bytes_with_limits, to_bytes};
+pub use crate::entry::{ErasedFunc, Object, Task};
 pub use crate::error::{Error, Result};
-pub use crate::func::{ErasedFunc, Func, Mode, Portable, RawFunc, SameBuild};
-pub use crate::object::{Object, Task};
-pub use crate::same_build::BuildId;
-pub use crate::symbol::{Fingerprint, SymbolId};
+pub use crate::func::{Func, Mode, Portable, RawFunc, SameBuild};
+pub use crate::symbol::{BuildId, Fingerprint, SymbolId};
 pub use dilly_derive::{Dilly, bind, closure, func, func_of, methods};
 
 /// Internal name of the hidden module, so `crate::private::X` reads naturally.

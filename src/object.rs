@@ -8,34 +8,10 @@ use serde::ser::{SerializeStruct, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, Header};
+use crate::entry::{Entry, Kind, Object, Ops, Task};
 use crate::error::{Error, Result};
 use crate::func::{Bytes, Func, de_error};
-use crate::registry::{self, Entry, Kind, Ops};
-
-/// A value of a `#[derive(Dilly)]` type, usable behind `Box<dyn Object>`: it
-/// serializes with its type's registered name and deserializes, in any process that
-/// registers the type, back into that type.
-///
-/// Implemented only by `#[derive(Dilly)]`.
-///
-/// ```
-/// use dilly::Object;
-/// use serde::{Deserialize, Serialize};
-///
-/// #[derive(Serialize, Deserialize, dilly::Dilly, Debug, PartialEq)]
-/// struct Point { x: i32, y: i32 }
-///
-/// let value: Box<dyn Object> = Box::new(Point { x: 1, y: 2 });
-/// let bytes = dilly::to_bytes(&value)?;
-/// let back: Box<dyn Object> = dilly::from_bytes(&bytes)?;
-/// assert_eq!(back.downcast_ref::<Point>(), Some(&Point { x: 1, y: 2 }));
-/// # Ok::<(), dilly::Error>(())
-/// ```
-pub trait Object: erased_serde::Serialize + Any + Send + Sync {
-    /// The registry entry of this value's type.
-    #[doc(hidden)]
-    fn __dilly_entry(&self) -> &'static Entry;
-}
+use crate::registry;
 
 impl dyn Object {
     /// The registered name of the value's type, e.g. `my_app::Point`.
@@ -187,38 +163,6 @@ impl<'de> DeserializeSeed<'de> for ObjectSeed {
         let mut erased = <dyn erased_serde::Deserializer>::erase(deserializer);
         deserialize(&mut erased).map_err(de::Error::custom)
     }
-}
-
-/// A value that is itself a function: a struct whose fields are the captured state
-/// and whose [`call`](Task::call) is the code. `#[derive(Dilly)]` with
-/// `#[dilly(task)]` registers the call, and [`Func::from_task`] makes the sendable
-/// value.
-///
-/// ```
-/// use serde::{Deserialize, Serialize};
-///
-/// #[derive(Serialize, Deserialize, dilly::Dilly)]
-/// #[dilly(task)]
-/// struct Scale { factor: u64 }
-///
-/// impl dilly::Task for Scale {
-///     type Args = (u64,);
-///     type Output = u64;
-///     fn call(&self, (x,): (u64,)) -> u64 { x * self.factor }
-/// }
-///
-/// let f = dilly::Func::from_task(Scale { factor: 3 });
-/// let g: dilly::Func<(u64,), u64> = dilly::from_bytes(&dilly::to_bytes(&f)?)?;
-/// assert_eq!(g.call((14,)), 42);
-/// # Ok::<(), dilly::Error>(())
-/// ```
-pub trait Task: Object {
-    /// The argument tuple.
-    type Args;
-    /// The result.
-    type Output;
-    /// Runs the task.
-    fn call(&self, args: Self::Args) -> Self::Output;
 }
 
 impl<A: 'static, R: 'static> Func<A, R> {

@@ -5,222 +5,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::LazyLock;
 
+pub use crate::entry::{Entry, Kind};
 use crate::error::{Error, Result};
-use crate::func::ErasedFunc;
-use crate::object::Object;
-use crate::shape::Shapes;
 use crate::symbol::{Fingerprint, SymbolId};
-
-/// What kind of item a registry entry describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Kind {
-    /// A free or nested function (`#[dilly::func]`), or an associated function.
-    Function,
-    /// A method with a receiver (`#[dilly::methods]`), called through `bind!`.
-    Method,
-    /// The body of a `closure!`.
-    Closure,
-    /// A user type (`#[derive(Dilly)]`) whose values travel as `Box<dyn Object>`.
-    Type,
-    /// The call of a task object (`#[derive(Dilly)] #[dilly(task)]`).
-    Task,
-}
-
-impl Kind {
-    /// A lowercase noun for messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::Function => "function",
-            Kind::Method => "method",
-            Kind::Closure => "closure",
-            Kind::Type => "type",
-            Kind::Task => "task",
-        }
-    }
-
-    fn is_callable(self) -> bool {
-        !matches!(self, Kind::Type)
-    }
-}
-
-/// Builds a callable from a function entry's encoded state, keeping the bytes.
-pub(crate) type PrepareFn = fn(&[u8]) -> Result<Arc<dyn ErasedFunc>>;
-/// Decodes encoded state into something that serializes it readably.
-pub(crate) type StateToReadableFn = fn(&[u8]) -> Result<Box<dyn erased_serde::Serialize>>;
-/// Reads state from a readable format and encodes it.
-pub(crate) type StateFromReadableFn =
-    fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Vec<u8>, erased_serde::Error>;
-/// Traces an entry's data shapes.
-pub(crate) type ShapesFn = fn() -> Shapes;
-/// Reads a type-erased object from any format.
-pub(crate) type ObjectFromFn =
-    fn(&mut dyn erased_serde::Deserializer<'_>) -> Result<Box<dyn Object>, erased_serde::Error>;
-
-#[derive(Clone, Copy)]
-pub(crate) enum Ops {
-    Func {
-        prepare: PrepareFn,
-        state_to_readable: StateToReadableFn,
-        state_from_readable: StateFromReadableFn,
-    },
-    Object {
-        deserialize: ObjectFromFn,
-    },
-}
-
-/// One registered item. Entries are `static`s emitted by the macros; user code reads
-/// them through [`lookup`], [`entries`] and the accessors below.
-pub struct Entry {
-    name: &'static str,
-    signature: &'static str,
-    kind: Kind,
-    id: SymbolId,
-    fingerprint: Fingerprint,
-    ops: Ops,
-    trace_shapes: ShapesFn,
-    /// The traced data shapes: traced on first use, as few entries are ever checked.
-    shapes: OnceLock<Shapes>,
-    /// The prepared function for an empty state (free functions, closures without
-    /// captures): immutable, so every receipt can share it instead of allocating.
-    stateless: OnceLock<Arc<dyn ErasedFunc>>,
-}
-
-impl Entry {
-    pub(crate) const fn new(
-        name: &'static str,
-        signature: &'static str,
-        kind: Kind,
-        ops: Ops,
-        trace_shapes: ShapesFn,
-    ) -> Entry {
-        Entry {
-            name,
-            signature,
-            kind,
-            id: SymbolId::of(name),
-            fingerprint: Fingerprint::of(signature),
-            ops,
-            trace_shapes,
-            shapes: OnceLock::new(),
-            stateless: OnceLock::new(),
-        }
-    }
-
-    /// The canonical name, e.g. `my_app::Transformer::process_data`.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// The stable ID: [`SymbolId::of`] the name.
-    pub fn id(&self) -> SymbolId {
-        self.id
-    }
-
-    /// The signature as written, e.g. `fn(&Transformer, u64, u64) -> u64`.
-    pub fn signature(&self) -> &'static str {
-        self.signature
-    }
-
-    /// [`Fingerprint::of`] the signature.
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.fingerprint
-    }
-
-    /// The data shapes of the state, arguments and result, as serde sees them
-    /// (see [`crate::shape`]). Traced on the first call, then kept.
-    #[inline]
-    pub fn shapes(&self) -> &Shapes {
-        self.shapes.get_or_init(self.trace_shapes)
-    }
-
-    /// [`Shapes::hash`] of [`shapes`](Entry::shapes): what compact frames carry.
-    #[inline]
-    pub fn shape(&self) -> Fingerprint {
-        self.shapes().hash()
-    }
-
-    /// Checks that the sender's data `shape` matches this build's.
-    #[inline]
-    pub fn check_shape(&self, shape: Fingerprint) -> Result<()> {
-        if shape == self.shape() {
-            Ok(())
-        } else {
-            Err(self.shape_mismatch(shape))
-        }
-    }
-
-    #[cold]
-    fn shape_mismatch(&self, found: Fingerprint) -> Error {
-        let shapes = self.shapes();
-        Error::ShapeMismatch {
-            name: self.name,
-            expected: shapes.to_string(),
-            expected_shape: shapes.hash(),
-            found,
-        }
-    }
-
-    /// What kind of item this is.
-    pub fn kind(&self) -> Kind {
-        self.kind
-    }
-
-    pub(crate) fn ops(&self) -> Ops {
-        self.ops
-    }
-
-    /// Checks that the sender's `fingerprint` matches this build's signature.
-    pub fn check_fingerprint(&self, fingerprint: Fingerprint) -> Result<()> {
-        if fingerprint == self.fingerprint {
-            Ok(())
-        } else {
-            Err(Error::SignatureMismatch {
-                name: self.name,
-                expected: self.signature,
-                expected_fingerprint: self.fingerprint,
-                found: fingerprint,
-            })
-        }
-    }
-
-    /// Decodes `state` and returns the function ready to be called with encoded
-    /// arguments. This is what a worker does once per function it is sent.
-    pub fn prepare(&self, state: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
-        let Ops::Func { prepare, .. } = self.ops else {
-            return Err(self.wrong_kind("function"));
-        };
-        if !state.is_empty() {
-            return prepare(state);
-        }
-        if let Some(shared) = self.stateless.get() {
-            return Ok(Arc::clone(shared));
-        }
-        let prepared = prepare(state)?;
-        Ok(Arc::clone(self.stateless.get_or_init(|| prepared)))
-    }
-
-    pub(crate) fn wrong_kind(&self, expected: &'static str) -> Error {
-        Error::WrongKind {
-            name: self.name,
-            expected,
-            found: self.kind.describe(),
-        }
-    }
-}
-
-impl fmt::Debug for Entry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Entry")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("signature", &self.signature)
-            .field("id", &self.id)
-            .finish()
-    }
-}
 
 #[cfg(not(feature = "inventory"))]
 mod collect {
@@ -271,8 +60,8 @@ impl Duplicate {
     fn to_error(self) -> Error {
         Error::DuplicateSymbol {
             id: self.id,
-            first: self.first,
-            second: self.second,
+            first: self.first.into(),
+            second: self.second.into(),
         }
     }
 }
@@ -328,22 +117,22 @@ fn build_index(all: impl Iterator<Item = &'static Entry>) -> Index {
     let mut by_id: IdMap<&'static Entry> = IdMap::default();
     let mut duplicates = Vec::new();
     for entry in all {
-        match by_id.get(&entry.id) {
+        match by_id.get(&entry.id()) {
             None => {
-                by_id.insert(entry.id, entry);
+                by_id.insert(entry.id(), entry);
             }
             Some(existing) if std::ptr::eq(*existing, entry) => {}
             // Two token-identical closures in one module hash to one name and do the
             // same thing: keeping either is correct.
             Some(existing)
-                if existing.kind == Kind::Closure
-                    && entry.kind == Kind::Closure
-                    && existing.name == entry.name
-                    && existing.fingerprint == entry.fingerprint => {}
+                if existing.kind() == Kind::Closure
+                    && entry.kind() == Kind::Closure
+                    && existing.name() == entry.name()
+                    && existing.fingerprint() == entry.fingerprint() => {}
             Some(existing) => duplicates.push(Duplicate {
-                id: entry.id,
-                first: existing.name,
-                second: entry.name,
+                id: entry.id(),
+                first: existing.name(),
+                second: entry.name(),
             }),
         }
     }
@@ -355,7 +144,7 @@ fn registry_fingerprint(index: &Index) -> RegistryFingerprint {
     let mut ids: Vec<_> = index
         .by_id
         .values()
-        .map(|e| (e.id, e.fingerprint, e.shape()))
+        .map(|e| (e.id(), e.fingerprint(), e.shape()))
         .collect();
     ids.sort();
     let hash = ids.iter().fold(Fingerprint::EMPTY, |h, (id, fp, shape)| {
@@ -407,7 +196,7 @@ pub fn lookup_callable(
     shape: Fingerprint,
 ) -> Result<&'static Entry> {
     let entry = lookup(id)?;
-    if !entry.kind.is_callable() {
+    if !entry.kind().is_callable() {
         return Err(entry.wrong_kind("function"));
     }
     entry.check_fingerprint(fingerprint)?;
@@ -444,11 +233,15 @@ pub fn check() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::entry::{ErasedFunc, Ops};
+    use crate::shape::Shapes;
 
     fn never_prepare(_: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
         Err(Error::Malformed {
-            what: "state",
+            what: "state".into(),
             detail: "test entry".into(),
         })
     }
@@ -499,7 +292,7 @@ mod tests {
         assert_eq!(
             index.duplicates,
             vec![Duplicate {
-                id: A.id,
+                id: A.id(),
                 first: "t::a",
                 second: "t::a"
             }]
@@ -532,7 +325,7 @@ mod tests {
         assert_ne!(a, other);
         let err = A.check_shape(A_OTHER_DATA.shape()).unwrap_err();
         assert!(
-            matches!(err, Error::ShapeMismatch { name: "t::a", .. }),
+            matches!(&err, Error::ShapeMismatch { name, .. } if name == "t::a"),
             "{err}"
         );
         assert!(err.is_version_skew());

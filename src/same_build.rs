@@ -19,7 +19,6 @@
 //! [`Error::BuildMismatch`]: crate::Error::BuildMismatch
 //! [`Error::BadAddress`]: crate::Error::BadAddress
 
-use std::fmt;
 use std::io::Read;
 use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock};
@@ -28,29 +27,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
+use crate::entry::{ErasedFunc, PrepareFn};
 use crate::error::{Error, Result};
-use crate::func::{ErasedFunc, Shared};
-use crate::registry::PrepareFn;
+use crate::prepared::Shared;
+pub use crate::symbol::BuildId;
 use crate::symbol::{FNV_OFFSET_BASIS, fnv1a};
-
-/// The identity of an executable file: 16 bytes of its GNU build-id note, or of a
-/// hash of its contents where it has no such note.
-#[derive(
-    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct BuildId(pub [u8; 16]);
-
-impl fmt::Display for BuildId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for BuildId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BuildId({self})")
-    }
-}
 
 /// Where this process's build ID came from, for diagnostics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

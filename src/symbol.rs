@@ -1,4 +1,5 @@
-//! Stable names for registered items: [`SymbolId`] and [`Fingerprint`].
+//! Stable names for registered items: [`SymbolId`] and [`Fingerprint`]; and the
+//! [`BuildId`] that names one executable file (same-build values carry it).
 //!
 //! Both are FNV-1a 64-bit hashes of UTF-8 text, computed in `const` context so the
 //! macros can bake them into the registry's static entries. FNV-1a is fixed by its
@@ -115,6 +116,25 @@ impl fmt::Display for Fingerprint {
 impl fmt::Debug for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Fingerprint({:016x})", self.0)
+    }
+}
+
+/// The identity of an executable file: 16 bytes of its GNU build-id note, or of a
+/// hash of its contents where it has no such note.
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct BuildId(pub [u8; 16]);
+
+impl fmt::Display for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for BuildId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BuildId({self})")
     }
 }
 

@@ -96,7 +96,7 @@ impl HostBuilder {
     }
 
     /// Deliveries after which a chunk goes to the dead-letter stream and its tasks
-    /// fail with [`TaskError::DeadLettered`](dilly_pool::TaskError::DeadLettered) (default 5).
+    /// fail with [`TaskError::GivenUp`](dilly_pool::TaskError::GivenUp) (default 5).
     pub fn max_deliveries(mut self, n: u64) -> Self {
         self.max_deliveries = n;
         self

@@ -51,7 +51,7 @@ impl Inner {
                             first + i,
                             TaskError::Arguments {
                                 error: dilly::Error::Encode {
-                                    what: "task chunk",
+                                    what: "task chunk".into(),
                                     detail: detail.clone(),
                                 },
                             },

@@ -264,9 +264,7 @@ impl Shared {
                 ),
             };
             let mut outcomes = Outcomes::new();
-            for i in 0..msg.items.len() as u64 {
-                outcomes.push_err(msg.first + i, error.clone());
-            }
+            outcomes.push_err_range(msg.first, msg.items.len(), error);
             let reason = format!(
                 "delivered {} times and never acknowledged: the hosts holding it died (last: {previous})",
                 taken.deliveries
@@ -302,9 +300,7 @@ impl Shared {
         let n = msg.items.len() as u64;
         let all = |error: TaskError| {
             let mut out = Outcomes::new();
-            for i in 0..n {
-                out.push_err(msg.first + i, error.clone());
-            }
+            out.push_err_range(msg.first, msg.items.len(), error);
             out
         };
         if matches!(msg.func, RawFunc::SameBuild { .. }) && !self.checks.has_key() {

@@ -120,19 +120,13 @@ impl Inner {
     /// Fails every outstanding task that is in Redis: the collector lost Redis.
     pub(super) fn fail_live(&self, reason: &str) {
         let mut state = lock(&self.state);
+        let error = TaskError::WorkerStart {
+            reason: reason.to_owned(),
+        };
         for job in state.jobs.values_mut() {
             let mut out = Outcomes::new();
             for (first, live) in std::mem::take(&mut job.live) {
-                for (i, seen) in live.seen.iter().enumerate() {
-                    if !seen {
-                        out.push_err(
-                            first + i as u64,
-                            TaskError::WorkerStart {
-                                reason: reason.to_owned(),
-                            },
-                        );
-                    }
-                }
+                live.fail_unseen(first, &error, &mut out);
             }
             if !out.is_empty() {
                 let _ = job.sink.send(out);

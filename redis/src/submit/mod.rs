@@ -129,6 +129,24 @@ struct Live {
     entry: Option<String>,
 }
 
+impl Live {
+    /// Fails the tasks of this chunk (its first task is `first`) not delivered
+    /// yet with `error`: one range per run of them.
+    fn fail_unseen(&self, first: u64, error: &TaskError, out: &mut Outcomes) {
+        let mut i = 0;
+        while i < self.seen.len() {
+            let start = i;
+            while i < self.seen.len() && !self.seen[i] {
+                i += 1;
+            }
+            if i > start {
+                out.push_err_range(first + start as u64, i - start, error.clone());
+            }
+            i += 1;
+        }
+    }
+}
+
 impl RedisPool {
     /// Stops taking new jobs; queued and running tasks still complete. Call
     /// [`join`](RedisPool::join) to wait for them.
@@ -147,16 +165,10 @@ impl RedisPool {
             for job in state.jobs.values_mut() {
                 let mut out = Outcomes::new();
                 for (first, items) in job.waiting.drain(..) {
-                    for i in 0..items.len() as u64 {
-                        out.push_err(first + i, TaskError::Terminated);
-                    }
+                    out.push_err_range(first, items.len(), TaskError::Terminated);
                 }
                 for (first, live) in std::mem::take(&mut job.live) {
-                    for (i, seen) in live.seen.iter().enumerate() {
-                        if !seen {
-                            out.push_err(first + i as u64, TaskError::Terminated);
-                        }
-                    }
+                    live.fail_unseen(first, &TaskError::Terminated, &mut out);
                     entries.extend(live.entry);
                 }
                 if !out.is_empty() {
@@ -322,12 +334,35 @@ fn fail_chunk(state: &mut State, job: u64, first: u64, error: &TaskError) {
         return;
     };
     let mut out = Outcomes::new();
-    for (i, seen) in live.seen.iter().enumerate() {
-        if !seen {
-            out.push_err(first + i as u64, error.clone());
-        }
-    }
+    live.fail_unseen(first, error, &mut out);
     if !out.is_empty() {
         let _ = job.sink.send(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(seen: &[bool]) -> Vec<(u64, bool)> {
+        let live = Live {
+            seen: seen.to_vec(),
+            left: seen.iter().filter(|s| !**s).count(),
+            entry: None,
+        };
+        let mut out = Outcomes::new();
+        live.fail_unseen(10, &TaskError::Terminated, &mut out);
+        out.iter().map(|(i, r)| (i, r.is_err())).collect()
+    }
+
+    #[test]
+    fn only_undelivered_tasks_fail_each_once() {
+        assert_eq!(
+            failed(&[true, false, false, true, false]),
+            [(11, true), (12, true), (14, true)]
+        );
+        assert_eq!(failed(&[false, false]), [(10, true), (11, true)]);
+        assert_eq!(failed(&[true, true]), []);
+        assert_eq!(failed(&[]), []);
     }
 }

@@ -46,17 +46,16 @@ impl Inner {
                 }
                 Err(detail) => {
                     let mut failed = Outcomes::new();
-                    for i in 0..items.len() as u64 {
-                        failed.push_err(
-                            first + i,
-                            TaskError::Arguments {
-                                error: dilly::Error::Encode {
-                                    what: "task chunk".into(),
-                                    detail: detail.clone(),
-                                },
+                    failed.push_err_range(
+                        first,
+                        items.len(),
+                        TaskError::Arguments {
+                            error: dilly::Error::Encode {
+                                what: "task chunk".into(),
+                                detail,
                             },
-                        );
-                    }
+                        },
+                    );
                     let _ = job.sink.send(failed);
                 }
             }
@@ -139,17 +138,16 @@ impl Inner {
                         && job.live.remove(&chunk.first).is_some()
                     {
                         let mut failed = Outcomes::new();
-                        for i in 0..chunk.len as u64 {
-                            failed.push_err(
-                                chunk.first + i,
-                                TaskError::WorkerStart {
-                                    reason: format!(
-                                        "cannot queue the task in Redis at {}: {e}",
-                                        self.url
-                                    ),
-                                },
-                            );
-                        }
+                        failed.push_err_range(
+                            chunk.first,
+                            chunk.len,
+                            TaskError::WorkerStart {
+                                reason: format!(
+                                    "cannot queue the task in Redis at {}: {e}",
+                                    self.url
+                                ),
+                            },
+                        );
                         let _ = job.sink.send(failed);
                     }
                 }

@@ -35,26 +35,23 @@ pub struct Stats {
 }
 
 pub(crate) fn read(conn: &mut Conn, keys: &Keys) -> RedisResult<Stats> {
-    let (len, pending, counters, hosts, dead): (
-        u64,
-        Value,
-        HashMap<String, u64>,
-        HashMap<String, String>,
-        u64,
-    ) = conn.pipe(
-        redis::pipe()
-            .cmd("XLEN")
-            .arg(keys.tasks())
-            .cmd("XPENDING")
-            .arg(keys.tasks())
-            .arg(GROUP)
-            .cmd("HGETALL")
-            .arg(keys.stats())
-            .cmd("HGETALL")
-            .arg(keys.hosts())
-            .cmd("XLEN")
-            .arg(keys.dead()),
-    )?;
+    // A queue no pool or host has used yet has no consumer group.
+    let pending = match conn.query(redis::cmd("XPENDING").arg(keys.tasks()).arg(GROUP)) {
+        Err(e) if e.code() == Some("NOGROUP") => Value::Nil,
+        other => other?,
+    };
+    let (len, counters, hosts, dead): (u64, HashMap<String, u64>, HashMap<String, String>, u64) =
+        conn.pipe(
+            redis::pipe()
+                .cmd("XLEN")
+                .arg(keys.tasks())
+                .cmd("HGETALL")
+                .arg(keys.stats())
+                .cmd("HGETALL")
+                .arg(keys.hosts())
+                .cmd("XLEN")
+                .arg(keys.dead()),
+        )?;
     let in_flight = match &pending {
         Value::Array(v) => v.first().and_then(text).and_then(|t| t.parse().ok()),
         _ => None,

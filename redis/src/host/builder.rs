@@ -1,7 +1,7 @@
 //! [`HostBuilder`]: a host's options, its registration and the start of its threads.
 
-use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use crate::conn::{Conn, DEFAULT_MAX_ENTRY, connect, ensure_group, resolve_key};
 use crate::entry;
 use crate::error::{Error, Result, redact};
 use crate::keys::Keys;
+use crate::permissions;
 
 use super::{HostHandle, Shared, WorkerHost};
 
@@ -150,6 +151,19 @@ impl HostBuilder {
         }
         let url = redact(&self.url);
         let (client, mut conn) = connect(&self.url, self.reconnect_for)?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".to_owned());
+        let pid = std::process::id();
+        let name = format!("{hostname}:{pid}");
+        permissions::check(
+            &client,
+            &url,
+            "worker host",
+            permissions::host(&keys, &format!("{name}:0")),
+        )?;
         ensure_group(&mut conn, &keys).map_err(|source| Error::Redis {
             url: url.clone(),
             doing: "creating the consumer group",
@@ -160,13 +174,6 @@ impl HostBuilder {
             .unwrap_or_else(ProcessPool::builder)
             .workers(self.processes)
             .build()?;
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "host".to_owned());
-        let pid = std::process::id();
-        let name = format!("{hostname}:{pid}");
         let build = match dilly::same_build::this_build() {
             Ok(id) => id.to_string(),
             Err(e) => format!("unknown ({e})"),
@@ -193,6 +200,9 @@ impl HostBuilder {
             stop: AtomicBool::new(false),
             holding: Mutex::new(HashMap::new()),
             last_reclaim: Mutex::new(Instant::now()),
+            done: AtomicU64::new(0),
+            done_samples: Mutex::new(VecDeque::new()),
+            errors: Mutex::new(Default::default()),
         });
         shared.register(&mut conn).map_err(|source| Error::Redis {
             url: shared.url.clone(),

@@ -23,6 +23,15 @@ impl HostHandle {
         &self.shared.name
     }
 
+    /// The latest error of the host's runner threads (Redis unreachable past
+    /// `reconnect_for`, a command refused), and how many there have been; `None`
+    /// while there has been none. Runners retry after an error, and a host whose
+    /// errors repeat also prints the first repeat to standard error.
+    pub fn last_error(&self) -> Option<(String, u64)> {
+        let errors = crate::conn::lock(&self.shared.errors);
+        errors.last.clone().map(|e| (e, errors.count))
+    }
+
     /// Stops taking chunks, finishes the ones it holds, and deregisters.
     pub fn stop(mut self) -> Result<()> {
         self.shared.stop.store(true, Ordering::SeqCst);

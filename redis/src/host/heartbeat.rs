@@ -7,12 +7,33 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, lock};
 use crate::keys::GROUP;
-use crate::registration::{HostInfo, heartbeat_now};
+use crate::registration::{Done, HostInfo, heartbeat_now};
 
 use super::Shared;
 
 impl Shared {
+    /// Tasks done, in all and in the last minute.
+    fn done(&self) -> Done {
+        let total = self.done.load(Ordering::Relaxed);
+        let mut samples = lock(&self.done_samples);
+        let now = Instant::now();
+        samples.push_back((now, total));
+        // Keep the newest sample at least a minute old, and the ones after it.
+        while samples
+            .get(1)
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            samples.pop_front();
+        }
+        let since = samples.front().map_or(0, |(_, d)| *d);
+        Done {
+            total,
+            last_minute: total - since,
+        }
+    }
+
     pub(super) fn register(&self, conn: &mut Conn) -> redis::RedisResult<()> {
+        let done = self.done();
         conn.query(
             redis::cmd("HSET")
                 .arg(self.keys.hosts())
@@ -24,6 +45,7 @@ impl Shared {
                     &self.build,
                     &self.registry,
                     heartbeat_now(),
+                    done,
                 )),
         )
     }

@@ -14,9 +14,9 @@ mod runner;
 pub use builder::HostBuilder;
 pub use handle::HostHandle;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use dilly_pool::ProcessPool;
@@ -54,6 +54,44 @@ struct Shared {
     /// are kept fresh.
     holding: Mutex<HashMap<String, String>>,
     last_reclaim: Mutex<Instant>,
+    /// Tasks finished and acknowledged since the host started.
+    done: AtomicU64,
+    /// `done` at each registration of the last minute, oldest first.
+    done_samples: Mutex<VecDeque<(Instant, u64)>>,
+    /// Runner errors, for [`HostHandle::last_error`].
+    errors: Mutex<Errors>,
+}
+
+/// The runner errors a host has met.
+#[derive(Default)]
+struct Errors {
+    /// The latest one.
+    last: Option<String>,
+    /// How many there were.
+    count: u64,
+    /// Whether one has been printed to standard error.
+    printed: bool,
+}
+
+impl Shared {
+    /// Records a runner error. The first error that repeats (the same message
+    /// twice in a row) is printed once to standard error, so that a host that
+    /// cannot serve says so without a `tracing` subscriber.
+    fn runner_error(&self, message: String) {
+        tracing::error!(host = %self.name, error = %message, "worker host runner error");
+        let mut errors = crate::conn::lock(&self.errors);
+        errors.count += 1;
+        let repeats = errors.last.as_deref() == Some(message.as_str());
+        if repeats && !errors.printed {
+            errors.printed = true;
+            eprintln!(
+                "dilly-redis worker host {} (queue `{}`): {message} (repeating;                  HostHandle::last_error has the latest)",
+                self.name,
+                self.keys.queue()
+            );
+        }
+        errors.last = Some(message);
+    }
 }
 
 /// A chunk taken from the stream.

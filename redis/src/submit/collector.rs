@@ -21,6 +21,16 @@ use super::{Inner, State};
 /// refused the entry before the pool recorded its ID).
 const MAX_EARLY_REFUSALS: usize = 1024;
 
+/// How often the collector checks that its chunks' task entries are still in
+/// Redis.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How many times a chunk whose entry vanished is added again before it fails.
+pub(super) const MAX_RESENDS: u32 = 5;
+
+/// The most result entries one read takes.
+const READ_COUNT: usize = 512;
+
 impl Inner {
     /// Takes in one result entry.
     pub(super) fn receive(&self, msg: ResultMsg, outgoing: &mut Vec<Outgoing>) {
@@ -115,20 +125,24 @@ impl Inner {
         }
     }
 
-    /// Fails every outstanding task that is in Redis: the collector lost Redis.
-    pub(super) fn fail_live(&self, reason: &str) {
+    /// Fails every outstanding task, in Redis or still waiting in this process:
+    /// the collector lost Redis for `reconnect_for`.
+    pub(super) fn fail_all(&self, reason: &str) {
+        let error = TaskError::WorkerStart {
+            reason: reason.to_owned(),
+        };
         let mut state = lock(&self.state);
         for job in state.jobs.values_mut() {
             let mut out = Outcomes::new();
+            for (first, items) in job.waiting.drain(..) {
+                for i in 0..items.len() as u64 {
+                    out.push_err(first + i, error.clone());
+                }
+            }
             for (first, live) in std::mem::take(&mut job.live) {
                 for (i, seen) in live.seen.iter().enumerate() {
                     if !seen {
-                        out.push_err(
-                            first + i as u64,
-                            TaskError::WorkerStart {
-                                reason: reason.to_owned(),
-                            },
-                        );
+                        out.push_err(first + i as u64, error.clone());
                     }
                 }
             }
@@ -137,6 +151,90 @@ impl Inner {
             }
         }
         self.idle.notify_all();
+    }
+
+    /// The live chunks whose task entry is no longer in the task stream, as
+    /// `(job, first index, entry ID)`. Also sets the heartbeat key again, which a
+    /// Redis restart without persistence loses.
+    ///
+    /// A host deletes an entry in the transaction that writes its outcomes, so a
+    /// chunk found missing here whose outcomes are not in the result stream
+    /// either, read after this check, was lost.
+    fn vanished(&self, conn: &mut Conn) -> redis::RedisResult<Vec<(u64, u64, String)>> {
+        let held: Vec<(u64, u64, String)> = {
+            let state = lock(&self.state);
+            state
+                .jobs
+                .iter()
+                .flat_map(|(&job, j)| {
+                    j.live
+                        .iter()
+                        .filter_map(move |(&first, l)| Some((job, first, l.entry.clone()?)))
+                })
+                .collect()
+        };
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tasks = self.keys.tasks();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.keys.alive(self.submitter))
+            .arg(1)
+            .arg("PX")
+            .arg(self.settings.ttl.as_millis() as u64)
+            .ignore();
+        for (_, _, entry) in &held {
+            pipe.cmd("XRANGE").arg(&tasks).arg(entry).arg(entry);
+        }
+        let found: Vec<Value> = conn.pipe(&pipe)?;
+        Ok(held
+            .into_iter()
+            .zip(found)
+            .filter(|(_, v)| reply::entry_list(v.clone()).is_empty())
+            .map(|(h, _)| h)
+            .collect())
+    }
+
+    /// Adds again the chunks of `lost` that are still outstanding under the same
+    /// entry ID: their entries vanished and their outcomes never came. A chunk
+    /// whose entry vanished more than [`MAX_RESENDS`] times fails.
+    fn resend(&self, lost: Vec<(u64, u64, String)>) {
+        let mut outgoing = Vec::new();
+        let mut state = lock(&self.state);
+        for (job, first, entry) in lost {
+            let Some(live) = state
+                .jobs
+                .get_mut(&job)
+                .and_then(|j| j.live.get_mut(&first))
+            else {
+                continue;
+            };
+            if live.entry.as_deref() != Some(entry.as_str()) {
+                continue;
+            }
+            live.resends += 1;
+            if live.resends > MAX_RESENDS {
+                let error = TaskError::WorkerStart {
+                    reason: format!(
+                        "its task entry vanished from the Redis at {} {} times before a host \
+                         finished it (Redis restarted without persistence, or the task stream \
+                         was trimmed or deleted); turn on AOF (appendonly yes) and do not trim \
+                         the stream",
+                        self.url, live.resends
+                    ),
+                };
+                tracing::error!(%entry, "a chunk's task entry keeps vanishing; failing it");
+                fail_chunk(&mut state, job, first, &error);
+                continue;
+            }
+            tracing::warn!(%entry, job, first, "a chunk's task entry vanished from Redis; adding it again");
+            live.entry = None;
+            outgoing.push(Outgoing::again(job, first, live));
+        }
+        self.idle.notify_all();
+        drop(state);
+        let _ = self.send(outgoing);
     }
 }
 
@@ -169,7 +267,31 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
     let mut last_beat = Instant::now();
     let mut last_id = "0-0".to_owned();
     let limits = Limits::max_len(inner.settings.max_entry);
+    let mut last_check = Instant::now();
+    // Chunks whose entries were missing at the last check, to add again unless
+    // the results read since have finished them.
+    let mut suspects: Option<Vec<(u64, u64, String)>> = None;
+    let lost = |e: &redis::RedisError| {
+        tracing::error!(error = %e, "lost Redis while reading results");
+        inner.fail_all(&format!(
+            "lost the connection to Redis at {} (for longer than reconnect_for) while the \
+             task was outstanding: {e}",
+            inner.url
+        ));
+        std::thread::sleep(Duration::from_millis(200));
+    };
     while !inner.stop.load(Ordering::SeqCst) {
+        if suspects.is_none() && last_check.elapsed() >= CHECK_EVERY {
+            last_check = Instant::now();
+            match inner.vanished(&mut conn) {
+                Ok(missing) if !missing.is_empty() => suspects = Some(missing),
+                Ok(_) => {}
+                Err(e) => {
+                    lost(&e);
+                    continue;
+                }
+            }
+        }
         if last_beat.elapsed() >= beat {
             last_beat = Instant::now();
             let _: redis::RedisResult<()> = conn.pipe(
@@ -190,7 +312,7 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
         let read: redis::RedisResult<Value> = conn.run(block, |con| {
             redis::cmd("XREAD")
                 .arg("COUNT")
-                .arg(512)
+                .arg(READ_COUNT)
                 .arg("BLOCK")
                 .arg(block.as_millis() as u64)
                 .arg("STREAMS")
@@ -201,16 +323,18 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
         let entries = match read {
             Ok(value) => reply::stream_entries(value),
             Err(e) => {
-                tracing::error!(error = %e, "lost Redis while reading results");
-                inner.fail_live(&format!(
-                    "lost the connection to Redis at {} while waiting for the result: {e}",
-                    inner.url
-                ));
-                std::thread::sleep(Duration::from_millis(200));
+                lost(&e);
+                suspects = None;
                 continue;
             }
         };
+        // Every result written before the check has been read once a read
+        // returns less than it may.
+        let drained = entries.len() < READ_COUNT;
         if entries.is_empty() {
+            if let Some(missing) = suspects.take() {
+                inner.resend(missing);
+            }
             continue;
         }
         let mut outgoing = Vec::new();
@@ -253,5 +377,8 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
         let _: redis::RedisResult<()> =
             conn.query(redis::cmd("XTRIM").arg(&results).arg("MINID").arg(&last_id));
         let _ = inner.send(outgoing);
+        if drained && let Some(missing) = suspects.take() {
+            inner.resend(missing);
+        }
     }
 }

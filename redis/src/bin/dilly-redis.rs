@@ -199,11 +199,12 @@ fn run(args: &Args) -> Result<(), Failure> {
             Ok(())
         }
         ["dead", "show", id] => {
-            let detail = open()?.dead_letter(id)?;
+            let q = open()?;
+            let detail = q.dead_letter(id)?;
             if args.json {
                 json_line(&mut out, &DetailJson::from(&detail))?;
             } else {
-                dead_show(&mut out, &detail)?;
+                dead_show(&mut out, &detail, q.key_id() != "none")?;
             }
             Ok(())
         }
@@ -469,7 +470,8 @@ impl From<&DeadLetterDetail> for DetailJson {
     }
 }
 
-fn dead_show(out: &mut impl Write, d: &DeadLetterDetail) -> std::io::Result<()> {
+/// `keyed`: whether this command was given a key to check the tag with.
+fn dead_show(out: &mut impl Write, d: &DeadLetterDetail, keyed: bool) -> std::io::Result<()> {
     let l = &d.letter;
     writeln!(out, "dead letter  {}", l.id)?;
     writeln!(out, "task entry   {}", l.entry)?;
@@ -478,7 +480,11 @@ fn dead_show(out: &mut impl Write, d: &DeadLetterDetail) -> std::io::Result<()> 
     writeln!(out, "bytes        {}", l.bytes)?;
     writeln!(out, "reason       {}", l.reason)?;
     match &d.tag {
-        Ok(()) => writeln!(out, "tag          checks")?,
+        Ok(()) if keyed => writeln!(out, "tag          checks")?,
+        Ok(()) => writeln!(
+            out,
+            "tag          none, and no key given (--key, DILLY_REDIS_KEY)"
+        )?,
         Err(e) => writeln!(out, "tag          does not check: {e}")?,
     }
     if let (Some(s), Some(job), Some(first), Some(items), Some(function)) =

@@ -6,13 +6,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use dilly::{Limits, RawFunc};
-use redis::Value;
 
 use crate::conn::{Conn, DEFAULT_MAX_ENTRY, connect, lock, resolve_key};
 use crate::entry::{self, Key, TaskMsg};
 use crate::error::{Error, Result, redact};
 use crate::keys::Keys;
-use crate::reply::{entry_list, field};
+use crate::reply::{EntryList, field};
 use crate::stats::{self, Stats};
 use crate::submit::DeadLetter;
 use crate::submit::dead_letters;
@@ -124,9 +123,9 @@ impl Queue {
     /// One dead letter, its message decoded when its tag checks.
     pub fn dead_letter(&self, id: &str) -> Result<DeadLetterDetail> {
         let found = self.run("reading a dead letter", |conn| {
-            let value: Value =
+            let EntryList(entries) =
                 conn.query(redis::cmd("XRANGE").arg(self.keys.dead()).arg(id).arg(id))?;
-            Ok(entry_list(value).into_iter().next())
+            Ok(entries.into_iter().next())
         })?;
         let Some((id, fields)) = found else {
             return Err(self.no_such(id));

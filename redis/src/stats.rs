@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
-use redis::{RedisResult, Value};
+use redis::RedisResult;
+use redis::streams::StreamPendingReply;
 
 use crate::conn::Conn;
 use crate::keys::{GROUP, Keys};
 use crate::registration::HostInfo;
-use crate::reply::text;
 
 /// A snapshot of a queue, from [`RedisPool::stats`](crate::RedisPool::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,9 +36,11 @@ pub struct Stats {
 
 pub(crate) fn read(conn: &mut Conn, keys: &Keys) -> RedisResult<Stats> {
     // A queue no pool or host has used yet has no consumer group.
-    let pending = match conn.query(redis::cmd("XPENDING").arg(keys.tasks()).arg(GROUP)) {
-        Err(e) if e.code() == Some("NOGROUP") => Value::Nil,
-        other => other?,
+    let in_flight = match conn
+        .query::<StreamPendingReply>(redis::cmd("XPENDING").arg(keys.tasks()).arg(GROUP))
+    {
+        Err(e) if e.code() == Some("NOGROUP") => 0,
+        other => other?.count() as u64,
     };
     let (len, counters, hosts, dead): (u64, HashMap<String, u64>, HashMap<String, String>, u64) =
         conn.pipe(
@@ -52,11 +54,6 @@ pub(crate) fn read(conn: &mut Conn, keys: &Keys) -> RedisResult<Stats> {
                 .cmd("XLEN")
                 .arg(keys.dead()),
         )?;
-    let in_flight = match &pending {
-        Value::Array(v) => v.first().and_then(text).and_then(|t| t.parse().ok()),
-        _ => None,
-    }
-    .unwrap_or(0);
     let count = |k: &str| counters.get(k).copied().unwrap_or(0);
     let mut hosts: Vec<HostInfo> = hosts
         .iter()

@@ -1,19 +1,19 @@
 //! [`HostBuilder`]: a host's options, its registration and the start of its threads.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use dilly_pool::ProcessPool;
 
 use crate::conn::{Conn, DEFAULT_MAX_ENTRY, connect, ensure_group, resolve_key};
-use crate::entry;
 use crate::error::{Error, Result, redact};
 use crate::keys::Keys;
 use crate::permissions;
 
-use super::{HostHandle, Shared, WorkerHost};
+use super::checks::Checks;
+use super::claims::Claims;
+use super::{HostHandle, Registration, Shared, WorkerHost};
 
 impl WorkerHost {
     /// A builder for a host of the Redis at `url`.
@@ -80,7 +80,7 @@ impl HostBuilder {
         self
     }
 
-    /// The shared HMAC key (else the [`KEY_ENV`] environment variable). With a key,
+    /// The shared HMAC key (else the [`KEY_ENV`](crate::KEY_ENV) environment variable). With a key,
     /// entries without a valid tag are refused before decoding and dead-lettered;
     /// without one, tagged entries are (their pool has a key this host lacks).
     /// Either way the submitting pool is told, and fails those tasks.
@@ -97,7 +97,7 @@ impl HostBuilder {
     }
 
     /// Deliveries after which a chunk goes to the dead-letter stream and its tasks
-    /// fail with [`TaskError::DeadLettered`] (default 5).
+    /// fail with [`TaskError::DeadLettered`](dilly_pool::TaskError::DeadLettered) (default 5).
     pub fn max_deliveries(mut self, n: u64) -> Self {
         self.max_deliveries = n;
         self
@@ -179,30 +179,26 @@ impl HostBuilder {
             Err(e) => format!("unknown ({e})"),
         };
         let key = resolve_key(self.key);
+        let checks = Checks::new(&keys, key, self.max_entry);
         let shared = Arc::new(Shared {
-            task_domain: keys.task_domain(),
-            result_domain: keys.result_domain(),
             keys,
-            key_id: entry::key_id(key.as_ref()),
-            key,
-            name: name.clone(),
-            pid,
-            processes: self.processes,
-            build,
-            registry: dilly::registry::fingerprint().to_string(),
-            visibility: self.visibility_timeout,
+            url,
+            registration: Registration {
+                name: name.clone(),
+                pid,
+                processes: self.processes,
+                key_id: checks.key_id(),
+                build,
+                registry: dilly::registry::fingerprint().to_string(),
+            },
+            checks,
+            claims: Claims::new(self.visibility_timeout),
             max_deliveries: self.max_deliveries,
             heartbeat: self.heartbeat,
             result_ttl: self.result_ttl,
-            max_entry: self.max_entry,
-            url,
             pool,
             stop: AtomicBool::new(false),
-            holding: Mutex::new(HashMap::new()),
-            last_reclaim: Mutex::new(Instant::now()),
-            done: AtomicU64::new(0),
-            done_samples: Mutex::new(VecDeque::new()),
-            errors: Mutex::new(Default::default()),
+            report: Default::default(),
         });
         shared.register(&mut conn).map_err(|source| Error::Redis {
             url: shared.url.clone(),

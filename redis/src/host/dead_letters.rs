@@ -64,7 +64,7 @@ impl Shared {
             .arg("entry")
             .arg(&taken.id)
             .arg("host")
-            .arg(&self.name)
+            .arg(&self.registration.name)
             .ignore();
         if let Some((submitter, message)) = results {
             let left: i64 = conn.query(redis::cmd("PTTL").arg(self.keys.alive(submitter)))?;
@@ -80,9 +80,9 @@ impl Shared {
                 .arg("reason")
                 .arg(reason)
                 .arg("host")
-                .arg(&self.name)
+                .arg(&self.registration.name)
                 .arg("key")
-                .arg(&self.key_id)
+                .arg(&self.registration.key_id)
                 .arg("deliveries")
                 .arg(taken.deliveries)
                 .ignore()

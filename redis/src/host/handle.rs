@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 use super::Shared;
 
-/// A running worker host, from [`HostBuilder::spawn`].
+/// A running worker host, from [`HostBuilder::spawn`](crate::HostBuilder::spawn).
 pub struct HostHandle {
     pub(super) shared: Arc<Shared>,
     pub(super) threads: Vec<JoinHandle<()>>,
@@ -20,7 +20,7 @@ pub struct HostHandle {
 impl HostHandle {
     /// The host's name in the registration hash (`hostname:pid`).
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared.registration.name
     }
 
     /// The latest error of the host's runner threads (Redis unreachable past
@@ -28,8 +28,7 @@ impl HostHandle {
     /// while there has been none. Runners retry after an error, and a host whose
     /// errors repeat also prints the first repeat to standard error.
     pub fn last_error(&self) -> Option<(String, u64)> {
-        let errors = crate::conn::lock(&self.shared.errors);
-        errors.last.clone().map(|e| (e, errors.count))
+        self.shared.report.last_error()
     }
 
     /// Stops taking chunks, finishes the ones it holds, and deregisters.
@@ -47,14 +46,14 @@ impl HostHandle {
         conn.query::<()>(
             redis::cmd("HDEL")
                 .arg(self.shared.keys.hosts())
-                .arg(&self.shared.name),
+                .arg(&self.shared.registration.name),
         )
         .map_err(|source| Error::Redis {
             url: self.shared.url.clone(),
             doing: "deregistering the host",
             source,
         })?;
-        tracing::info!(host = %self.shared.name, "worker host stopped and deregistered");
+        tracing::info!(host = %self.shared.registration.name, "worker host stopped and deregistered");
         Ok(())
     }
 
@@ -69,7 +68,7 @@ impl HostHandle {
 impl std::fmt::Debug for HostHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostHandle")
-            .field("name", &self.shared.name)
+            .field("name", &self.shared.registration.name)
             .finish()
     }
 }

@@ -5,45 +5,26 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::conn::{Conn, lock};
+use crate::conn::Conn;
 use crate::keys::GROUP;
-use crate::registration::{Done, HostInfo, heartbeat_now};
+use crate::registration::{HostInfo, heartbeat_now};
 
 use super::Shared;
 
 impl Shared {
-    /// Tasks done, in all and in the last minute.
-    fn done(&self) -> Done {
-        let total = self.done.load(Ordering::Relaxed);
-        let mut samples = lock(&self.done_samples);
-        let now = Instant::now();
-        samples.push_back((now, total));
-        // Keep the newest sample at least a minute old, and the ones after it.
-        while samples
-            .get(1)
-            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            samples.pop_front();
-        }
-        let since = samples.front().map_or(0, |(_, d)| *d);
-        Done {
-            total,
-            last_minute: total - since,
-        }
-    }
-
     pub(super) fn register(&self, conn: &mut Conn) -> redis::RedisResult<()> {
-        let done = self.done();
+        let r = &self.registration;
+        let done = self.report.done();
         conn.query(
             redis::cmd("HSET")
                 .arg(self.keys.hosts())
-                .arg(&self.name)
+                .arg(&r.name)
                 .arg(HostInfo::encode(
-                    self.pid,
-                    self.processes,
-                    &self.key_id,
-                    &self.build,
-                    &self.registry,
+                    r.pid,
+                    r.processes,
+                    &r.key_id,
+                    &r.build,
+                    &r.registry,
                     heartbeat_now(),
                     done,
                 )),
@@ -57,7 +38,7 @@ impl Shared {
     pub(super) fn forget_dead_hosts(&self, conn: &mut Conn) -> redis::RedisResult<()> {
         let hosts: HashMap<String, String> =
             conn.query(redis::cmd("HGETALL").arg(self.keys.hosts()))?;
-        let silent = (self.heartbeat * 10).max(self.visibility * 2);
+        let silent = (self.heartbeat * 10).max(self.claims.visibility * 2);
         let dead: Vec<&String> = hosts
             .iter()
             .filter(|(name, v)| HostInfo::decode(name, v).is_none_or(|h| !h.is_live(silent)))
@@ -73,7 +54,7 @@ impl Shared {
     /// The heartbeat thread: refreshes the registration and the claims on the
     /// chunks being run.
     pub(super) fn beat(&self, mut conn: Conn) {
-        let every = self.heartbeat.min(self.visibility / 3);
+        let every = self.heartbeat.min(self.claims.visibility / 3);
         let mut last: Option<Instant> = None;
         let mut beats: u64 = 0;
         while !self.stop.load(Ordering::SeqCst) {
@@ -94,10 +75,7 @@ impl Shared {
             {
                 tracing::warn!(error = %e, "cannot clean the host registrations");
             }
-            let holding: Vec<(String, String)> = lock(&self.holding)
-                .iter()
-                .map(|(id, c)| (id.clone(), c.clone()))
-                .collect();
+            let holding = self.claims.held();
             if holding.is_empty() {
                 continue;
             }

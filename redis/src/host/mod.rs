@@ -1,28 +1,42 @@
-//! [`WorkerHost`]: the serving side. A host reads chunks from its queue's task
-//! stream with a consumer group, runs each through a local
-//! [`ProcessPool`](dilly_pool::ProcessPool), writes the outcomes to the submitter's
-//! result stream and only then acknowledges the chunk. Chunks whose host died are
-//! claimed by another host after the visibility timeout; a chunk delivered too
-//! often goes to the dead-letter stream.
+//! [`WorkerHost`]: the serving side.
+//!
+//! One chunk's path through a host: `builder` registers the host and starts one
+//! runner thread per local worker process and a heartbeat thread (`heartbeat`).
+//! A runner (`runner`) reads a new chunk from the queue's task stream with the
+//! consumer group (`XREADGROUP`) or, a few times per visibility timeout, claims
+//! one whose holder stopped refreshing its claim (`XPENDING`, then `XCLAIM`;
+//! paced by `claims`). It checks the entry's tag and size before decoding
+//! (`checks`), skips a chunk whose submitter is gone, and runs the chunk on the
+//! local [`ProcessPool`], so a task that panics,
+//! segfaults or runs past its timeout fails alone; meanwhile the heartbeat keeps
+//! the claim fresh. The outcomes go to the submitter's result stream, and the
+//! chunk is acknowledged and deleted in the same transaction. A chunk the checks
+//! refuse, or one delivered more than `max_deliveries` times, goes to the
+//! dead-letter stream instead (`dead_letters`), and its submitter is told.
+//! `handle` stops the host and deregisters it.
 
 mod builder;
+mod checks;
+mod claims;
 mod dead_letters;
 mod handle;
 mod heartbeat;
+mod report;
 mod runner;
 
 pub use builder::HostBuilder;
 pub use handle::HostHandle;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use dilly_pool::ProcessPool;
 
-use crate::entry::Key;
 use crate::keys::Keys;
+
+use self::checks::Checks;
+use self::claims::Claims;
+use self::report::Report;
 
 /// A worker host: this program, serving a queue. See [`WorkerHost::builder`].
 #[derive(Debug)]
@@ -30,68 +44,48 @@ pub struct WorkerHost {
     _private: (),
 }
 
+/// What a host's threads share: the runners, the heartbeat and the handle.
 struct Shared {
     keys: Keys,
-    task_domain: Vec<u8>,
-    result_domain: Vec<u8>,
-    key: Option<Key>,
-    /// [`entry::key_id`] of `key`, advertised in the registration.
-    key_id: String,
-    name: String,
-    pid: u32,
-    processes: usize,
-    build: String,
-    registry: String,
-    visibility: Duration,
-    max_deliveries: u64,
-    heartbeat: Duration,
-    result_ttl: Duration,
-    max_entry: usize,
+    /// The Redis URL, password redacted, for errors.
     url: String,
+    /// What the host advertises in the hosts hash.
+    registration: Registration,
+    /// The key and limits entries are checked against.
+    checks: Checks,
+    /// The chunks being run, and the pacing of reclaims.
+    claims: Claims,
+    /// Deliveries after which a chunk is dead-lettered.
+    max_deliveries: u64,
+    /// How often the registration is refreshed.
+    heartbeat: Duration,
+    /// The time to live set on a result stream written to.
+    result_ttl: Duration,
+    /// The local pool chunks run on.
     pool: ProcessPool,
     stop: AtomicBool,
-    /// Chunks being run, by entry ID, with the consumer holding them: their claims
-    /// are kept fresh.
-    holding: Mutex<HashMap<String, String>>,
-    last_reclaim: Mutex<Instant>,
-    /// Tasks finished and acknowledged since the host started.
-    done: AtomicU64,
-    /// `done` at each registration of the last minute, oldest first.
-    done_samples: Mutex<VecDeque<(Instant, u64)>>,
-    /// Runner errors, for [`HostHandle::last_error`].
-    errors: Mutex<Errors>,
-}
-
-/// The runner errors a host has met.
-#[derive(Default)]
-struct Errors {
-    /// The latest one.
-    last: Option<String>,
-    /// How many there were.
-    count: u64,
-    /// Whether one has been printed to standard error.
-    printed: bool,
+    /// Tasks finished and runner errors.
+    report: Report,
 }
 
 impl Shared {
-    /// Records a runner error. The first error that repeats (the same message
-    /// twice in a row) is printed once to standard error, so that a host that
-    /// cannot serve says so without a `tracing` subscriber.
+    /// Records a runner error ([`Report::error`]).
     fn runner_error(&self, message: String) {
-        tracing::error!(host = %self.name, error = %message, "worker host runner error");
-        let mut errors = crate::conn::lock(&self.errors);
-        errors.count += 1;
-        let repeats = errors.last.as_deref() == Some(message.as_str());
-        if repeats && !errors.printed {
-            errors.printed = true;
-            eprintln!(
-                "dilly-redis worker host {} (queue `{}`): {message} (repeating;                  HostHandle::last_error has the latest)",
-                self.name,
-                self.keys.queue()
-            );
-        }
-        errors.last = Some(message);
+        self.report
+            .error(&self.registration.name, self.keys.queue(), message);
     }
+}
+
+/// What a host advertises in the queue's hosts hash.
+pub(super) struct Registration {
+    /// `hostname:pid`, the hash field.
+    pub(super) name: String,
+    pub(super) pid: u32,
+    pub(super) processes: usize,
+    /// [`entry::key_id`](crate::entry::key_id) of the host's key.
+    pub(super) key_id: String,
+    pub(super) build: String,
+    pub(super) registry: String,
 }
 
 /// A chunk taken from the stream.

@@ -3,17 +3,17 @@
 //! result stream and acknowledges it.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dilly::{Limits, RawFunc};
+use dilly::RawFunc;
 use dilly_pool::backend::Outcomes;
 use dilly_pool::{Executor, TaskError};
-use redis::Value;
+use redis::streams::{StreamPendingCountReply, StreamPendingId};
 
-use crate::conn::{Conn, KEY_ENV, ensure_group, lock};
+use crate::conn::{Conn, KEY_ENV, ensure_group};
 use crate::entry::{self, ResultMsg, TaskMsg};
 use crate::keys::GROUP;
-use crate::reply;
+use crate::reply::{self, EntryList, StreamEntries};
 
 use super::dead_letters::Outcome;
 use super::{Shared, Taken, consumer_pid};
@@ -64,7 +64,7 @@ impl Shared {
         consumer: &str,
     ) -> redis::RedisResult<Option<Taken>> {
         let block = Duration::from_secs(1);
-        let value: Value = conn.run(block, |con| {
+        let StreamEntries(entries) = conn.run(block, |con| {
             redis::cmd("XREADGROUP")
                 .arg("GROUP")
                 .arg(GROUP)
@@ -78,15 +78,12 @@ impl Shared {
                 .arg(">")
                 .query(con)
         })?;
-        Ok(reply::stream_entries(value)
-            .into_iter()
-            .next()
-            .map(|(id, fields)| Taken {
-                id,
-                fields,
-                deliveries: 1,
-                previous: None,
-            }))
+        Ok(entries.into_iter().next().map(|(id, fields)| Taken {
+            id,
+            fields,
+            deliveries: 1,
+            previous: None,
+        }))
     }
 
     /// A chunk whose holder has not refreshed its claim for the visibility
@@ -96,15 +93,14 @@ impl Shared {
         conn: &mut Conn,
         consumer: &str,
     ) -> redis::RedisResult<Option<Taken>> {
-        {
-            let mut last = lock(&self.last_reclaim);
-            if last.elapsed() < self.visibility / 4 {
-                return Ok(None);
-            }
-            *last = Instant::now();
+        if !self.claims.reclaim_due() {
+            return Ok(None);
         }
-        let idle = self.visibility.as_millis() as u64;
-        let pending: Value = conn.query(
+        let idle = self.claims.visibility.as_millis() as u64;
+        // Not XAUTOCLAIM: it claims before telling who held the chunk and how often
+        // it was delivered, which the dead-lettering of a chunk that keeps killing
+        // its hosts reports; XPENDING tells both, then XCLAIM takes that one chunk.
+        let pending: StreamPendingCountReply = conn.query(
             redis::cmd("XPENDING")
                 .arg(self.keys.tasks())
                 .arg(GROUP)
@@ -114,28 +110,18 @@ impl Shared {
                 .arg("+")
                 .arg(1),
         )?;
-        let Value::Array(list) = pending else {
-            return Ok(None);
-        };
-        let Some(Value::Array(info)) = list.into_iter().next() else {
-            return Ok(None);
-        };
-        let text = |v: &Value| match v {
-            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::SimpleString(s) => s.clone(),
-            Value::Int(i) => i.to_string(),
-            _ => String::new(),
-        };
-        let (Some(id), Some(previous), Some(count)) = (
-            info.first().map(text),
-            info.get(1).map(text),
-            info.get(3).map(text),
-        ) else {
+        let Some(StreamPendingId {
+            id,
+            consumer: previous,
+            times_delivered,
+            ..
+        }) = pending.ids.into_iter().next()
+        else {
             return Ok(None);
         };
         // Min-idle makes the claim a compare-and-set: of two hosts racing for the
         // chunk, one gets it.
-        let claimed: Value = conn.query(
+        let EntryList(mut entries) = conn.query(
             redis::cmd("XCLAIM")
                 .arg(self.keys.tasks())
                 .arg(GROUP)
@@ -143,17 +129,10 @@ impl Shared {
                 .arg(idle)
                 .arg(&id),
         )?;
-        let mut entries = reply::entry_list(claimed);
-        // Ask again soon: more chunks may be waiting.
-        {
-            let mut last = lock(&self.last_reclaim);
-            if let Some(earlier) = last.checked_sub(self.visibility) {
-                *last = earlier;
-            }
-        }
+        self.claims.reclaim_again();
         match entries.pop() {
             Some((id, fields)) => {
-                let deliveries = count.parse::<u64>().unwrap_or(0) + 1;
+                let deliveries = times_delivered as u64 + 1;
                 conn.query::<()>(
                     redis::cmd("HINCRBY")
                         .arg(self.keys.stats())
@@ -170,13 +149,13 @@ impl Shared {
             }
             None => {
                 // Deleted from the stream (its job was cancelled) while pending.
-                let exists: Value = conn.query(
+                let EntryList(exists) = conn.query(
                     redis::cmd("XRANGE")
                         .arg(self.keys.tasks())
                         .arg(&id)
                         .arg(&id),
                 )?;
-                if reply::entry_list(exists).is_empty() {
+                if exists.is_empty() {
                     conn.query::<()>(
                         redis::cmd("XACK")
                             .arg(self.keys.tasks())
@@ -206,9 +185,8 @@ impl Shared {
             .arg("*")
             .arg("m")
             .arg(message);
-        if let Some(key) = &self.key {
-            xadd.arg("t")
-                .arg(&key.tag(&self.result_domain, message)[..]);
+        if let Some(tag) = self.checks.result_tag(message) {
+            xadd.arg("t").arg(tag.as_ref());
         }
         xadd.ignore();
         let ttl = self.result_ttl.as_millis() as u64;
@@ -244,13 +222,7 @@ impl Shared {
             tracing::info_span!("run", entry = %taken.id, deliveries = taken.deliveries).entered();
         let message = reply::field(&taken.fields, "m").unwrap_or_default();
         let tag = reply::field(&taken.fields, "t");
-        if let Err(refusal) = entry::check(
-            self.key.as_ref(),
-            &self.task_domain,
-            message,
-            tag,
-            self.max_entry,
-        ) {
+        if let Err(refusal) = self.checks.task(message, tag) {
             tracing::warn!(entry = %taken.id, %refusal, "refused a task entry; dead-lettered");
             return self.dead_letter(
                 conn,
@@ -260,7 +232,7 @@ impl Shared {
                 Outcome::Refused,
             );
         }
-        let limits = Limits::max_len(self.max_entry);
+        let limits = self.checks.limits();
         let msg = match TaskMsg::decode(message, limits) {
             Ok(msg) => msg,
             Err(detail) => {
@@ -310,9 +282,9 @@ impl Shared {
                 Outcome::Results(msg.submitter, results),
             );
         }
-        lock(&self.holding).insert(taken.id.clone(), consumer.to_owned());
+        self.claims.hold(&taken.id, consumer);
         let outcomes = self.execute(&msg);
-        lock(&self.holding).remove(&taken.id);
+        self.claims.release(&taken.id);
         let results = ResultMsg::encode(msg.submitter, msg.job, &outcomes).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Client, "encoding results", e))
         })?;
@@ -339,8 +311,7 @@ impl Shared {
             })?;
             match written {
                 Some(true) => {
-                    self.done
-                        .fetch_add(msg.items.len() as u64, Ordering::Relaxed);
+                    self.report.finished(msg.items.len() as u64);
                     return Ok(());
                 }
                 Some(false) => return self.skip(conn, &taken.id, msg.submitter),
@@ -379,7 +350,7 @@ impl Shared {
             }
             out
         };
-        if matches!(msg.func, RawFunc::SameBuild { .. }) && self.key.is_none() {
+        if matches!(msg.func, RawFunc::SameBuild { .. }) && !self.checks.has_key() {
             return all(TaskError::Rejected {
                 error: dilly::Error::SameBuildUnavailable {
                     detail: format!(

@@ -71,7 +71,7 @@ impl RedisPoolBuilder {
     }
 
     /// The shared secret that tags every entry (HMAC-SHA256). Without it the
-    /// [`KEY_ENV`] environment variable is read; without either, entries travel
+    /// [`KEY_ENV`](crate::KEY_ENV) environment variable is read; without either, entries travel
     /// untagged and same-build function values are refused.
     pub fn key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.key = Some(key.as_ref().to_vec());

@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 use dilly::Limits;
 use dilly_pool::TaskError;
 use dilly_pool::backend::Outcomes;
-use redis::Value;
 
 use crate::conn::{Conn, KEY_ENV, lock};
 use crate::entry::{self, ResultMsg};
-use crate::reply;
+use crate::reply::{self, EntryList, StreamEntries};
 
 use super::sender::Outgoing;
-use super::{Inner, State};
+use super::{Inner, fail_chunk};
 
 /// Refusal records kept for chunks whose entry ID is not known yet (a host
 /// refused the entry before the pool recorded its ID).
@@ -187,11 +186,11 @@ impl Inner {
         for (_, _, entry) in &held {
             pipe.cmd("XRANGE").arg(&tasks).arg(entry).arg(entry);
         }
-        let found: Vec<Value> = conn.pipe(&pipe)?;
+        let found: Vec<EntryList> = conn.pipe(&pipe)?;
         Ok(held
             .into_iter()
             .zip(found)
-            .filter(|(_, v)| reply::entry_list(v.clone()).is_empty())
+            .filter(|(_, EntryList(entries))| entries.is_empty())
             .map(|(h, _)| h)
             .collect())
     }
@@ -235,25 +234,6 @@ impl Inner {
         self.idle.notify_all();
         drop(state);
         let _ = self.send(outgoing);
-    }
-}
-
-/// Fails the undelivered tasks of job `job`'s live chunk at `first` with `error`.
-pub(super) fn fail_chunk(state: &mut State, job: u64, first: u64, error: &TaskError) {
-    let Some(job) = state.jobs.get_mut(&job) else {
-        return;
-    };
-    let Some(live) = job.live.remove(&first) else {
-        return;
-    };
-    let mut out = Outcomes::new();
-    for (i, seen) in live.seen.iter().enumerate() {
-        if !seen {
-            out.push_err(first + i as u64, error.clone());
-        }
-    }
-    if !out.is_empty() {
-        let _ = job.sink.send(out);
     }
 }
 
@@ -309,7 +289,7 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
             );
         }
         let block = Duration::from_millis(100);
-        let read: redis::RedisResult<Value> = conn.run(block, |con| {
+        let read: redis::RedisResult<StreamEntries> = conn.run(block, |con| {
             redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(READ_COUNT)
@@ -321,7 +301,7 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
                 .query(con)
         });
         let entries = match read {
-            Ok(value) => reply::stream_entries(value),
+            Ok(StreamEntries(entries)) => entries,
             Err(e) => {
                 lost(&e);
                 suspects = None;

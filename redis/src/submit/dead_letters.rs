@@ -1,12 +1,12 @@
 //! The dead-letter stream as the pool sees it: [`DeadLetter`] entries listed and
 //! re-queued through [`RedisPool::dead_letters`] and [`RedisPool::requeue_dead_letter`].
 
-use redis::{RedisResult, Value};
+use redis::RedisResult;
 
 use crate::conn::Conn;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
-use crate::reply::{entry_list, field};
+use crate::reply::{EntryList, field};
 
 use super::RedisPool;
 
@@ -85,7 +85,7 @@ pub(crate) fn dead_letters(
     keys: &Keys,
     count: usize,
 ) -> RedisResult<Vec<DeadLetter>> {
-    let value: Value = conn.query(
+    let EntryList(entries) = conn.query(
         redis::cmd("XRANGE")
             .arg(keys.dead())
             .arg("-")
@@ -93,15 +93,15 @@ pub(crate) fn dead_letters(
             .arg("COUNT")
             .arg(count),
     )?;
-    Ok(entry_list(value)
+    Ok(entries
         .into_iter()
         .map(|(id, fields)| dead_letter(id, &fields))
         .collect())
 }
 
 pub(crate) fn requeue(conn: &mut Conn, keys: &Keys, id: &str) -> RedisResult<Option<String>> {
-    let value: Value = conn.query(redis::cmd("XRANGE").arg(keys.dead()).arg(id).arg(id))?;
-    let Some((_, fields)) = entry_list(value).into_iter().next() else {
+    let EntryList(entries) = conn.query(redis::cmd("XRANGE").arg(keys.dead()).arg(id).arg(id))?;
+    let Some((_, fields)) = entries.into_iter().next() else {
         return Ok(None);
     };
     let mut xadd = redis::cmd("XADD");

@@ -1,7 +1,18 @@
-//! [`RedisPool`]: the submitting side. Jobs cut into chunks go to the queue's task
-//! stream, a bounded window of chunks per job at a time; one collector thread per
-//! pool reads the pool's result stream, drops duplicates by task index, hands each
-//! job its outcomes and refills its window.
+//! [`RedisPool`]: the submitting side.
+//!
+//! One chunk's path across machines: [`RedisPool::open`](dilly_pool::Executor::open)
+//! gives a job (`job`) whose chunks wait in this process until the job's window
+//! has room; `sender` encodes each as a task message (`TaskMsg`), tags it with
+//! the shared key and adds it to the queue's task stream (`XADD`, pipelined),
+//! recording its entry ID. A worker host ([`crate::host`]) takes the entry with
+//! its consumer group, runs the chunk on its local
+//! [`ProcessPool`](dilly_pool::ProcessPool) and adds the outcomes to this pool's
+//! result stream. The collector thread (`collector`) reads that stream (`XREAD`),
+//! checks each entry's tag, drops outcomes already delivered (a re-run's
+//! duplicates) by task index, hands each job its outcomes and refills its window;
+//! a host's refusal record fails the chunk added under the entry ID it names.
+//! `builder` connects and checks the live hosts' keys before the first chunk;
+//! `dead_letters` lists and re-queues the chunks hosts gave up on.
 
 mod builder;
 mod collector;
@@ -76,7 +87,7 @@ struct Inner {
     keys: Keys,
     submitter: u64,
     key: Option<Key>,
-    /// [`entry::key_id`] of `key`.
+    /// [`entry::key_id`](crate::entry::key_id) of `key`.
     key_id: String,
     url: String,
     client: redis::Client,
@@ -354,5 +365,24 @@ impl Inner {
         if conns.len() < 8 {
             conns.push(conn);
         }
+    }
+}
+
+/// Fails the undelivered tasks of job `job`'s live chunk at `first` with `error`.
+fn fail_chunk(state: &mut State, job: u64, first: u64, error: &TaskError) {
+    let Some(job) = state.jobs.get_mut(&job) else {
+        return;
+    };
+    let Some(live) = job.live.remove(&first) else {
+        return;
+    };
+    let mut out = Outcomes::new();
+    for (i, seen) in live.seen.iter().enumerate() {
+        if !seen {
+            out.push_err(first + i as u64, error.clone());
+        }
+    }
+    if !out.is_empty() {
+        let _ = job.sink.send(out);
     }
 }

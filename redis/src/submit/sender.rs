@@ -9,8 +9,7 @@ use dilly_pool::backend::Outcomes;
 use crate::conn::lock;
 use crate::entry::TaskMsg;
 
-use super::collector::fail_chunk;
-use super::{Inner, Live, State};
+use super::{Inner, Live, State, fail_chunk};
 
 /// A chunk on its way into Redis.
 pub(super) struct Outgoing {

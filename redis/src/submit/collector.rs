@@ -24,6 +24,16 @@ const MAX_EARLY_REFUSALS: usize = 1024;
 /// Redis.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// An outstanding chunk in Redis: its job, its first task index, its entry ID.
+type Held = (u64, u64, String);
+
+/// How long between two checks of every outstanding chunk's entry, for `held`
+/// chunks: [`CHECK_EVERY`], or a millisecond per chunk past a thousand, so the
+/// check costs Redis about a thousand `XRANGE`s per second at most.
+fn sweep_every(held: usize) -> Duration {
+    CHECK_EVERY.max(Duration::from_millis(held as u64))
+}
+
 /// How many times a chunk whose entry vanished is added again before it fails.
 pub(super) const MAX_RESENDS: u32 = 5;
 
@@ -152,15 +162,20 @@ impl Inner {
         self.idle.notify_all();
     }
 
-    /// The live chunks whose task entry is no longer in the task stream, as
-    /// `(job, first index, entry ID)`. Also sets the heartbeat key again, which a
-    /// Redis restart without persistence loses.
+    /// Sets the heartbeat key again (a Redis restart without persistence loses
+    /// it) and, when `sweep` says so for the number of outstanding chunks or the
+    /// key was gone, returns the live chunks whose task entry is no longer in
+    /// the task stream, as `(job, first index, entry ID)`, and whether it swept.
     ///
     /// A host deletes an entry in the transaction that writes its outcomes, so a
     /// chunk found missing here whose outcomes are not in the result stream
     /// either, read after this check, was lost.
-    fn vanished(&self, conn: &mut Conn) -> redis::RedisResult<Vec<(u64, u64, String)>> {
-        let held: Vec<(u64, u64, String)> = {
+    fn vanished(
+        &self,
+        conn: &mut Conn,
+        sweep: impl FnOnce(usize) -> bool,
+    ) -> redis::RedisResult<(Vec<Held>, bool)> {
+        let held: Vec<Held> = {
             let state = lock(&self.state);
             state
                 .jobs
@@ -173,32 +188,38 @@ impl Inner {
                 .collect()
         };
         if held.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
+        }
+        let previous: Option<String> = conn.query(
+            redis::cmd("SET")
+                .arg(self.keys.alive(self.submitter))
+                .arg(1)
+                .arg("PX")
+                .arg(self.settings.ttl.as_millis() as u64)
+                .arg("GET"),
+        )?;
+        if previous.is_some() && !sweep(held.len()) {
+            return Ok((Vec::new(), false));
         }
         let tasks = self.keys.tasks();
         let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(self.keys.alive(self.submitter))
-            .arg(1)
-            .arg("PX")
-            .arg(self.settings.ttl.as_millis() as u64)
-            .ignore();
         for (_, _, entry) in &held {
             pipe.cmd("XRANGE").arg(&tasks).arg(entry).arg(entry);
         }
         let found: Vec<EntryList> = conn.pipe(&pipe)?;
-        Ok(held
+        let missing = held
             .into_iter()
             .zip(found)
             .filter(|(_, EntryList(entries))| entries.is_empty())
             .map(|(h, _)| h)
-            .collect())
+            .collect();
+        Ok((missing, true))
     }
 
     /// Adds again the chunks of `lost` that are still outstanding under the same
     /// entry ID: their entries vanished and their outcomes never came. A chunk
     /// whose entry vanished more than [`MAX_RESENDS`] times fails.
-    fn resend(&self, lost: Vec<(u64, u64, String)>) {
+    fn resend(&self, lost: Vec<Held>) {
         let mut outgoing = Vec::new();
         let mut state = lock(&self.state);
         for (job, first, entry) in lost {
@@ -248,9 +269,10 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
     let mut last_id = "0-0".to_owned();
     let limits = Limits::max_len(inner.settings.max_entry);
     let mut last_check = Instant::now();
+    let mut last_sweep = Instant::now();
     // Chunks whose entries were missing at the last check, to add again unless
     // the results read since have finished them.
-    let mut suspects: Option<Vec<(u64, u64, String)>> = None;
+    let mut suspects: Option<Vec<Held>> = None;
     let lost = |e: &redis::RedisError| {
         tracing::error!(error = %e, "lost Redis while reading results");
         inner.fail_all(&format!(
@@ -263,9 +285,19 @@ pub(super) fn collect(inner: &Inner, mut conn: Conn) {
     while !inner.stop.load(Ordering::SeqCst) {
         if suspects.is_none() && last_check.elapsed() >= CHECK_EVERY {
             last_check = Instant::now();
-            match inner.vanished(&mut conn) {
-                Ok(missing) if !missing.is_empty() => suspects = Some(missing),
-                Ok(_) => {}
+            // Every chunk's entry once a second, or, past a thousand outstanding
+            // chunks, each once per millisecond per chunk; at once when the
+            // heartbeat key was gone.
+            let due = |held: usize| last_sweep.elapsed() >= sweep_every(held);
+            match inner.vanished(&mut conn, due) {
+                Ok((missing, swept)) => {
+                    if swept {
+                        last_sweep = Instant::now();
+                    }
+                    if !missing.is_empty() {
+                        suspects = Some(missing);
+                    }
+                }
                 Err(e) => {
                     lost(&e);
                     continue;

@@ -296,8 +296,14 @@ impl Shared {
         let alive = self.keys.alive(msg.submitter);
         loop {
             let written: Option<bool> = conn.run(Duration::ZERO, |con| {
-                redis::cmd("WATCH").arg(&alive).exec(con)?;
-                let left: i64 = redis::cmd("PTTL").arg(&alive).query(con)?;
+                // One round trip: WATCH, then the key's time left.
+                let (left,): (i64,) = redis::pipe()
+                    .cmd("WATCH")
+                    .arg(&alive)
+                    .ignore()
+                    .cmd("PTTL")
+                    .arg(&alive)
+                    .query(con)?;
                 if left == -2 {
                     redis::cmd("UNWATCH").exec(con)?;
                     return Ok(Some(false));

@@ -22,7 +22,6 @@ type Probe = (&'static str, Cmd);
 fn common(keys: &Keys) -> Vec<Probe> {
     let probe = fresh_id();
     let results = keys.results(probe);
-    let alive = keys.alive(probe);
     let nothing = "0-1";
     vec![
         ("PING", cmd("PING")),
@@ -70,7 +69,6 @@ fn common(keys: &Keys) -> Vec<Probe> {
                 .arg(0)
                 .clone(),
         ),
-        ("EXISTS", cmd("EXISTS").arg(&alive).clone()),
     ]
 }
 
@@ -162,6 +160,7 @@ pub(crate) fn host(keys: &Keys, consumer: &str) -> Vec<Probe> {
                 .arg("dilly-redis-no-such-host")
                 .clone(),
         ),
+        ("EXISTS", cmd("EXISTS").arg(keys.alive(probe)).clone()),
         ("PTTL", cmd("PTTL").arg(keys.alive(probe)).clone()),
         ("WATCH", cmd("WATCH").arg(keys.alive(probe)).clone()),
         ("UNWATCH", cmd("UNWATCH")),

@@ -46,8 +46,8 @@ const HOST: &[&str] = &[
 
 /// Every command a pool runs.
 const POOL: &[&str] = &[
-    "XGROUP", "XADD", "XDEL", "XRANGE", "XPENDING", "PEXPIRE", "DEL", "HGETALL", "HINCRBY",
-    "EXISTS", "EXEC", "MULTI", "SET", "XREAD", "XTRIM", "XLEN",
+    "XGROUP", "XADD", "XDEL", "XRANGE", "XPENDING", "PEXPIRE", "DEL", "HGETALL", "HINCRBY", "EXEC",
+    "MULTI", "SET", "XREAD", "XTRIM", "XLEN",
 ];
 
 fn acl(redis: &Redis, user: &str, rules: &[&str]) -> String {

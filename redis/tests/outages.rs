@@ -196,6 +196,46 @@ fn entries_deleted_from_the_task_stream_are_added_again() {
     assert_eq!(handle.get().unwrap(), [0, 1, 4, 9, 16, 25]);
 }
 
+/// A chunk whose entry keeps vanishing (deleted each time it is added again)
+/// fails after the fifth time it was added again, with a typed error that
+/// names the cause.
+#[test]
+fn a_chunk_whose_entry_keeps_vanishing_fails_naming_the_cause() {
+    let redis = Redis::start();
+    let pool = RedisPool::builder(redis.url())
+        .queue("vanishing")
+        .build()
+        .unwrap();
+    let handle = pool.apply_async(&dilly::func_of!(square), (2,)).unwrap();
+    let mut con = redis.conn();
+    let mut deleted = 0;
+    wait_for(Duration::from_secs(120), "the chunk to fail", || {
+        let n: u64 = redis::cmd("XLEN")
+            .arg("dilly:{vanishing}:tasks")
+            .query(&mut con)
+            .unwrap();
+        if n > 0 {
+            let _: () = redis::cmd("DEL")
+                .arg("dilly:{vanishing}:tasks")
+                .query(&mut con)
+                .unwrap();
+            deleted += 1;
+        }
+        handle.ready()
+    });
+    match handle.get() {
+        Err(Error::Task {
+            error: TaskError::WorkerStart { reason },
+            ..
+        }) => assert!(
+            reason.contains("vanished") && reason.contains("6 times") && reason.contains("AOF"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(deleted, 6, "added once and again five times");
+}
+
 /// A chunk still running when its submitter is dropped writes no outcomes
 /// afterwards: the deleted result stream does not come back.
 #[test]

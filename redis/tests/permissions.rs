@@ -162,3 +162,62 @@ fn a_host_whose_permissions_go_away_reports_through_its_handle() {
     );
     assert!(count >= 1);
 }
+
+/// A host process whose runner errors repeat says so once on standard error,
+/// without a `tracing` subscriber.
+#[test]
+fn a_host_process_prints_its_repeating_error_once_to_stderr() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let redis = Redis::start();
+    let url = acl(&redis, "fickle", &["~*", "&*", "+@all"]);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "host_entry",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("DILLY_REDIS_TEST_HOST", "1")
+        .env("T_URL", &url)
+        .env("T_QUEUE", "acl")
+        .env("T_PROCESSES", "1")
+        .env("T_VISIBILITY_MS", "1000")
+        .env("T_MAX_DELIVERIES", "3")
+        .env_remove("DILLY_REDIS_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let registered = || {
+        let n: usize = redis::cmd("HLEN")
+            .arg("dilly:{acl}:hosts")
+            .query(&mut redis.conn())
+            .unwrap();
+        n == 1
+    };
+    wait_for(Duration::from_secs(60), "the host to register", registered);
+    acl(&redis, "fickle", &["~*", "&*", "+@all", "-xreadgroup"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let line = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains("dilly-redis worker host"));
+        let _ = tx.send(line);
+    });
+    // A hang detector, not a timing check.
+    let line = rx.recv_timeout(Duration::from_secs(120));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line
+        .expect("a line on standard error")
+        .expect("a line on standard error");
+    assert!(
+        line.contains("queue `acl`") && line.contains("repeating") && line.contains("xreadgroup"),
+        "{line}"
+    );
+}

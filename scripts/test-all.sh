@@ -23,9 +23,9 @@ cargo test --workspace
 
 step "tests with the inventory collector"
 # dilly-pool's zero-set-up workers start before inventory has collected anything
-# (docs/decisions.md), so its tests and dilly-redis's (whose hosts run pools), and
+# (docs/decisions.md), so its tests and dilly-redis's and dilly-redis-skew-host's (whose hosts run pools), and
 # the doc tests that start pools, run with linkme only.
-cargo test --workspace --exclude dilly-pool --exclude dilly-redis --features dilly/inventory --lib --bins --tests
+cargo test --workspace --exclude dilly-pool --exclude dilly-redis --exclude dilly-redis-skew-host --features dilly/inventory --lib --bins --tests
 
 step "release build: registry, wire, same-build and pool tests (link sections and timing differ when optimized)"
 cargo test --release -p dilly -p dilly-fixture --test registry --test wire --test cross_process --test same_build

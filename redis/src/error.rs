@@ -52,6 +52,24 @@ pub enum Error {
         hosts: String,
     },
 
+    /// The Redis user (the ACL user in the URL, or `default`) may not run
+    /// commands this side needs, or not on this queue's keys.
+    #[error(
+        "the Redis user at {url} may not run {} that a {who} needs: {}; grant them, e.g. \
+         `ACL SETUSER <user> {}`, with access to the keys `dilly:{{<queue>}}:*`",
+        if missing.len() == 1 { "a command" } else { "commands" },
+        missing.join(", "),
+        missing.iter().map(|c| format!("+{}", c.to_lowercase())).collect::<Vec<_>>().join(" ")
+    )]
+    Permissions {
+        /// The URL, with any password replaced by `***`.
+        url: String,
+        /// `worker host` or `pool`.
+        who: &'static str,
+        /// The commands Redis refused (`NOPERM`), upper case.
+        missing: Vec<String>,
+    },
+
     /// No dead letter has this entry ID.
     #[error("no dead letter with entry ID {id} in queue `{queue}`")]
     NoSuchDeadLetter {

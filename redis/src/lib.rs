@@ -52,6 +52,16 @@
 //!   queue's live hosts all have another key, and a chunk a host refuses for its
 //!   tag fails its tasks with [`TaskError::GivenUp`](dilly_pool::TaskError).
 //!
+//! * Nothing waits forever: Redis unreachable for
+//!   [`reconnect_for`](RedisPoolBuilder::reconnect_for) fails every outstanding
+//!   task with a typed error, and the chunks of a Redis that lost its data are
+//!   added again by their submitter. A host or pool whose Redis user lacks a
+//!   command fails at start with [`Error::Permissions`].
+//!
+//! Operators inspect a queue with the `dilly-redis` command installed with this
+//! crate (counters, hosts, throughput, dead letters; `--watch`, `--json`), or
+//! with [`Queue`] from code.
+//!
 //! `docs/distributed.md` describes the key layout and how to size a deployment.
 
 #![forbid(unsafe_code)]
@@ -61,6 +71,8 @@ mod entry;
 mod error;
 mod host;
 mod keys;
+mod permissions;
+mod queue;
 mod registration;
 mod reply;
 mod stats;
@@ -69,6 +81,7 @@ mod submit;
 pub use crate::conn::KEY_ENV;
 pub use crate::error::{Error, Result};
 pub use crate::host::{HostBuilder, HostHandle, WorkerHost};
+pub use crate::queue::{DeadLetterDetail, Queue};
 pub use crate::registration::HostInfo;
 pub use crate::stats::Stats;
 pub use crate::submit::{DeadLetter, RedisPool, RedisPoolBuilder};

@@ -25,6 +25,20 @@ pub struct HostInfo {
     pub key_id: Option<String>,
     /// When it last refreshed its registration.
     pub last_heartbeat: SystemTime,
+    /// Tasks it has finished and acknowledged since it started (0 for a
+    /// registration that does not say).
+    pub tasks_done: u64,
+    /// Of those, the ones finished in the last minute, as of its last heartbeat.
+    pub tasks_last_minute: u64,
+}
+
+/// What a host has done, for its registration.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Done {
+    /// Tasks finished since the host started.
+    pub(crate) total: u64,
+    /// Tasks finished in the last minute.
+    pub(crate) last_minute: u64,
 }
 
 impl HostInfo {
@@ -43,9 +57,12 @@ impl HostInfo {
         build: &str,
         registry: &str,
         heartbeat_ms: u64,
+        done: Done,
     ) -> String {
         format!(
-            "pid={pid} processes={processes} heartbeat_ms={heartbeat_ms} key={key_id} build={build} registry={registry}"
+            "pid={pid} processes={processes} heartbeat_ms={heartbeat_ms} done={} last_minute={} \
+             key={key_id} build={build} registry={registry}",
+            done.total, done.last_minute
         )
     }
 
@@ -68,6 +85,10 @@ impl HostInfo {
             key_id: field("key").map(str::to_owned),
             last_heartbeat: UNIX_EPOCH
                 + Duration::from_millis(field("heartbeat_ms")?.parse().ok()?),
+            tasks_done: field("done").and_then(|v| v.parse().ok()).unwrap_or(0),
+            tasks_last_minute: field("last_minute")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         })
     }
 }
@@ -83,8 +104,13 @@ mod tests {
 
     #[test]
     fn a_registration_round_trips() {
-        let v = HostInfo::encode(12, 4, "0123456789abcdef", "abc def", "7 items", 1_000);
+        let done = Done {
+            total: 70,
+            last_minute: 7,
+        };
+        let v = HostInfo::encode(12, 4, "0123456789abcdef", "abc def", "7 items", 1_000, done);
         let h = HostInfo::decode("h:12", &v).unwrap();
+        assert_eq!((h.tasks_done, h.tasks_last_minute), (70, 7));
         assert_eq!(h.key_id.as_deref(), Some("0123456789abcdef"));
         assert_eq!((h.pid, h.processes), (12, 4));
         assert_eq!(h.build, "abc def");

@@ -35,27 +35,25 @@ pub struct Stats {
 }
 
 pub(crate) fn read(conn: &mut Conn, keys: &Keys) -> RedisResult<Stats> {
-    let (len, pending, counters, hosts, dead): (
-        u64,
-        StreamPendingReply,
-        HashMap<String, u64>,
-        HashMap<String, String>,
-        u64,
-    ) = conn.pipe(
-        redis::pipe()
-            .cmd("XLEN")
-            .arg(keys.tasks())
-            .cmd("XPENDING")
-            .arg(keys.tasks())
-            .arg(GROUP)
-            .cmd("HGETALL")
-            .arg(keys.stats())
-            .cmd("HGETALL")
-            .arg(keys.hosts())
-            .cmd("XLEN")
-            .arg(keys.dead()),
-    )?;
-    let in_flight = pending.count() as u64;
+    // A queue no pool or host has used yet has no consumer group.
+    let in_flight = match conn
+        .query::<StreamPendingReply>(redis::cmd("XPENDING").arg(keys.tasks()).arg(GROUP))
+    {
+        Err(e) if e.code() == Some("NOGROUP") => 0,
+        other => other?.count() as u64,
+    };
+    let (len, counters, hosts, dead): (u64, HashMap<String, u64>, HashMap<String, String>, u64) =
+        conn.pipe(
+            redis::pipe()
+                .cmd("XLEN")
+                .arg(keys.tasks())
+                .cmd("HGETALL")
+                .arg(keys.stats())
+                .cmd("HGETALL")
+                .arg(keys.hosts())
+                .cmd("XLEN")
+                .arg(keys.dead()),
+        )?;
     let count = |k: &str| counters.get(k).copied().unwrap_or(0);
     let mut hosts: Vec<HostInfo> = hosts
         .iter()

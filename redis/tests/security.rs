@@ -210,11 +210,58 @@ fn same_build_values_need_a_key() {
         } => assert!(detail.contains("HMAC key"), "{detail}"),
         other => panic!("{other}"),
     }
-    let keyed = RedisPool::builder(redis.url())
+}
+
+/// A same-build value is refused at submit, with the local pool's error, when
+/// no live host runs its build; it is accepted once one does.
+#[test]
+fn a_same_build_value_no_live_host_can_run_is_refused_at_submit() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let raw = RawFunc::SameBuild {
+        build: dilly::same_build::this_build().unwrap(),
+        offset: 0,
+        state: Vec::new(),
+    };
+    let keyed = RedisPool::builder(&url)
         .queue("samebuild")
         .key(KEY)
         .build()
         .unwrap();
+    let refused = |pool: &RedisPool, expect: &str| match pool.open(&raw).map(|_| ()) {
+        Err(Error::NotSameBuild { workers, found, .. }) => {
+            assert_eq!(found, dilly::same_build::this_build().unwrap());
+            assert!(workers.contains(expect), "{workers}");
+        }
+        other => panic!("{other:?}"),
+    };
+    // No host at all.
+    refused(&keyed, "no live host");
+    // A live host of another build (its registration, as such a host writes it).
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let other = "00112233445566778899aabbccddeeff";
+    let _: () = redis::cmd("HSET")
+        .arg("dilly:{samebuild}:hosts")
+        .arg("elsewhere:1")
+        .arg(format!(
+            "pid=1 processes=1 heartbeat_ms={now_ms} key=x build={other} registry=1 item"
+        ))
+        .query(&mut redis.conn())
+        .unwrap();
+    refused(&keyed, other);
+    // A host of this build.
+    let opts = HostOpts {
+        key: Some(KEY.to_owned()),
+        processes: 1,
+        ..HostOpts::default()
+    };
+    let _host = Host::with(&url, "samebuild", &opts);
+    wait_for(Duration::from_secs(60), "the host to register", || {
+        registered(&redis, "samebuild") == 2
+    });
     assert!(keyed.open(&raw).is_ok());
 }
 

@@ -9,6 +9,7 @@ use dilly_pool::ProcessPool;
 use crate::conn::{Conn, DEFAULT_MAX_ENTRY, connect, ensure_group, resolve_key};
 use crate::error::{Error, Result, redact};
 use crate::keys::Keys;
+use crate::permissions;
 
 use super::checks::Checks;
 use super::claims::Claims;
@@ -150,6 +151,19 @@ impl HostBuilder {
         }
         let url = redact(&self.url);
         let (client, mut conn) = connect(&self.url, self.reconnect_for)?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".to_owned());
+        let pid = std::process::id();
+        let name = format!("{hostname}:{pid}");
+        permissions::check(
+            &client,
+            &url,
+            "worker host",
+            permissions::host(&keys, &format!("{name}:0")),
+        )?;
         ensure_group(&mut conn, &keys).map_err(|source| Error::Redis {
             url: url.clone(),
             doing: "creating the consumer group",
@@ -160,13 +174,6 @@ impl HostBuilder {
             .unwrap_or_else(ProcessPool::builder)
             .workers(self.processes)
             .build()?;
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "host".to_owned());
-        let pid = std::process::id();
-        let name = format!("{hostname}:{pid}");
         let build = match dilly::same_build::this_build() {
             Ok(id) => id.to_string(),
             Err(e) => format!("unknown ({e})"),
@@ -191,6 +198,7 @@ impl HostBuilder {
             result_ttl: self.result_ttl,
             pool,
             stop: AtomicBool::new(false),
+            report: Default::default(),
         });
         shared.register(&mut conn).map_err(|source| Error::Redis {
             url: shared.url.clone(),

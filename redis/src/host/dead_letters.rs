@@ -67,7 +67,8 @@ impl Shared {
             .arg(&self.registration.name)
             .ignore();
         if let Some((submitter, message)) = results {
-            self.add_results(&mut pipe, submitter, &message);
+            let left: i64 = conn.query(redis::cmd("PTTL").arg(self.keys.alive(submitter)))?;
+            self.add_results(&mut pipe, submitter, &message, Some(left));
         }
         if let Some(submitter) = refused_for {
             let stream = self.keys.results(submitter);

@@ -23,6 +23,14 @@ impl HostHandle {
         &self.shared.registration.name
     }
 
+    /// The latest error of the host's runner threads (Redis unreachable past
+    /// `reconnect_for`, a command refused), and how many there have been; `None`
+    /// while there has been none. Runners retry after an error, and a host whose
+    /// errors repeat also prints the first repeat to standard error.
+    pub fn last_error(&self) -> Option<(String, u64)> {
+        self.shared.report.last_error()
+    }
+
     /// Stops taking chunks, finishes the ones it holds, and deregisters.
     pub fn stop(mut self) -> Result<()> {
         self.shared.stop.store(true, Ordering::SeqCst);

@@ -14,6 +14,7 @@ use super::Shared;
 impl Shared {
     pub(super) fn register(&self, conn: &mut Conn) -> redis::RedisResult<()> {
         let r = &self.registration;
+        let done = self.report.done();
         conn.query(
             redis::cmd("HSET")
                 .arg(self.keys.hosts())
@@ -25,6 +26,7 @@ impl Shared {
                     &r.build,
                     &r.registry,
                     heartbeat_now(),
+                    done,
                 )),
         )
     }

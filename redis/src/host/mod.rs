@@ -21,6 +21,7 @@ mod claims;
 mod dead_letters;
 mod handle;
 mod heartbeat;
+mod report;
 mod runner;
 
 pub use builder::HostBuilder;
@@ -35,6 +36,7 @@ use crate::keys::Keys;
 
 use self::checks::Checks;
 use self::claims::Claims;
+use self::report::Report;
 
 /// A worker host: this program, serving a queue. See [`WorkerHost::builder`].
 #[derive(Debug)]
@@ -62,6 +64,16 @@ struct Shared {
     /// The local pool chunks run on.
     pool: ProcessPool,
     stop: AtomicBool,
+    /// Tasks finished and runner errors.
+    report: Report,
+}
+
+impl Shared {
+    /// Records a runner error ([`Report::error`]).
+    fn runner_error(&self, message: String) {
+        self.report
+            .error(&self.registration.name, self.keys.queue(), message);
+    }
 }
 
 /// What a host advertises in the queue's hosts hash.

@@ -23,36 +23,35 @@ impl Shared {
     pub(super) fn run(&self, mut conn: Conn, consumer: &str) {
         while !self.stop.load(Ordering::SeqCst) {
             let taken = match self.reclaim(&mut conn, consumer) {
-                Ok(Some(t)) => Some(t),
-                Ok(None) => match self.read(&mut conn, consumer) {
-                    Ok(t) => t,
-                    Err(e) if e.code() == Some("NOGROUP") => {
-                        // Redis restarted without persistence, or the stream was
-                        // deleted: the group comes back, empty.
-                        tracing::warn!("the consumer group is gone; creating it again");
-                        if let Err(e) = ensure_group(&mut conn, &self.keys) {
-                            tracing::error!(error = %e, "cannot create the consumer group");
-                            std::thread::sleep(Duration::from_millis(500));
-                        }
-                        None
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the task stream; retrying");
-                        std::thread::sleep(Duration::from_millis(500));
-                        None
-                    }
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reclaim chunks; retrying");
-                    std::thread::sleep(Duration::from_millis(500));
-                    None
-                }
+                Ok(Some(t)) => Ok(Some(t)),
+                Ok(None) => self
+                    .read(&mut conn, consumer)
+                    .map_err(|e| ("read the task stream", e)),
+                Err(e) => Err(("reclaim chunks", e)),
             };
-            if let Some(taken) = taken {
-                let id = taken.id.clone();
-                if let Err(e) = self.handle(&mut conn, consumer, taken) {
-                    // The chunk stays pending: it is reclaimed after the timeout.
-                    tracing::error!(entry = %id, error = %e, "cannot finish a chunk; another delivery will");
+            match taken {
+                Ok(Some(taken)) => {
+                    let id = taken.id.clone();
+                    if let Err(e) = self.handle(&mut conn, consumer, taken) {
+                        // The chunk stays pending: it is reclaimed after the timeout.
+                        self.runner_error(format!(
+                            "cannot finish chunk {id} (another delivery will): {e}"
+                        ));
+                    }
+                }
+                Ok(None) => {}
+                Err((_, e)) if e.code() == Some("NOGROUP") => {
+                    // Redis restarted without persistence, or the stream was
+                    // deleted: the group comes back, empty.
+                    tracing::warn!("the consumer group is gone; creating it again");
+                    if let Err(e) = ensure_group(&mut conn, &self.keys) {
+                        self.runner_error(format!("cannot create the consumer group: {e}"));
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+                Err((doing, e)) => {
+                    self.runner_error(format!("cannot {doing} (retrying): {e}"));
+                    std::thread::sleep(Duration::from_millis(500));
                 }
             }
         }
@@ -169,7 +168,16 @@ impl Shared {
         }
     }
 
-    pub(super) fn add_results(&self, pipe: &mut redis::Pipeline, submitter: u64, message: &[u8]) {
+    /// Adds `message` to `submitter`'s result stream and sets the stream's time
+    /// to live: `result_ttl`, or `alive_ms` (what is left of the submitter's
+    /// heartbeat key, its `PTTL`) if that is shorter; 1 ms when the key is gone.
+    pub(super) fn add_results(
+        &self,
+        pipe: &mut redis::Pipeline,
+        submitter: u64,
+        message: &[u8],
+        alive_ms: Option<i64>,
+    ) {
         let results = self.keys.results(submitter);
         let xadd = pipe
             .cmd("XADD")
@@ -181,10 +189,15 @@ impl Shared {
             xadd.arg("t").arg(tag.as_ref());
         }
         xadd.ignore();
-        pipe.cmd("PEXPIRE")
-            .arg(&results)
-            .arg(self.result_ttl.as_millis() as u64)
-            .ignore();
+        let ttl = self.result_ttl.as_millis() as u64;
+        let ttl = match alive_ms {
+            Some(ms) if ms > 0 => ttl.min(ms as u64),
+            // The key is gone: the stream goes at once.
+            Some(-2) => 1,
+            // No expiry on the key, or unknown.
+            _ => ttl,
+        };
+        pipe.cmd("PEXPIRE").arg(&results).arg(ttl).ignore();
     }
 
     pub(super) fn ack(&self, pipe: &mut redis::Pipeline, id: &str) {
@@ -236,19 +249,7 @@ impl Shared {
         };
         let alive: bool = conn.query(redis::cmd("EXISTS").arg(self.keys.alive(msg.submitter)))?;
         if !alive {
-            tracing::info!(entry = %taken.id, submitter = %format!("{:016x}", msg.submitter), "skipped a chunk of a submitter that is gone");
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            self.ack(&mut pipe, &taken.id);
-            pipe.cmd("DEL")
-                .arg(self.keys.results(msg.submitter))
-                .ignore()
-                .cmd("HINCRBY")
-                .arg(self.keys.stats())
-                .arg("skipped")
-                .arg(1)
-                .ignore();
-            return conn.pipe(&pipe);
+            return self.skip(conn, &taken.id, msg.submitter);
         }
         if taken.deliveries > self.max_deliveries {
             let previous = taken.previous.as_deref().unwrap_or("");
@@ -288,10 +289,60 @@ impl Shared {
             redis::RedisError::from((redis::ErrorKind::Client, "encoding results", e))
         })?;
         let _ack = tracing::debug_span!("ack", entry = %taken.id).entered();
+        // The outcomes are written only while the submitter's heartbeat key
+        // exists (WATCH): a chunk that finishes after its submitter cleaned up
+        // does not bring the deleted result stream back. The stream lives no
+        // longer than the heartbeat key would (nor longer than `result_ttl`).
+        let alive = self.keys.alive(msg.submitter);
+        loop {
+            let written: Option<bool> = conn.run(Duration::ZERO, |con| {
+                // One round trip: WATCH, then the key's time left.
+                let (left,): (i64,) = redis::pipe()
+                    .cmd("WATCH")
+                    .arg(&alive)
+                    .ignore()
+                    .cmd("PTTL")
+                    .arg(&alive)
+                    .query(con)?;
+                if left == -2 {
+                    redis::cmd("UNWATCH").exec(con)?;
+                    return Ok(Some(false));
+                }
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                self.add_results(&mut pipe, msg.submitter, &results, Some(left));
+                self.ack(&mut pipe, &taken.id);
+                let done: Option<()> = pipe.query(con)?;
+                Ok(done.map(|()| true))
+            })?;
+            match written {
+                Some(true) => {
+                    self.report.finished(msg.items.len() as u64);
+                    return Ok(());
+                }
+                Some(false) => return self.skip(conn, &taken.id, msg.submitter),
+                // The key changed (the submitter refreshed it) between WATCH and
+                // EXEC: look again.
+                None => {}
+            }
+        }
+    }
+
+    /// Acknowledges and deletes a chunk of a submitter that is gone, without
+    /// running or answering it, and deletes that submitter's result stream.
+    fn skip(&self, conn: &mut Conn, id: &str, submitter: u64) -> redis::RedisResult<()> {
+        tracing::info!(entry = %id, submitter = %format!("{submitter:016x}"), "skipped a chunk of a submitter that is gone");
         let mut pipe = redis::pipe();
         pipe.atomic();
-        self.add_results(&mut pipe, msg.submitter, &results);
-        self.ack(&mut pipe, &taken.id);
+        self.ack(&mut pipe, id);
+        pipe.cmd("DEL")
+            .arg(self.keys.results(submitter))
+            .ignore()
+            .cmd("HINCRBY")
+            .arg(self.keys.stats())
+            .arg("skipped")
+            .arg(1)
+            .ignore();
         conn.pipe(&pipe)
     }
 

@@ -10,6 +10,7 @@ use crate::conn::{Conn, DEFAULT_MAX_ENTRY, connect, ensure_group, resolve_key};
 use crate::entry;
 use crate::error::{Error, Result, redact};
 use crate::keys::{Keys, fresh_id};
+use crate::permissions;
 use crate::registration::HostInfo;
 
 use super::collector::collect;
@@ -122,6 +123,7 @@ impl RedisPoolBuilder {
             let url = url.clone();
             move |source| Error::Redis { url, doing, source }
         };
+        permissions::check(&client, &url, "pool", permissions::pool(&keys))?;
         ensure_group(&mut conn, &keys).map_err(fail("creating the consumer group"))?;
         let key = resolve_key(self.key);
         let key_id = entry::key_id(key.as_ref());

@@ -68,7 +68,7 @@ impl RedisPool {
     }
 }
 
-fn dead_letter(id: String, fields: &[(String, Vec<u8>)]) -> DeadLetter {
+pub(crate) fn dead_letter(id: String, fields: &[(String, Vec<u8>)]) -> DeadLetter {
     let get = |k| String::from_utf8_lossy(field(fields, k).unwrap_or_default()).into_owned();
     DeadLetter {
         id,
@@ -80,7 +80,11 @@ fn dead_letter(id: String, fields: &[(String, Vec<u8>)]) -> DeadLetter {
     }
 }
 
-fn dead_letters(conn: &mut Conn, keys: &Keys, count: usize) -> RedisResult<Vec<DeadLetter>> {
+pub(crate) fn dead_letters(
+    conn: &mut Conn,
+    keys: &Keys,
+    count: usize,
+) -> RedisResult<Vec<DeadLetter>> {
     let EntryList(entries) = conn.query(
         redis::cmd("XRANGE")
             .arg(keys.dead())
@@ -95,7 +99,7 @@ fn dead_letters(conn: &mut Conn, keys: &Keys, count: usize) -> RedisResult<Vec<D
         .collect())
 }
 
-fn requeue(conn: &mut Conn, keys: &Keys, id: &str) -> RedisResult<Option<String>> {
+pub(crate) fn requeue(conn: &mut Conn, keys: &Keys, id: &str) -> RedisResult<Option<String>> {
     let EntryList(entries) = conn.query(redis::cmd("XRANGE").arg(keys.dead()).arg(id).arg(id))?;
     let Some((_, fields)) = entries.into_iter().next() else {
         return Ok(None);

@@ -43,12 +43,11 @@ impl Job for RedisJob {
             }
             self.inner.take_outgoing(&mut state, self.id, &mut outgoing);
         }
-        self.inner
-            .send(outgoing)
-            .map_err(|e| dilly_pool::Error::Io {
-                context: "cannot add task chunks to the Redis task stream",
-                source: std::io::Error::other(e.to_string()),
-            })
+        // Chunks that could not be added fail their tasks as outcomes, naming
+        // the cause; the job itself carries on (the submitter may be reading an
+        // `imap` lazily, and Redis may come back for its next chunks).
+        let _ = self.inner.send(outgoing);
+        Ok(())
     }
 
     fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {

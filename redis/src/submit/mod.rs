@@ -16,7 +16,7 @@
 
 mod builder;
 mod collector;
-mod dead_letters;
+pub(crate) mod dead_letters;
 mod job;
 mod sender;
 
@@ -38,9 +38,15 @@ use crate::conn::{Conn, KEY_ENV, lock};
 use crate::entry::Key;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::registration::HostInfo;
 use crate::stats::{self, Stats};
 
 use self::job::RedisJob;
+
+/// A host whose registration is younger than this counts as live when a
+/// same-build value's build ID is compared with the hosts' (hosts refresh it
+/// every second by default).
+const LIVE_FOR_BUILD_CHECK: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -127,6 +133,11 @@ struct Live {
     left: usize,
     /// The task entry's ID, once added.
     entry: Option<String>,
+    /// The task message, kept to add it again if its entry vanishes from Redis
+    /// (a restart without persistence, a trimmed or deleted stream).
+    message: Arc<[u8]>,
+    /// How many times it was added again.
+    resends: u32,
 }
 
 impl Live {
@@ -233,6 +244,9 @@ impl Executor for RedisPool {
                 },
             });
         }
+        if let RawFunc::SameBuild { build, .. } = func {
+            self.inner.check_same_build(build)?;
+        }
         let encoded =
             dilly::to_bytes(func).map_err(|error| dilly_pool::Error::Encode { index: 0, error })?;
         let (sink, rx) = mpsc::channel();
@@ -310,6 +324,47 @@ impl Inner {
         }
     }
 
+    /// Refuses a same-build value unless a live host of the queue runs the
+    /// build it belongs to, with the error a local pool gives when its workers
+    /// run another executable.
+    fn check_same_build(&self, build: &dilly::BuildId) -> dilly_pool::Result<()> {
+        let hosts: redis::RedisResult<HashMap<String, String>> =
+            self.conn().and_then(|mut conn| {
+                let hosts = conn.query(redis::cmd("HGETALL").arg(self.keys.hosts()));
+                self.give_back(conn);
+                hosts
+            });
+        let hosts = hosts.map_err(|e| dilly_pool::Error::Io {
+            context: "cannot read the worker hosts' build IDs from Redis",
+            source: std::io::Error::other(format!("Redis at {}: {e}", self.url)),
+        })?;
+        let wanted = build.to_string();
+        let mut live: Vec<(String, String)> = hosts
+            .iter()
+            .filter_map(|(name, v)| HostInfo::decode(name, v))
+            .filter(|h| h.is_live(LIVE_FOR_BUILD_CHECK))
+            .map(|h| (h.name, h.build))
+            .collect();
+        if live.iter().any(|(_, b)| *b == wanted) {
+            return Ok(());
+        }
+        live.sort();
+        let workers = if live.is_empty() {
+            "no live host is registered".to_owned()
+        } else {
+            let builds: Vec<String> = live
+                .iter()
+                .map(|(name, b)| format!("{name}: build {b}"))
+                .collect();
+            builds.join(", ")
+        };
+        Err(dilly_pool::Error::NotSameBuild {
+            program: format!("the worker hosts of queue `{}`", self.keys.queue()).into(),
+            workers,
+            found: *build,
+        })
+    }
+
     fn conn(&self) -> redis::RedisResult<Conn> {
         if let Some(conn) = lock(&self.conns).pop() {
             return Ok(conn);
@@ -349,6 +404,8 @@ mod tests {
             seen: seen.to_vec(),
             left: seen.iter().filter(|s| !**s).count(),
             entry: None,
+            message: Arc::from(&[][..]),
+            resends: 0,
         };
         let mut out = Outcomes::new();
         live.fail_unseen(10, &TaskError::Terminated, &mut out);

@@ -1,6 +1,8 @@
 //! Putting chunks into the task stream: a job's window of chunks in Redis is
 //! refilled from the chunks waiting in this process, in one pipelined round trip.
 
+use std::sync::Arc;
+
 use dilly_pool::TaskError;
 use dilly_pool::backend::Outcomes;
 
@@ -14,7 +16,19 @@ pub(super) struct Outgoing {
     job: u64,
     first: u64,
     len: usize,
-    message: Vec<u8>,
+    message: Arc<[u8]>,
+}
+
+impl Outgoing {
+    /// A live chunk, to add again.
+    pub(super) fn again(job: u64, first: u64, live: &Live) -> Outgoing {
+        Outgoing {
+            job,
+            first,
+            len: live.seen.len(),
+            message: Arc::clone(&live.message),
+        }
+    }
 }
 
 impl Inner {
@@ -29,12 +43,15 @@ impl Inner {
             };
             match TaskMsg::encode(self.submitter, id, first, &job.func, &items) {
                 Ok(message) => {
+                    let message: Arc<[u8]> = message.into();
                     job.live.insert(
                         first,
                         Live {
                             seen: vec![false; items.len()],
                             left: items.len(),
                             entry: None,
+                            message: Arc::clone(&message),
+                            resends: 0,
                         },
                     );
                     out.push(Outgoing {
@@ -93,7 +110,7 @@ impl Inner {
                 .arg("s")
                 .arg(&submitter)
                 .arg("m")
-                .arg(&chunk.message);
+                .arg(&chunk.message[..]);
             if let Some(key) = &self.key {
                 cmd.arg("t").arg(&key.tag(&domain, &chunk.message)[..]);
             }

@@ -124,6 +124,14 @@ impl Redis {
         self.spawn();
     }
 
+    /// Kills the server with SIGKILL for good (its port stays closed).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// A plain connection, for inspecting and forging.
     pub fn conn(&self) -> redis::Connection {
         redis::Client::open(self.url())

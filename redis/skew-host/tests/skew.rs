@@ -1,8 +1,9 @@
-//! A host of another build: a real second binary (`testbin/skew_host.rs`) that
+//! A host of another build: a real second binary (`src/main.rs`) that
 //! registers `skew::scale` with another signature and `skew::norm` over a
 //! `Point` whose field has another type. Every task comes back at once as
 //! `TaskError::Rejected` with the version-skew error, and nothing is retried.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::{Child, Command, Stdio};

@@ -1,4 +1,4 @@
-//! A worker host of another build, for `tests/skew.rs`: it registers, under the
+//! A worker host of another build, for this crate's `tests/skew.rs`: it registers, under the
 //! names the test binary uses, one function with another signature and one with
 //! the same signature over a data type whose field has another type. Started by
 //! the test through `CARGO_BIN_EXE_dilly-redis-skew-host`; it serves the queue

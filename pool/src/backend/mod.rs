@@ -93,6 +93,7 @@
 use std::time::Duration;
 
 mod batch;
+pub(crate) mod channel;
 #[cfg(test)]
 pub(crate) mod recording;
 

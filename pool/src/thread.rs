@@ -3,14 +3,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dilly::{ErasedFunc, RawFunc};
 
-use crate::backend::{Items, Outcomes};
+use crate::backend::{Items, OutcomeReceiver, OutcomeSender, Outcomes, channel};
 use crate::backend::{Job, Shape};
 use crate::error::{Error, Result, TaskError};
 use crate::executor::Executor;
@@ -35,7 +35,7 @@ struct Task {
     func: Arc<dyn ErasedFunc>,
     first: u64,
     items: Items,
-    sink: mpsc::Sender<Outcomes>,
+    sink: OutcomeSender,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -159,7 +159,7 @@ fn run(shared: &WorkQueue) {
             }
             let mut outcomes = Outcomes::new();
             outcomes.push(task.first + i as u64, run_local(&*task.func, args));
-            let _ = task.sink.send(outcomes);
+            task.sink.send(outcomes);
         }
     }
 }
@@ -178,7 +178,7 @@ impl Drop for ThreadPool {
             for i in 0..task.items.len() as u64 {
                 outcomes.push_err(task.first + i, TaskError::Terminated);
             }
-            let _ = task.sink.send(outcomes);
+            task.sink.send(outcomes);
         }
         self.shared.work.notify_all();
         for t in self.threads.drain(..) {
@@ -198,8 +198,8 @@ impl std::fmt::Debug for ThreadPool {
 struct ThreadJob {
     shared: Arc<WorkQueue>,
     func: Arc<dyn ErasedFunc>,
-    sink: mpsc::Sender<Outcomes>,
-    rx: mpsc::Receiver<Outcomes>,
+    sink: OutcomeSender,
+    rx: OutcomeReceiver,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -235,10 +235,11 @@ impl Job for ThreadJob {
     }
 
     fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {
-        match timeout {
-            None => self.rx.recv().ok(),
-            Some(t) => self.rx.recv_timeout(t).ok(),
-        }
+        self.rx.recv(timeout)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcomes>> {
+        self.rx.poll_recv(cx)
     }
 }
 
@@ -250,7 +251,7 @@ impl Drop for ThreadJob {
 
 impl Executor for ThreadPool {
     fn open(&self, func: &RawFunc) -> Result<Box<dyn Job>> {
-        let (sink, rx) = mpsc::channel();
+        let (sink, rx) = channel();
         Ok(Box::new(ThreadJob {
             shared: Arc::clone(&self.shared),
             func: prepare(func)?,

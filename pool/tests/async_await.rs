@@ -333,3 +333,31 @@ fn tasks_of_a_dropped_future_that_had_not_started_never_run() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&gate);
 }
+
+#[test]
+fn a_pending_future_ends_when_its_pool_is_dropped() {
+    let pool = ProcessPool::builder().workers(1).build().unwrap();
+    let gate = temp_path("pool-drop-gate");
+    let f = dilly::func_of!(double_after);
+    let running = pool
+        .apply_async(&f, (1, gate.clone(), now_secs() + 60))
+        .unwrap();
+    let queued = pool
+        .apply_async(&f, (2, gate.clone(), now_secs() + 60))
+        .unwrap();
+    drop(pool);
+    // The gate never opens: only the pool's going can end these awaits.
+    let (running, queued) = futures_executor::block_on(async { (running.await, queued.await) });
+    for result in [running, queued] {
+        assert!(
+            matches!(
+                result,
+                Err(Error::Task {
+                    error: TaskError::Terminated,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+}

@@ -159,7 +159,7 @@ fn run(shared: &WorkQueue) {
             }
             let mut outcomes = Outcomes::new();
             outcomes.push(task.first + i as u64, run_local(&*task.func, args));
-            task.sink.send(outcomes);
+            let _ = task.sink.send(outcomes);
         }
     }
 }
@@ -178,7 +178,7 @@ impl Drop for ThreadPool {
             for i in 0..task.items.len() as u64 {
                 outcomes.push_err(task.first + i, TaskError::Terminated);
             }
-            task.sink.send(outcomes);
+            let _ = task.sink.send(outcomes);
         }
         self.shared.work.notify_all();
         for t in self.threads.drain(..) {

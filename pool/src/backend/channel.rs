@@ -30,6 +30,8 @@ struct State {
     rest: VecDeque<Outcomes>,
     /// Senders alive; at zero no more batches come.
     senders: usize,
+    /// The receiver was dropped: batches sent now are handed back.
+    abandoned: bool,
     /// A thread sleeps on `arrived` (a notification is a system call, made only
     /// then).
     waiting: bool,
@@ -69,11 +71,14 @@ pub struct OutcomeSender(Arc<Shared>);
 
 impl OutcomeSender {
     /// Puts a batch in, after those sent before it, and wakes the receiver if it
-    /// waits. A batch sent after the receiver was dropped is dropped with the
-    /// channel.
-    pub fn send(&self, batch: Outcomes) {
+    /// waits. If the receiver was dropped (nobody wants these outcomes any more),
+    /// the batch comes back as the error, as with a standard channel.
+    pub fn send(&self, batch: Outcomes) -> Result<(), Outcomes> {
         let waker = {
             let mut state = lock(&self.0.state);
+            if state.abandoned {
+                return Err(batch);
+            }
             if state.first.is_none() && state.rest.is_empty() {
                 state.first = Some(batch);
             } else {
@@ -87,6 +92,7 @@ impl OutcomeSender {
         if let Some(waker) = waker {
             waker.wake();
         }
+        Ok(())
     }
 }
 
@@ -188,6 +194,22 @@ impl OutcomeReceiver {
     }
 }
 
+impl Drop for OutcomeReceiver {
+    /// Later sends hand their batch back; those waiting are dropped now.
+    fn drop(&mut self) {
+        let (first, rest, waker) = {
+            let mut state = lock(&self.0.state);
+            state.abandoned = true;
+            (
+                state.first.take(),
+                std::mem::take(&mut state.rest),
+                state.waker.take(),
+            )
+        };
+        drop((first, rest, waker));
+    }
+}
+
 impl std::fmt::Debug for OutcomeReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutcomeReceiver").finish_non_exhaustive()
@@ -217,12 +239,12 @@ mod tests {
         assert!(mailbox.try_recv().is_none());
         assert!(mailbox.recv(Some(Duration::from_millis(1))).is_none());
         for i in 0..3 {
-            sink.send(batch(i));
+            sink.send(batch(i)).unwrap();
         }
         for i in 0..3 {
             assert_eq!(first_index(&mailbox.recv(None).unwrap()), i);
         }
-        sink.send(batch(3));
+        sink.send(batch(3)).unwrap();
         drop(sink);
         // What was sent before the end still comes out.
         assert_eq!(first_index(&mailbox.try_recv().unwrap()), 3);
@@ -237,7 +259,7 @@ mod tests {
             (got, mailbox.recv(None).is_none())
         });
         std::thread::sleep(Duration::from_millis(20));
-        sink.send(batch(7));
+        sink.send(batch(7)).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         drop(sink);
         assert_eq!(waiter.join().unwrap(), (Some(7), true));
@@ -262,7 +284,7 @@ mod tests {
 
         let (sink, mailbox) = channel();
         assert!(mailbox.poll_recv(&mut cx).is_pending());
-        sink.send(batch(1));
+        sink.send(batch(1)).unwrap();
         assert_eq!(woken(), 1);
         match mailbox.poll_recv(&mut cx) {
             Poll::Ready(Some(b)) => assert_eq!(first_index(&b), 1),
@@ -270,7 +292,7 @@ mod tests {
         }
 
         // A send with nobody polling wakes nobody.
-        sink.send(batch(2));
+        sink.send(batch(2)).unwrap();
         assert_eq!(woken(), 1);
         assert!(matches!(mailbox.poll_recv(&mut cx), Poll::Ready(Some(_))));
 
@@ -281,5 +303,14 @@ mod tests {
         drop(clone);
         assert_eq!(woken(), 2);
         assert!(matches!(mailbox.poll_recv(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_send_after_the_receiver_is_gone_hands_the_batch_back() {
+        let (sink, mailbox) = channel();
+        sink.send(batch(1)).unwrap();
+        drop(mailbox);
+        let back = sink.send(batch(2)).unwrap_err();
+        assert_eq!(first_index(&back), 2);
     }
 }

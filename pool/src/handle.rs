@@ -38,6 +38,26 @@ use crate::sync::lock;
 /// worker with the one it runs) run to the end, and their results are
 /// discarded. The pool itself carries on.
 ///
+/// ```
+/// use dilly_pool::{Executor, ProcessPool};
+///
+/// #[dilly::func]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = ProcessPool::builder().workers(2).build()?;
+/// let f = dilly::func_of!(square);
+/// // Any executor; this one is `futures::executor::block_on`.
+/// let (one, all) = futures_executor::block_on(async {
+///     let one = pool.apply_async(&f, (3,))?;
+///     let all = pool.map_async(&f, 1..=4u64)?;
+///     Ok::<_, dilly_pool::Error>((one.await?, all.await?))
+/// })?;
+/// assert_eq!((one, all), (9, vec![1, 4, 9, 16]));
+/// # Ok::<(), dilly_pool::Error>(())
+/// ```
+///
 /// Python's `apply_async(f, args, callback=on_done, error_callback=on_error)`
 /// is a handle awaited (or `get` on a thread of your own) followed by a `match`:
 /// see "Callbacks" in the pool guide (`docs/pool.md`).

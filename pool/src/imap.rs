@@ -305,6 +305,22 @@ impl<R> Iterator for Indexed<Imap<'_, R>> {
 /// tasks not yet started, as dropping the iterator does.
 ///
 /// [`indexed`](ImapStream::indexed) also yields each result's input position.
+///
+/// ```
+/// use dilly_pool::{Executor, ProcessPool};
+/// use futures_util::StreamExt;
+///
+/// #[dilly::func]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = ProcessPool::builder().workers(2).build()?;
+/// let stream = pool.imap(&dilly::func_of!(square), 1..=4u64)?.into_stream();
+/// let squares: Vec<u64> = futures_executor::block_on(stream.map(Result::unwrap).collect());
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # Ok::<(), dilly_pool::Error>(())
+/// ```
 #[cfg(feature = "stream")]
 #[derive(Debug)]
 pub struct ImapStream<'a, R>(Imap<'a, R>);

@@ -103,19 +103,22 @@ fn awaiting_200_results_on_a_current_thread_runtime_leaves_it_free_for_a_timer()
 fn results_and_failures_await_on_block_on_and_a_dropped_future_leaves_the_pool_working() {
     let redis = Redis::start();
     let _host = Host::start(&redis.url(), "block-on");
+    // One chunk of a job in Redis at a time: the collector thread, not the
+    // awaiting caller, must move each next chunk in.
     let pool = RedisPool::builder(redis.url())
         .queue("block-on")
+        .window(1)
         .build()
         .unwrap();
     let div = dilly::func_of!(checked_div);
     futures_executor::block_on(async {
         assert_eq!(pool.apply_async(&div, (84, 2)).unwrap().await.unwrap(), 42);
         let out = pool
-            .starmap_async(&div, (1..=20u64).map(|x| (x * 10, x)))
+            .starmap_async(&div, (1..=200u64).map(|x| (x * 10, x)))
             .unwrap()
             .await
             .unwrap();
-        assert_eq!(out, [10; 20]);
+        assert_eq!(out, [10; 200]);
         match pool.apply_async(&div, (1, 0)).unwrap().await {
             Err(Error::Task {
                 index: 0,

@@ -120,9 +120,6 @@ fn awaiting_200_results_on_a_current_thread_runtime_leaves_it_free_for_a_timer()
             during >= 3,
             "the timer ticked {during} times while awaiting"
         );
-        // And it keeps ticking.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(ticks.load(Ordering::SeqCst) > during);
     });
     let _ = std::fs::remove_file(&gate);
 }

@@ -322,8 +322,14 @@ impl<R> Iterator for Indexed<Imap<'_, R>> {
 /// # Ok::<(), dilly_pool::Error>(())
 /// ```
 #[cfg(feature = "stream")]
-#[derive(Debug)]
 pub struct ImapStream<'a, R>(Imap<'a, R>);
+
+#[cfg(feature = "stream")]
+impl<R> std::fmt::Debug for ImapStream<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ImapStream").field(&self.0).finish()
+    }
+}
 
 #[cfg(feature = "stream")]
 impl<'a, R> Imap<'a, R> {

@@ -1,7 +1,10 @@
 //! [`AsyncResult`]: the handle `apply_async`, `map_async` and `starmap_async`
 //! return.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use dilly::{Func, Mode};
@@ -19,8 +22,45 @@ use crate::sync::lock;
 /// [`Executor::map_async`](crate::Executor::map_async) (`T` is the `Vec` of
 /// results), like Python's `AsyncResult`: [`get`](AsyncResult::get) waits,
 /// [`get_timeout`](AsyncResult::get_timeout) waits at most a while,
-/// [`ready`](AsyncResult::ready) asks without waiting. Dropping it cancels the
-/// tasks that have not started.
+/// [`ready`](AsyncResult::ready) asks without waiting.
+///
+/// It is also a [`Future`] of the same `Result`: `.await` it in async code, on
+/// any executor. The pool wakes the awaiting task when the outcomes arrive (the
+/// thread that reads them from the worker wakes it), so no thread is blocked and
+/// nothing polls on a timer while results are pending; a thousand pending
+/// results cost a thousand small handles, not a thousand threads. On
+/// [`Serial`](crate::Serial), which runs tasks when their results are asked for,
+/// awaiting runs them in the awaiting thread.
+///
+/// Dropping the handle, or a future that awaits it, drops interest in the
+/// result: its tasks not yet handed to a worker are cancelled and never run;
+/// tasks already running (for a process pool, also those already sent to a
+/// worker with the one it runs) run to the end, and their results are
+/// discarded. The pool itself carries on.
+///
+/// ```
+/// use dilly_pool::{Executor, ProcessPool};
+///
+/// #[dilly::func]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = ProcessPool::builder().workers(2).build()?;
+/// let f = dilly::func_of!(square);
+/// // Any executor; this one is `futures::executor::block_on`.
+/// let (one, all) = futures_executor::block_on(async {
+///     let one = pool.apply_async(&f, (3,))?;
+///     let all = pool.map_async(&f, 1..=4u64)?;
+///     Ok::<_, dilly_pool::Error>((one.await?, all.await?))
+/// })?;
+/// assert_eq!((one, all), (9, vec![1, 4, 9, 16]));
+/// # Ok::<(), dilly_pool::Error>(())
+/// ```
+///
+/// Python's `apply_async(f, args, callback=on_done, error_callback=on_error)`
+/// is a handle awaited (or `get` on a thread of your own) followed by a `match`:
+/// see "Callbacks" in the pool guide (`docs/pool.md`).
 pub struct AsyncResult<T> {
     inner: Mutex<Inner<T>>,
 }
@@ -172,6 +212,27 @@ impl<T> AsyncResult<T> {
         inner
             .taken
             .or_else(|| inner.pending.complete().then(|| inner.pending.succeeded()))
+    }
+}
+
+/// Woken by the pool when the outcomes arrive
+/// ([`Job::poll_next`](crate::backend::Job::poll_next)); ready with what
+/// [`get`](AsyncResult::get) would return.
+impl<T> Future for AsyncResult<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        while inner.taken.is_none() && !inner.broken && !inner.pending.complete() {
+            let Some(job) = inner.job.as_mut() else { break };
+            match job.poll_next(cx) {
+                Poll::Ready(Some(batch)) => inner.pending.add(&batch),
+                Poll::Ready(None) => inner.broken = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(inner.take(Duration::ZERO))
     }
 }
 

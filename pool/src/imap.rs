@@ -3,13 +3,14 @@
 //! results, and further while results come back fast.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use dilly::{Func, Mode, RawFunc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Items, Job, Shape};
+use crate::backend::{Items, Job, Outcomes, Shape};
 use crate::error::{Result, TaskError};
 use crate::map::{
     Burst, Decode, MAX_AUTO_CHUNK, adapted_chunk, auto_chunk, decode_outcome, map_window,
@@ -210,6 +211,18 @@ impl<R> Imap<'_, R> {
     }
 
     fn next_indexed(&mut self) -> Option<(u64, std::result::Result<R, TaskError>)> {
+        match self.poll_indexed(|job| Poll::Ready(job.next(None))) {
+            Poll::Ready(next) => next,
+            Poll::Pending => unreachable!("a blocking wait is never pending"),
+        }
+    }
+
+    /// The next result, taking outcomes from the job with `wait`: a blocking
+    /// wait for the iterator, [`Job::poll_next`] for the stream.
+    fn poll_indexed(
+        &mut self,
+        mut wait: impl FnMut(&mut dyn Job) -> Poll<Option<Outcomes>>,
+    ) -> Poll<Option<(u64, std::result::Result<R, TaskError>)>> {
         loop {
             self.top_up();
             if self.ordered {
@@ -217,20 +230,20 @@ impl<R> Imap<'_, R> {
                     let index = self.next_yield;
                     self.next_yield += 1;
                     self.progress.inc();
-                    return Some((index, result));
+                    return Poll::Ready(Some((index, result)));
                 }
             } else if let Some(pair) = self.arrived.pop_front() {
                 self.progress.inc();
-                return Some(pair);
+                return Poll::Ready(Some(pair));
             }
             if self.outstanding == 0 && self.input.is_none() {
                 self.progress.finish();
-                return None;
+                return Poll::Ready(None);
             }
             if self.outstanding == 0 {
                 continue;
             }
-            let Some(batch) = self.job.next(None) else {
+            let Some(batch) = std::task::ready!(wait(&mut *self.job)) else {
                 // The executor dropped the job: fail what is left instead of hanging.
                 self.outstanding = 0;
                 self.input = None;
@@ -271,7 +284,8 @@ impl<R> std::fmt::Debug for Imap<'_, R> {
     }
 }
 
-/// An [`Imap`] that yields `(input index, result)`.
+/// An [`Imap`] (an iterator) or an `ImapStream` (a stream) that yields
+/// `(input index, result)`.
 #[derive(Debug)]
 pub struct Indexed<I>(I);
 
@@ -282,6 +296,88 @@ impl<R> Iterator for Indexed<Imap<'_, R>> {
         self.0.next_indexed().map(|(i, r)| (i as usize, r))
     }
 }
+
+/// The results of an [`Imap`] as a [`Stream`](futures_core::Stream), for async
+/// code on any executor: [`Imap::into_stream`] (with the `stream` feature, on by
+/// default). The pool wakes the polling task when results arrive; no thread is
+/// blocked while they are pending. The input is read, and chunks submitted, as
+/// for the iterator, from the task that polls. Dropping the stream cancels the
+/// tasks not yet started, as dropping the iterator does.
+///
+/// [`indexed`](ImapStream::indexed) also yields each result's input position.
+///
+/// ```
+/// use dilly_pool::{Executor, ProcessPool};
+/// use futures_util::StreamExt;
+///
+/// #[dilly::func]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = ProcessPool::builder().workers(2).build()?;
+/// let stream = pool.imap(&dilly::func_of!(square), 1..=4u64)?.into_stream();
+/// let squares: Vec<u64> = futures_executor::block_on(stream.map(Result::unwrap).collect());
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # Ok::<(), dilly_pool::Error>(())
+/// ```
+#[cfg(feature = "stream")]
+pub struct ImapStream<'a, R>(Imap<'a, R>);
+
+#[cfg(feature = "stream")]
+impl<R> std::fmt::Debug for ImapStream<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ImapStream").field(&self.0).finish()
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<'a, R> Imap<'a, R> {
+    /// The same results as a [`Stream`](futures_core::Stream) ([`ImapStream`]).
+    pub fn into_stream(self) -> ImapStream<'a, R> {
+        ImapStream(self)
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<'a, R> ImapStream<'a, R> {
+    /// Yields `(input index, result)` pairs instead of bare results.
+    pub fn indexed(self) -> Indexed<ImapStream<'a, R>> {
+        Indexed(self)
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<R> futures_core::Stream for ImapStream<'_, R> {
+    type Item = std::result::Result<R, TaskError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let imap = &mut self.get_mut().0;
+        imap.poll_indexed(|job| job.poll_next(cx))
+            .map(|next| next.map(|(_, r)| r))
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<R> futures_core::Stream for Indexed<ImapStream<'_, R>> {
+    type Item = (usize, std::result::Result<R, TaskError>);
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let imap = &mut (self.get_mut().0).0;
+        imap.poll_indexed(|job| job.poll_next(cx))
+            .map(|next| next.map(|(i, r)| (i as usize, r)))
+    }
+}
+
+// No field of an `Imap` points into the `Imap` itself, so moving one while it is
+// pinned is sound.
+impl<R> Unpin for Imap<'_, R> {}
 
 #[cfg(test)]
 mod tests {

@@ -98,6 +98,8 @@ mod worker;
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
 pub use crate::executor::Executor;
 pub use crate::handle::AsyncResult;
+#[cfg(feature = "stream")]
+pub use crate::imap::ImapStream;
 pub use crate::imap::{Imap, Indexed};
 pub use crate::process::{Builder, ProcessPool, StartMethod};
 pub use crate::serial::Serial;

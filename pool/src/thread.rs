@@ -3,14 +3,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dilly::{ErasedFunc, RawFunc};
 
-use crate::backend::{Items, Outcomes};
+use crate::backend::{Items, OutcomeReceiver, OutcomeSender, Outcomes, channel};
 use crate::backend::{Job, Shape};
 use crate::error::{Error, Result, TaskError};
 use crate::executor::Executor;
@@ -35,7 +35,7 @@ struct Task {
     func: Arc<dyn ErasedFunc>,
     first: u64,
     items: Items,
-    sink: mpsc::Sender<Outcomes>,
+    sink: OutcomeSender,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -196,8 +196,8 @@ impl std::fmt::Debug for ThreadPool {
 struct ThreadJob {
     shared: Arc<WorkQueue>,
     func: Arc<dyn ErasedFunc>,
-    sink: mpsc::Sender<Outcomes>,
-    rx: mpsc::Receiver<Outcomes>,
+    sink: OutcomeSender,
+    rx: OutcomeReceiver,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -233,10 +233,11 @@ impl Job for ThreadJob {
     }
 
     fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {
-        match timeout {
-            None => self.rx.recv().ok(),
-            Some(t) => self.rx.recv_timeout(t).ok(),
-        }
+        self.rx.recv(timeout)
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcomes>> {
+        self.rx.poll_recv(cx)
     }
 }
 
@@ -248,7 +249,7 @@ impl Drop for ThreadJob {
 
 impl Executor for ThreadPool {
     fn open(&self, func: &RawFunc) -> Result<Box<dyn Job>> {
-        let (sink, rx) = mpsc::channel();
+        let (sink, rx) = channel();
         Ok(Box::new(ThreadJob {
             shared: Arc::clone(&self.shared),
             func: prepare(func)?,

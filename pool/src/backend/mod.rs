@@ -19,6 +19,11 @@
 //! * [`Job::next`] waits at most its timeout and never returns an empty batch;
 //! * dropping the job cancels what has not run.
 //!
+//! To make results awaitable (`AsyncResult` as a `Future`, `Imap` as a `Stream`)
+//! without blocking the async executor's thread, a backend whose outcomes arrive
+//! from other threads also implements [`Job::poll_next`]: an outcome [`channel`]
+//! does both `next` and `poll_next` for it.
+//!
 //! A function arrives as a [`RawFunc`](dilly::RawFunc): its symbol, its signature
 //! fingerprint and its captured state, already encoded. A backend that runs tasks in
 //! this process prepares it with [`RawFunc::prepare`](dilly::RawFunc::prepare); one
@@ -90,13 +95,16 @@
 //! # Ok::<(), dilly_pool::Error>(())
 //! ```
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 mod batch;
+mod channel;
 #[cfg(test)]
 pub(crate) mod recording;
 
 pub use batch::{Items, Outcomes};
+pub use channel::{OutcomeReceiver, OutcomeSender, channel};
 
 use crate::error::Result;
 
@@ -129,6 +137,22 @@ pub trait Job: Send {
     /// (forever with `None`); `None` if nothing arrived in time. Every submitted
     /// item yields exactly one outcome.
     fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes>;
+
+    /// The outcomes that arrived next, for an async caller: `Ready(Some)` with at
+    /// least one outcome, `Ready(None)` if none will ever come (the backend went
+    /// away), or `Pending` — and then the backend wakes the task of `cx` when
+    /// outcomes arrive or the end comes, without a thread or a timer per
+    /// waiting job. [`OutcomeReceiver::poll_recv`] does exactly this.
+    ///
+    /// The default waits in [`next`](Job::next), blocking the async executor's
+    /// thread until outcomes come: right for a backend that runs tasks in the
+    /// caller's thread when asked for outcomes (as [`Serial`](crate::Serial)
+    /// does), wrong for one whose outcomes arrive from elsewhere, which overrides
+    /// it.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcomes>> {
+        let _ = cx;
+        Poll::Ready(self.next(None))
+    }
 }
 
 /// Settings that shape how the typed methods cut work into chunks.

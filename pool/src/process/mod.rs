@@ -27,6 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -442,6 +443,13 @@ impl Job for ProcessJob {
             return Some(batch);
         }
         self.rx.recv(timeout)
+    }
+
+    // Never runs the task inline as `next` may: that would block the async
+    // executor's thread. A slot's thread puts the outcomes in the mailbox and
+    // wakes the task.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcomes>> {
+        self.rx.poll_recv(cx)
     }
 }
 

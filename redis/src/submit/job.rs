@@ -2,10 +2,10 @@
 //! sees it.
 
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use dilly_pool::backend::{Items, Job, Outcomes};
+use dilly_pool::backend::{Items, Job, OutcomeReceiver, Outcomes};
 
 use crate::conn::lock;
 
@@ -14,7 +14,7 @@ use super::Inner;
 pub(super) struct RedisJob {
     pub(super) inner: Arc<Inner>,
     pub(super) id: u64,
-    pub(super) rx: mpsc::Receiver<Outcomes>,
+    pub(super) rx: OutcomeReceiver,
 }
 
 impl Job for RedisJob {
@@ -51,10 +51,12 @@ impl Job for RedisJob {
     }
 
     fn next(&mut self, timeout: Option<Duration>) -> Option<Outcomes> {
-        match timeout {
-            None => self.rx.recv().ok(),
-            Some(t) => self.rx.recv_timeout(t).ok(),
-        }
+        self.rx.recv(timeout)
+    }
+
+    // The collector thread puts outcomes in the channel and wakes the task.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outcomes>> {
+        self.rx.poll_recv(cx)
     }
 }
 

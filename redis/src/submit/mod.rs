@@ -25,13 +25,12 @@ pub use dead_letters::DeadLetter;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dilly::RawFunc;
-use dilly_pool::backend::{Items, Job, Outcomes, Shape};
+use dilly_pool::backend::{Items, Job, OutcomeSender, Outcomes, Shape};
 use dilly_pool::{Executor, TaskError};
 
 use crate::conn::{Conn, KEY_ENV, lock};
@@ -112,7 +111,7 @@ struct State {
 }
 
 struct JobState {
-    sink: mpsc::Sender<Outcomes>,
+    sink: OutcomeSender,
     /// The function, encoded once.
     func: Arc<[u8]>,
     /// Chunks not yet in Redis.
@@ -249,7 +248,7 @@ impl Executor for RedisPool {
         }
         let encoded =
             dilly::to_bytes(func).map_err(|error| dilly_pool::Error::Encode { index: 0, error })?;
-        let (sink, rx) = mpsc::channel();
+        let (sink, rx) = dilly_pool::backend::channel();
         let mut state = lock(&self.inner.state);
         if state.closed {
             return Err(dilly_pool::Error::Closed);

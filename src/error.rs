@@ -24,8 +24,9 @@ pub enum Error {
 
     /// Two registered items hash to the same ID.
     #[error(
-        "duplicate symbol {id}: `{first}` and `{second}` are both registered under it; \
-         give one of them its own name with `#[dilly::func(name = \"...\")]`"
+        "duplicate symbol {id}: `{first}` (registered at {first_at}) and `{second}` (registered at {second_at}) \
+         are both registered under it; give one of them its own name with `#[dilly::func(name = \"...\")]`, \
+         or `#[dilly(name = \"...\")]` on a method"
     )]
     DuplicateSymbol {
         /// The contested ID.
@@ -34,6 +35,10 @@ pub enum Error {
         first: &'static str,
         /// The other name.
         second: &'static str,
+        /// Where the first was registered.
+        first_at: &'static std::panic::Location<'static>,
+        /// Where the second was registered.
+        second_at: &'static std::panic::Location<'static>,
     },
 
     /// The receiver's registered item has a different signature than the sender's:

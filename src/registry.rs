@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::Location;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use crate::error::{Error, Result};
@@ -71,9 +72,51 @@ pub(crate) enum Ops {
     },
 }
 
+/// Where a macro-registered item stands, so that its name can include the function
+/// it is nested in. Rust gives a macro no view of the tokens around it, so the scope
+/// is read at run time from `std::any::type_name` of an item declared beside it.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope {
+    /// `module_path!()` where the item is written.
+    module: &'static str,
+    /// The item's path within its scope: `helper`, `Local::go`.
+    suffix: &'static str,
+    /// `type_name` of an item declared beside it: its scope, then `::` and one segment.
+    marker: fn() -> &'static str,
+    /// A hash of the item's own tokens: tells apart same-named items in different
+    /// blocks of one function.
+    tokens: u64,
+}
+
+impl Scope {
+    pub(crate) const fn new(
+        module: &'static str,
+        suffix: &'static str,
+        marker: fn() -> &'static str,
+        tokens: u64,
+    ) -> Scope {
+        Scope {
+            module,
+            suffix,
+            marker,
+            tokens,
+        }
+    }
+
+    /// The enclosing function's path (`my_app::first`), or `None` for an item that
+    /// stands directly in its module.
+    fn enclosing(&self) -> Option<&'static str> {
+        let marker = (self.marker)();
+        let scope = marker.rsplit_once("::").map_or(marker, |(scope, _)| scope);
+        (scope != self.module).then_some(scope)
+    }
+}
+
 /// One registered item. Entries are `static`s emitted by the macros; user code reads
 /// them through [`lookup`], [`entries`] and the accessors below.
 pub struct Entry {
+    /// The name written at compile time: final unless `scope` is set, then the name
+    /// the item has when it stands directly in its module.
     name: &'static str,
     signature: &'static str,
     kind: Kind,
@@ -81,6 +124,12 @@ pub struct Entry {
     fingerprint: Fingerprint,
     ops: Ops,
     trace_shapes: ShapesFn,
+    /// Set for items named by where they stand (see [`Entry::name`]).
+    scope: Option<Scope>,
+    /// The name and ID of a scoped item, resolved on first use.
+    resolved: OnceLock<(&'static str, SymbolId)>,
+    /// Where the macro that registered the item was written.
+    location: &'static Location<'static>,
     /// The traced data shapes: traced on first use, as few entries are ever checked.
     shapes: OnceLock<Shapes>,
     /// The prepared function for an empty state (free functions, closures without
@@ -89,6 +138,7 @@ pub struct Entry {
 }
 
 impl Entry {
+    #[track_caller]
     pub(crate) const fn new(
         name: &'static str,
         signature: &'static str,
@@ -106,17 +156,72 @@ impl Entry {
             trace_shapes,
             shapes: OnceLock::new(),
             stateless: OnceLock::new(),
+            scope: None,
+            resolved: OnceLock::new(),
+            location: Location::caller(),
         }
     }
 
+    /// This entry, named by where it stands: `name` is then the name it has
+    /// directly in its module, and a nested item's name includes its enclosing
+    /// function.
+    pub(crate) const fn scoped(mut self, scope: Scope) -> Entry {
+        self.scope = Some(scope);
+        self
+    }
+
     /// The canonical name, e.g. `my_app::Transformer::process_data`.
+    ///
+    /// An item nested in a function body is named by its enclosing function as
+    /// well, as `std::any::type_name` writes it: `my_app::first::helper`,
+    /// `my_app::first::Local::go`. When one function holds same-named items in
+    /// different blocks, each name ends in `#` and 16 hex digits of a hash of the
+    /// item's own tokens: `my_app::main::plus#5c2a…`. Names of nested items are
+    /// resolved on first use, for the whole registry at once.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.resolved().0
     }
 
     /// The stable ID: [`SymbolId::of`] the name.
+    #[inline]
     pub fn id(&self) -> SymbolId {
-        self.id
+        self.resolved().1
+    }
+
+    /// Where the item was registered: the file, line and column of its macro.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    #[inline]
+    fn resolved(&self) -> (&'static str, SymbolId) {
+        if self.scope.is_none() {
+            return (self.name, self.id);
+        }
+        match self.resolved.get() {
+            Some(resolved) => *resolved,
+            None => self.resolve(),
+        }
+    }
+
+    #[cold]
+    fn resolve(&self) -> (&'static str, SymbolId) {
+        if let Some(scope) = &self.scope
+            && scope.enclosing().is_some()
+        {
+            // A nested item's name depends on its siblings: naming the registry
+            // names it, unless it is not registered (then it has none).
+            LazyLock::force(&INDEX);
+        }
+        *self
+            .resolved
+            .get_or_init(|| named(self.base_name(), self.name))
+    }
+
+    /// The name by scope alone, for an item nested in a function.
+    fn base_name(&self) -> Option<String> {
+        let scope = self.scope.as_ref()?;
+        Some(format!("{}::{}", scope.enclosing()?, scope.suffix))
     }
 
     /// The signature as written, e.g. `fn(&Transformer, u64, u64) -> u64`.
@@ -156,7 +261,7 @@ impl Entry {
     fn shape_mismatch(&self, found: Fingerprint) -> Error {
         let shapes = self.shapes();
         Error::ShapeMismatch {
-            name: self.name,
+            name: self.name(),
             expected: shapes.to_string(),
             expected_shape: shapes.hash(),
             found,
@@ -178,7 +283,7 @@ impl Entry {
             Ok(())
         } else {
             Err(Error::SignatureMismatch {
-                name: self.name,
+                name: self.name(),
                 expected: self.signature,
                 expected_fingerprint: self.fingerprint,
                 found: fingerprint,
@@ -204,7 +309,7 @@ impl Entry {
 
     pub(crate) fn wrong_kind(&self, expected: &'static str) -> Error {
         Error::WrongKind {
-            name: self.name,
+            name: self.name(),
             expected,
             found: self.kind.describe(),
         }
@@ -214,10 +319,11 @@ impl Entry {
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("kind", &self.kind)
             .field("signature", &self.signature)
-            .field("id", &self.id)
+            .field("id", &self.id())
+            .field("location", &self.location)
             .finish()
     }
 }
@@ -265,6 +371,10 @@ pub struct Duplicate {
     pub first: &'static str,
     /// The name that collided with it.
     pub second: &'static str,
+    /// Where the first was registered.
+    pub first_at: &'static Location<'static>,
+    /// Where the second was registered.
+    pub second_at: &'static Location<'static>,
 }
 
 impl Duplicate {
@@ -273,6 +383,8 @@ impl Duplicate {
             id: self.id,
             first: self.first,
             second: self.second,
+            first_at: self.first_at,
+            second_at: self.second_at,
         }
     }
 }
@@ -322,40 +434,102 @@ struct Index {
     duplicates: Vec<Duplicate>,
 }
 
-static INDEX: LazyLock<Index> = LazyLock::new(|| build_index(collect::all()));
+static INDEX: LazyLock<Index> = LazyLock::new(|| {
+    let all: Vec<&'static Entry> = collect::all().collect();
+    let names = resolve_names(&all);
+    for (entry, resolved) in all.iter().zip(&names) {
+        if entry.scope.is_some() {
+            // `Entry::resolve` sets the same value: for a nested entry only after
+            // waiting for this index, and for any other the one name it can have.
+            let _ = entry.resolved.set(*resolved);
+        }
+    }
+    build_index(all.into_iter().zip(names))
+});
 
-fn build_index(all: impl Iterator<Item = &'static Entry>) -> Index {
-    let mut by_id: IdMap<&'static Entry> = IdMap::default();
-    let mut duplicates = Vec::new();
-    for entry in all {
-        match by_id.get(&entry.id) {
-            None => {
-                by_id.insert(entry.id, entry);
+/// Leaks a resolved name (once per registered entry) and hashes it.
+fn named(base: Option<String>, fixed: &'static str) -> (&'static str, SymbolId) {
+    let name: &'static str = base.map_or(fixed, |name| name.leak());
+    (name, SymbolId::of(name))
+}
+
+/// The name and ID of each entry. A nested item is named by its enclosing function
+/// (`my_app::first::helper`); when items of one function share that name from
+/// different blocks, each is told apart by a hash of its own tokens
+/// (`my_app::main::plus#<16 hex digits>`). Token-identical items keep one name and
+/// are reported as duplicates.
+fn resolve_names(all: &[&'static Entry]) -> Vec<(&'static str, SymbolId)> {
+    let bases: Vec<Option<String>> = all.iter().map(|entry| entry.base_name()).collect();
+    // Distinct token hashes per nested name.
+    let mut siblings: HashMap<&str, Vec<u64>> = HashMap::new();
+    for (entry, base) in all.iter().zip(&bases) {
+        if let (Some(base), Some(scope)) = (base, &entry.scope) {
+            let tokens = siblings.entry(base.as_str()).or_default();
+            if !tokens.contains(&scope.tokens) {
+                tokens.push(scope.tokens);
             }
-            Some(existing) if std::ptr::eq(*existing, entry) => {}
-            // Two token-identical closures in one module hash to one name and do the
+        }
+    }
+    let shared: Vec<bool> = bases
+        .iter()
+        .map(|base| {
+            base.as_ref()
+                .is_some_and(|b| siblings[b.as_str()].len() > 1)
+        })
+        .collect();
+    all.iter()
+        .zip(bases)
+        .zip(shared)
+        .map(|((entry, base), shared)| match (&entry.scope, base) {
+            (None, _) => (entry.name, entry.id),
+            (Some(scope), Some(base)) if shared => {
+                named(Some(format!("{base}#{:016x}", scope.tokens)), entry.name)
+            }
+            (Some(_), base) => named(base, entry.name),
+        })
+        .collect()
+}
+
+fn build_index(all: impl Iterator<Item = (&'static Entry, (&'static str, SymbolId))>) -> Index {
+    let mut by_id: IdMap<(&'static Entry, &'static str)> = IdMap::default();
+    let mut duplicates = Vec::new();
+    for (entry, (name, id)) in all {
+        match by_id.get(&id) {
+            None => {
+                by_id.insert(id, (entry, name));
+            }
+            Some((existing, _)) if std::ptr::eq(*existing, entry) => {}
+            // Two token-identical closures in one scope hash to one name and do the
             // same thing: keeping either is correct.
-            Some(existing)
+            Some((existing, existing_name))
                 if existing.kind == Kind::Closure
                     && entry.kind == Kind::Closure
-                    && existing.name == entry.name
+                    && *existing_name == name
                     && existing.fingerprint == entry.fingerprint => {}
-            Some(existing) => duplicates.push(Duplicate {
-                id: entry.id,
-                first: existing.name,
-                second: entry.name,
+            Some((existing, existing_name)) => duplicates.push(Duplicate {
+                id,
+                first: existing_name,
+                second: name,
+                first_at: existing.location,
+                second_at: entry.location,
             }),
         }
     }
-    Index { by_id, duplicates }
+    Index {
+        by_id: by_id
+            .into_iter()
+            .map(|(id, (entry, _))| (id, entry))
+            .collect(),
+        duplicates,
+    }
 }
 
 /// The fingerprint of the entries of `index`: traces every entry's shapes.
 fn registry_fingerprint(index: &Index) -> RegistryFingerprint {
     let mut ids: Vec<_> = index
         .by_id
-        .values()
-        .map(|e| (e.id, e.fingerprint, e.shape()))
+        .iter()
+        .map(|(id, e)| (*id, e.fingerprint, e.shape()))
         .collect();
     ids.sort();
     let hash = ids.iter().fold(Fingerprint::EMPTY, |h, (id, fp, shape)| {
@@ -475,6 +649,10 @@ mod tests {
         )
     }
 
+    fn index_of(all: &[&'static Entry]) -> Index {
+        build_index(all.iter().copied().zip(resolve_names(all)))
+    }
+
     static A: Entry = test_entry("t::a", "fn()", Kind::Function);
     /// `A` in a build whose data differ: same name and signature, another shape.
     static A_OTHER_DATA: Entry = Entry::new(
@@ -493,15 +671,68 @@ mod tests {
     static C1: Entry = test_entry("t::{closure:1}", "fn()", Kind::Closure);
     static C2: Entry = test_entry("t::{closure:1}", "fn()", Kind::Closure);
 
+    /// `test_entry` named by where it stands in module `t`, beside `marker`.
+    const fn scoped_entry(
+        suffix: &'static str,
+        marker: fn() -> &'static str,
+        tokens: u64,
+    ) -> Entry {
+        test_entry("t::top", "fn()", Kind::Function).scoped(Scope::new("t", suffix, marker, tokens))
+    }
+
+    static TOP: Entry = scoped_entry("top", || "t::top", 1);
+    static IN_F: Entry = scoped_entry("helper", || "t::f::helper", 2);
+    static IN_G: Entry = scoped_entry("helper", || "t::g::helper", 3);
+    static BLOCK_1: Entry = scoped_entry("plus", || "t::main::plus", 4);
+    static BLOCK_2: Entry = scoped_entry("plus", || "t::main::plus", 5);
+    static BLOCK_2_AGAIN: Entry = scoped_entry("plus", || "t::main::plus", 5);
+
+    #[test]
+    fn scoped_names_include_the_enclosing_function_only_when_nested() {
+        let all = [&TOP, &IN_F, &IN_G];
+        let names: Vec<_> = resolve_names(&all).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["t::top", "t::f::helper", "t::g::helper"]);
+        assert_eq!(resolve_names(&all)[1].1, SymbolId::of("t::f::helper"));
+        assert!(index_of(&all).duplicates.is_empty());
+    }
+
+    #[test]
+    fn same_named_items_of_one_function_are_told_apart_by_their_tokens() {
+        let names: Vec<_> = resolve_names(&[&BLOCK_1, &BLOCK_2, &IN_F])
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "t::main::plus#0000000000000004",
+                "t::main::plus#0000000000000005",
+                "t::f::helper"
+            ]
+        );
+        // Alone, an item needs no hash: its name does not depend on other code.
+        assert_eq!(resolve_names(&[&BLOCK_1])[0].0, "t::main::plus");
+    }
+
+    #[test]
+    fn token_identical_items_of_one_function_are_reported() {
+        let index = index_of(&[&BLOCK_1, &BLOCK_2, &BLOCK_2_AGAIN]);
+        assert_eq!(index.duplicates.len(), 1);
+        assert_eq!(index.duplicates[0].first, "t::main::plus#0000000000000005");
+        assert_eq!(index.duplicates[0].second, index.duplicates[0].first);
+    }
+
     #[test]
     fn duplicate_names_are_reported_with_both() {
-        let index = build_index([&A, &B, &A_AGAIN].into_iter());
+        let index = index_of(&[&A, &B, &A_AGAIN]);
         assert_eq!(
             index.duplicates,
             vec![Duplicate {
                 id: A.id,
                 first: "t::a",
-                second: "t::a"
+                second: "t::a",
+                first_at: A.location(),
+                second_at: A_AGAIN.location(),
             }]
         );
         assert_eq!(registry_fingerprint(&index).count, 2);
@@ -509,16 +740,16 @@ mod tests {
 
     #[test]
     fn identical_closures_are_not_duplicates() {
-        let index = build_index([&C1, &C2].into_iter());
+        let index = index_of(&[&C1, &C2]);
         assert!(index.duplicates.is_empty());
         assert_eq!(registry_fingerprint(&index).count, 1);
     }
 
     #[test]
     fn fingerprint_ignores_order_and_sees_signatures() {
-        let ab = registry_fingerprint(&build_index([&A, &B].into_iter()));
-        let ba = registry_fingerprint(&build_index([&B, &A].into_iter()));
-        let a2b = registry_fingerprint(&build_index([&A_AGAIN, &B].into_iter()));
+        let ab = registry_fingerprint(&index_of(&[&A, &B]));
+        let ba = registry_fingerprint(&index_of(&[&B, &A]));
+        let a2b = registry_fingerprint(&index_of(&[&A_AGAIN, &B]));
         assert_eq!(ab, ba);
         assert_ne!(ab, a2b);
         assert_eq!(ab.count, a2b.count);
@@ -526,8 +757,8 @@ mod tests {
 
     #[test]
     fn fingerprint_sees_data_shapes() {
-        let a = registry_fingerprint(&build_index([&A, &B].into_iter()));
-        let other = registry_fingerprint(&build_index([&A_OTHER_DATA, &B].into_iter()));
+        let a = registry_fingerprint(&index_of(&[&A, &B]));
+        let other = registry_fingerprint(&index_of(&[&A_OTHER_DATA, &B]));
         assert_eq!(A.fingerprint(), A_OTHER_DATA.fingerprint());
         assert_ne!(a, other);
         let err = A.check_shape(A_OTHER_DATA.shape()).unwrap_err();

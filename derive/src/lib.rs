@@ -15,6 +15,7 @@ mod derive;
 mod errors;
 mod func;
 mod methods;
+mod name;
 mod sig;
 
 use proc_macro::TokenStream;

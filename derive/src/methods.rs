@@ -7,6 +7,7 @@ use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Type};
 use crate::attr::{self, Accept, Options};
 use crate::errors::Errors;
 use crate::func::call_body;
+use crate::name::{self, Naming};
 use crate::sig;
 
 enum Receiver {
@@ -160,10 +161,28 @@ fn companion(
         "__DILLY_ENTRY_{:016x}",
         crate::closure::fnv1a(format!("{type_text}::{}", sig::ident_text(ident)).as_bytes())
     );
-    let name = sig::canonical_name(
-        options.name.as_ref(),
-        &format!("{type_text}::{}", sig::ident_text(ident)),
+    let suffix = format!("{type_text}::{}", sig::ident_text(ident));
+    // The scope's marker stands beside the entry, outside the `impl` block.
+    let marker = quote::format_ident!(
+        "__dilly_scope_{:016x}",
+        crate::closure::fnv1a(suffix.as_bytes())
     );
+    let naming = match &options.name {
+        Some(lit) => Naming::Explicit(lit),
+        None => {
+            let block = &method.block;
+            Naming::Scoped {
+                suffix,
+                marker: name::marker_of(&marker),
+                own_tokens: quote!(#self_ty #sig #block),
+            }
+        }
+    };
+    let name = naming.module_name();
+    let marker_item = match naming {
+        Naming::Explicit(_) => TokenStream::new(),
+        Naming::Scoped { .. } => quote!(#quiet fn #marker() {}),
+    };
     let args_tuple = sig::tuple_type(&args);
     let (pattern, idents) = sig::tuple_pattern(args.len());
 
@@ -184,17 +203,21 @@ fn companion(
                     ::dilly::__private::shared_value(&#entry, (), #body)
                 }
             };
-            let item = quote! {
-                #quiet
-                #[allow(non_upper_case_globals)]
-                static #entry: ::dilly::__private::Entry = ::dilly::__private::func_entry::<()>(
+            let value = naming.wrap(quote! {
+                ::dilly::__private::func_entry::<()>(
                     #name,
                     #signature,
                     ::dilly::__private::Kind::Function,
                     |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
                     ::dilly::__private::shapes::<(), #args_tuple, #ret>,
-                );
-                    ::dilly::__register!(#entry);
+                )
+            });
+            let item = quote! {
+                #marker_item
+                #quiet
+                #[allow(non_upper_case_globals)]
+                static #entry: ::dilly::__private::Entry = #value;
+                ::dilly::__register!(#entry);
             };
             (method, item)
         }
@@ -236,17 +259,21 @@ fn companion(
                     ::dilly::__private::bound_value(&#entry, self)
                 }
             };
-            let item = quote! {
-                #quiet
-                #[allow(non_upper_case_globals)]
-                static #entry: ::dilly::__private::Entry = ::dilly::__private::func_entry::<#self_ty>(
+            let value = naming.wrap(quote! {
+                ::dilly::__private::func_entry::<#self_ty>(
                     #name,
                     #signature,
                     ::dilly::__private::Kind::Method,
                     |state| #prepare,
                     ::dilly::__private::shapes::<#self_ty, #args_tuple, #ret>,
-                );
-                    ::dilly::__register!(#entry);
+                )
+            });
+            let item = quote! {
+                #marker_item
+                #quiet
+                #[allow(non_upper_case_globals)]
+                static #entry: ::dilly::__private::Entry = #value;
+                ::dilly::__register!(#entry);
             };
             (method, item)
         }

@@ -61,6 +61,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let self_ty = (*block.self_ty).clone();
     let mut companions = Vec::new();
     let mut entries = Vec::new();
+    // Explicit names so far, with the method that has each: a clash within one
+    // block is reported here, at compile time.
+    let mut explicit_names: Vec<(String, syn::Ident)> = Vec::new();
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
         let method_options = attr::take_dilly_attrs(
@@ -79,6 +82,19 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             // gets a companion of any type so `bind!` and `func_of!` add no errors.
             companions.push(fallback(method, &quote!(!)));
             continue;
+        }
+        if let Some(lit) = &method_options.name {
+            let name = lit.value();
+            match explicit_names.iter().find(|(taken, _)| *taken == name) {
+                Some((_, owner)) => errors.spanned(
+                    lit,
+                    format!(
+                        "`name = \"{name}\"` is already given to `{owner}` in this impl block: \
+                         two registered methods cannot share a name; give each its own"
+                    ),
+                ),
+                None => explicit_names.push((name, method.sig.ident.clone())),
+            }
         }
         let (companion, entry) = companion(method, &self_ty, &method_options, &mut errors);
         companions.push(companion);

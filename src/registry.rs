@@ -176,8 +176,10 @@ impl Entry {
     /// well, as `std::any::type_name` writes it: `my_app::first::helper`,
     /// `my_app::first::Local::go`. When one function holds same-named items in
     /// different blocks, each name ends in `#` and 16 hex digits of a hash of the
-    /// item's own tokens: `my_app::main::plus#5c2a…`. Names of nested items are
-    /// resolved on first use, for the whole registry at once.
+    /// item's own tokens: `my_app::main::plus#5c2a…`. A closure keeps its module's
+    /// name (`my_app::{closure#…}`) unless a token-identical closure in another
+    /// function has it too; then each is named by its function. Names of nested
+    /// items are resolved on first use, for the whole registry at once.
     pub fn name(&self) -> &'static str {
         self.resolved().0
     }
@@ -209,13 +211,16 @@ impl Entry {
         if let Some(scope) = &self.scope
             && scope.enclosing().is_some()
         {
-            // A nested item's name depends on its siblings: naming the registry
-            // names it, unless it is not registered (then it has none).
+            // A nested item's name depends on its siblings: building the index
+            // names every registered entry.
             LazyLock::force(&INDEX);
         }
-        *self
-            .resolved
-            .get_or_init(|| named(self.base_name(), self.name))
+        // Not registered: named as if it were alone.
+        let alone = match self.kind {
+            Kind::Closure => None,
+            _ => self.base_name(),
+        };
+        *self.resolved.get_or_init(|| named(alone, self.name))
     }
 
     /// The name by scope alone, for an item nested in a function.
@@ -457,35 +462,41 @@ fn named(base: Option<String>, fixed: &'static str) -> (&'static str, SymbolId) 
 /// (`my_app::first::helper`); when items of one function share that name from
 /// different blocks, each is told apart by a hash of its own tokens
 /// (`my_app::main::plus#<16 hex digits>`). Token-identical items keep one name and
-/// are reported as duplicates.
+/// are reported as duplicates. A closure, named by its tokens already, keeps its
+/// module's name (`my_app::{closure#…}`) unless a token-identical closure of another
+/// function has it too: then each is named by its function
+/// (`my_app::first::{closure#…}`).
 fn resolve_names(all: &[&'static Entry]) -> Vec<(&'static str, SymbolId)> {
     let bases: Vec<Option<String>> = all.iter().map(|entry| entry.base_name()).collect();
-    // Distinct token hashes per nested name.
+    // Distinct token hashes per nested name; distinct scopes per closure name.
     let mut siblings: HashMap<&str, Vec<u64>> = HashMap::new();
+    let mut closure_scopes: HashMap<&str, Vec<Option<&str>>> = HashMap::new();
     for (entry, base) in all.iter().zip(&bases) {
-        if let (Some(base), Some(scope)) = (base, &entry.scope) {
+        let Some(scope) = &entry.scope else { continue };
+        if entry.kind == Kind::Closure {
+            let scopes = closure_scopes.entry(entry.name).or_default();
+            if !scopes.contains(&scope.enclosing()) {
+                scopes.push(scope.enclosing());
+            }
+        } else if let Some(base) = base {
             let tokens = siblings.entry(base.as_str()).or_default();
             if !tokens.contains(&scope.tokens) {
                 tokens.push(scope.tokens);
             }
         }
     }
-    let shared: Vec<bool> = bases
-        .iter()
-        .map(|base| {
-            base.as_ref()
-                .is_some_and(|b| siblings[b.as_str()].len() > 1)
-        })
-        .collect();
     all.iter()
-        .zip(bases)
-        .zip(shared)
-        .map(|((entry, base), shared)| match (&entry.scope, base) {
+        .zip(&bases)
+        .map(|(entry, base)| match (&entry.scope, base) {
             (None, _) => (entry.name, entry.id),
-            (Some(scope), Some(base)) if shared => {
+            (Some(_), base) if entry.kind == Kind::Closure => {
+                let shared = closure_scopes[entry.name].len() > 1;
+                named(base.clone().filter(|_| shared), entry.name)
+            }
+            (Some(scope), Some(base)) if siblings[base.as_str()].len() > 1 => {
                 named(Some(format!("{base}#{:016x}", scope.tokens)), entry.name)
             }
-            (Some(_), base) => named(base, entry.name),
+            (Some(_), base) => named(base.clone(), entry.name),
         })
         .collect()
 }
@@ -720,6 +731,43 @@ mod tests {
         assert_eq!(index.duplicates.len(), 1);
         assert_eq!(index.duplicates[0].first, "t::main::plus#0000000000000005");
         assert_eq!(index.duplicates[0].second, index.duplicates[0].first);
+    }
+
+    /// A closure entry of module `t` whose captures struct has type name `marker()`.
+    const fn closure_entry(marker: fn() -> &'static str) -> Entry {
+        test_entry("t::{closure#1}", "fn()", Kind::Closure).scoped(Scope::new(
+            "t",
+            "{closure#1}",
+            marker,
+            1,
+        ))
+    }
+
+    static CLOSURE_IN_F: Entry = closure_entry(|| "t::f::__DillyCaptures");
+    static CLOSURE_IN_F_AGAIN: Entry = closure_entry(|| "t::f::__DillyCaptures");
+    static CLOSURE_IN_G: Entry = closure_entry(|| "t::g::__DillyCaptures");
+
+    #[test]
+    fn identical_closures_are_named_by_their_function_only_when_two_functions_have_one() {
+        let names = |all: &[&'static Entry]| -> Vec<&str> {
+            resolve_names(all).into_iter().map(|(n, _)| n).collect()
+        };
+        assert_eq!(names(&[&CLOSURE_IN_F]), ["t::{closure#1}"]);
+        let one_function = [&CLOSURE_IN_F, &CLOSURE_IN_F_AGAIN];
+        assert_eq!(names(&one_function), ["t::{closure#1}", "t::{closure#1}"]);
+        assert!(index_of(&one_function).duplicates.is_empty());
+        let two_functions = [&CLOSURE_IN_F, &CLOSURE_IN_G, &CLOSURE_IN_F_AGAIN];
+        assert_eq!(
+            names(&two_functions),
+            [
+                "t::f::{closure#1}",
+                "t::g::{closure#1}",
+                "t::f::{closure#1}"
+            ]
+        );
+        let index = index_of(&two_functions);
+        assert!(index.duplicates.is_empty());
+        assert_eq!(index.by_id.len(), 2);
     }
 
     #[test]

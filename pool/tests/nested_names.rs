@@ -9,7 +9,7 @@ use dilly_pool::{Executor, ProcessPool};
 /// nested `plus` in each of two blocks; two functions each with a local `Local`
 /// whose registered method has one name.
 mod app {
-    use dilly::{Func, bind, func_of};
+    use dilly::{Func, bind, closure, func_of};
     use serde::{Deserialize, Serialize};
 
     pub(crate) fn first() -> Func<(u64,), u64> {
@@ -44,6 +44,21 @@ mod app {
             func_of!(plus)
         };
         (ten, twenty)
+    }
+
+    /// The same closure text in two functions, calling each function's own `step`.
+    pub(crate) fn closure_a() -> Func<(u64,), u64> {
+        fn step(x: u64) -> u64 {
+            x + 7
+        }
+        closure!(|x: u64| step(x))
+    }
+
+    pub(crate) fn closure_b() -> Func<(u64,), u64> {
+        fn step(x: u64) -> u64 {
+            x * 7
+        }
+        closure!(|x: u64| step(x))
     }
 
     pub(crate) fn local_a() -> Func<(u64,), u64> {
@@ -118,6 +133,19 @@ fn methods_of_two_local_types_with_one_name_both_run() {
     let pool = pool();
     assert_eq!(run(&pool, &a), [6, 7, 8, 9]);
     assert_eq!(run(&pool, &b), [3, 6, 9, 12]);
+}
+
+#[test]
+fn token_identical_closures_of_two_functions_are_named_by_them_and_both_run() {
+    let (a, b) = (app::closure_a(), app::closure_b());
+    let (scope_a, hash_a) = a.name().split_once("::{closure#").expect("a closure name");
+    let (scope_b, hash_b) = b.name().split_once("::{closure#").expect("a closure name");
+    assert_eq!(hash_a, hash_b, "the same text");
+    assert_eq!(scope_a, "nested_names::app::closure_a");
+    assert_eq!(scope_b, "nested_names::app::closure_b");
+    let pool = pool();
+    assert_eq!(run(&pool, &a), [8, 9, 10, 11]);
+    assert_eq!(run(&pool, &b), [7, 14, 21, 28]);
 }
 
 #[test]

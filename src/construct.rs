@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
-use crate::entry::{Entry, ErasedFunc, Kind, Object, Ops, PrepareFn, ShapesFn, Task};
+use crate::entry::{Entry, ErasedFunc, Kind, Object, Ops, PrepareFn, Scope, ShapesFn, Task};
 use crate::error::Result;
 use crate::func::{Func, SameBuild};
 use crate::prepared::{Shared, prepare_shared};
@@ -17,6 +17,7 @@ use crate::shape::Shapes;
 
 /// A function entry whose captured state has type `S`; `shapes` traces the state,
 /// argument and result types ([`shapes`] or [`shapes_of`]).
+#[track_caller]
 pub const fn func_entry<S>(
     name: &'static str,
     signature: &'static str,
@@ -72,7 +73,21 @@ pub trait Output: Serialize + DeserializeOwned + 'static {}
 
 impl<T: Serialize + DeserializeOwned + 'static> Output for T {}
 
+/// `entry`, named by where it stands: `entry`'s name is the one it has directly in
+/// `module`; nested in a function, it is named by the scope `marker` (the
+/// `type_name` of an item beside it, one segment below the scope) and `suffix`.
+pub const fn scoped(
+    entry: Entry,
+    module: &'static str,
+    suffix: &'static str,
+    marker: fn() -> &'static str,
+    tokens: u64,
+) -> Entry {
+    entry.scoped(Scope::new(module, suffix, marker, tokens))
+}
+
 /// The entry of a `#[derive(Dilly)]` type.
+#[track_caller]
 pub const fn object_entry<T>(name: &'static str) -> Entry
 where
     T: Object + DeserializeOwned,
@@ -89,6 +104,7 @@ where
 }
 
 /// The entry of a `#[dilly(task)]` type's call.
+#[track_caller]
 pub const fn task_entry<T>(name: &'static str, signature: &'static str) -> Entry
 where
     T: Task + Serialize + DeserializeOwned,

@@ -5,6 +5,7 @@
 
 use std::any::{Any, TypeId, type_name};
 use std::fmt;
+use std::panic::Location;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
@@ -73,13 +74,22 @@ pub(crate) enum Ops {
 /// them through [`lookup`](crate::registry::lookup),
 /// [`entries`](crate::registry::entries) and the accessors below.
 pub struct Entry {
-    name: &'static str,
+    /// The name written at compile time: final unless `scope` is set, then the name
+    /// the item has when it stands directly in its module.
+    pub(crate) name: &'static str,
     signature: &'static str,
-    kind: Kind,
-    id: SymbolId,
-    fingerprint: Fingerprint,
+    pub(crate) kind: Kind,
+    /// [`SymbolId::of`] `name`.
+    pub(crate) id: SymbolId,
+    pub(crate) fingerprint: Fingerprint,
     ops: Ops,
     trace_shapes: ShapesFn,
+    /// Set for items named by where they stand (see `Entry::name`).
+    pub(crate) scope: Option<Scope>,
+    /// The name and ID of a scoped item, resolved on first use by the registry.
+    pub(crate) resolved: OnceLock<(&'static str, SymbolId)>,
+    /// Where the macro that registered the item was written.
+    pub(crate) location: &'static Location<'static>,
     /// The traced data shapes: traced on first use, as few entries are ever checked.
     shapes: OnceLock<Shapes>,
     /// The prepared function for an empty state (free functions, closures without
@@ -87,7 +97,48 @@ pub struct Entry {
     stateless: OnceLock<Arc<dyn ErasedFunc>>,
 }
 
+/// Where a macro-registered item stands, so that its name can include the function
+/// it is nested in. Rust gives a macro no view of the tokens around it, so the scope
+/// is read at run time from `std::any::type_name` of an item declared beside it.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope {
+    /// `module_path!()` where the item is written.
+    module: &'static str,
+    /// The item's path within its scope: `helper`, `Local::go`.
+    suffix: &'static str,
+    /// `type_name` of an item declared beside it: its scope, then `::` and one segment.
+    marker: fn() -> &'static str,
+    /// A hash of the item's own tokens: tells apart same-named items in different
+    /// blocks of one function.
+    pub(crate) tokens: u64,
+}
+
+impl Scope {
+    pub(crate) const fn new(
+        module: &'static str,
+        suffix: &'static str,
+        marker: fn() -> &'static str,
+        tokens: u64,
+    ) -> Scope {
+        Scope {
+            module,
+            suffix,
+            marker,
+            tokens,
+        }
+    }
+
+    /// The enclosing function's path (`my_app::first`), or `None` for an item that
+    /// stands directly in its module.
+    pub(crate) fn enclosing(&self) -> Option<&'static str> {
+        let marker = (self.marker)();
+        let scope = marker.rsplit_once("::").map_or(marker, |(scope, _)| scope);
+        (scope != self.module).then_some(scope)
+    }
+}
+
 impl Entry {
+    #[track_caller]
     pub(crate) const fn new(
         name: &'static str,
         signature: &'static str,
@@ -105,17 +156,29 @@ impl Entry {
             trace_shapes,
             shapes: OnceLock::new(),
             stateless: OnceLock::new(),
+            scope: None,
+            resolved: OnceLock::new(),
+            location: Location::caller(),
         }
     }
 
-    /// The canonical name, e.g. `my_app::Transformer::process_data`.
-    pub fn name(&self) -> &'static str {
-        self.name
+    /// This entry, named by where it stands: `name` is then the name it has
+    /// directly in its module, and a nested item's name includes its enclosing
+    /// function.
+    pub(crate) const fn scoped(mut self, scope: Scope) -> Entry {
+        self.scope = Some(scope);
+        self
     }
 
-    /// The stable ID: [`SymbolId::of`] the name.
-    pub fn id(&self) -> SymbolId {
-        self.id
+    /// Where the item was registered: the file, line and column of its macro.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// The name by scope alone, for an item nested in a function.
+    pub(crate) fn base_name(&self) -> Option<String> {
+        let scope = self.scope.as_ref()?;
+        Some(format!("{}::{}", scope.enclosing()?, scope.suffix))
     }
 
     /// The signature as written, e.g. `fn(&Transformer, u64, u64) -> u64`.
@@ -155,7 +218,7 @@ impl Entry {
     fn shape_mismatch(&self, found: Fingerprint) -> Error {
         let shapes = self.shapes();
         Error::ShapeMismatch {
-            name: self.name.into(),
+            name: self.name().into(),
             expected: shapes.to_string(),
             expected_shape: shapes.hash(),
             found,
@@ -177,7 +240,7 @@ impl Entry {
             Ok(())
         } else {
             Err(Error::SignatureMismatch {
-                name: self.name.into(),
+                name: self.name().into(),
                 expected: self.signature.into(),
                 expected_fingerprint: self.fingerprint,
                 found: fingerprint,
@@ -203,7 +266,7 @@ impl Entry {
 
     pub(crate) fn wrong_kind(&self, expected: &'static str) -> Error {
         Error::WrongKind {
-            name: self.name.into(),
+            name: self.name().into(),
             expected: expected.into(),
             found: self.kind.describe().into(),
         }
@@ -213,10 +276,11 @@ impl Entry {
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("kind", &self.kind)
             .field("signature", &self.signature)
-            .field("id", &self.id)
+            .field("id", &self.id())
+            .field("location", &self.location)
             .finish()
     }
 }

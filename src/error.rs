@@ -32,8 +32,9 @@ pub enum Error {
 
     /// Two registered items hash to the same ID.
     #[error(
-        "duplicate symbol {id}: `{first}` and `{second}` are both registered under it; \
-         give one of them its own name with `#[dilly::func(name = \"...\")]`"
+        "duplicate symbol {id}: `{first}` (registered at {first_at}) and `{second}` (registered at {second_at}) \
+         are both registered under it; give one of them its own name with `#[dilly::func(name = \"...\")]`, \
+         or `#[dilly(name = \"...\")]` on a method"
     )]
     DuplicateSymbol {
         /// The contested ID.
@@ -42,6 +43,10 @@ pub enum Error {
         first: Cow<'static, str>,
         /// The other name.
         second: Cow<'static, str>,
+        /// Where the first was registered (`file:line:column`).
+        first_at: Cow<'static, str>,
+        /// Where the second was registered (`file:line:column`).
+        second_at: Cow<'static, str>,
     },
 
     /// The receiver's registered item has a different signature than the sender's:

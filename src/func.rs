@@ -96,7 +96,9 @@ enum Origin {
 /// let bytes = dilly::to_bytes(&f)?;
 /// let g: Func<(u64,), u64> = dilly::from_bytes(&bytes)?;
 /// assert_eq!(g.call((21,)), 42);
-/// assert_eq!(g.name(), concat!(module_path!(), "::double"));
+/// // `double` stands inside this example's function, so that function is part of
+/// // its name (see `Entry::name`).
+/// assert!(g.name().starts_with(module_path!()) && g.name().ends_with("::double"));
 /// # Ok::<(), dilly::Error>(())
 /// ```
 pub struct Func<A, R, M: Mode = Portable> {

@@ -56,7 +56,9 @@
 //! ## The pieces
 //!
 //! * [`#[dilly::func]`](macro@func) registers a free or nested function;
-//!   [`func_of!`] makes its value.
+//!   [`func_of!`] makes its value. A nested function is named by its enclosing
+//!   function as well (`my_app::first::helper`; see [`registry::Entry::name`]), so
+//!   same-named nested functions of different functions never collide.
 //! * [`#[dilly::methods]`](macro@methods) registers the methods of an `impl` block;
 //!   [`bind!`] makes a bound method, receiver included.
 //! * [`closure!`] lifts a closure's body into a registered function and its captures

@@ -2,7 +2,7 @@
 
 pub use crate::construct::{
     Capture, Output, RegisteredTask, assert_capture, bound_value, func_entry, object_entry,
-    same_build_value, shapes, shapes_of, shared_value, task_entry,
+    same_build_value, scoped, shapes, shapes_of, shared_value, task_entry,
 };
 pub use crate::entry::{Entry, Kind};
 pub use crate::prepared::{prepare_owned, prepare_shared};

@@ -97,11 +97,14 @@ fn readable_form_shows_the_captures() {
     let f = closure!([offset: u64] move |x: u64| x + offset);
     let json = serde_json::to_value(&f).unwrap();
     assert_eq!(json["state"], serde_json::json!({"offset": 7}));
+    // The same closure text stands in another function of this file, so each is
+    // named by its function.
     assert!(
         json["fn"]
             .as_str()
             .unwrap()
-            .starts_with("closure::{closure#")
+            .starts_with("closure::readable_form_shows_the_captures::{closure#"),
+        "{json}"
     );
     let g: Func<(u64,), u64> = serde_json::from_value(json).unwrap();
     assert_eq!(g.call((35,)), 42);

@@ -63,13 +63,16 @@ fn several_arguments_unit_and_patterns() {
 }
 
 #[test]
-fn nested_function_registers_like_a_free_one() {
+fn nested_function_is_named_by_its_enclosing_function() {
     #[dilly::func]
     fn square(x: u64) -> u64 {
         x * x
     }
     let f = func_of!(square);
-    assert_eq!(f.name(), "func::square");
+    assert_eq!(
+        f.name(),
+        "func::nested_function_is_named_by_its_enclosing_function::square"
+    );
     let g: Func<(u64,), u64> = dilly::from_bytes(&dilly::to_bytes(&f).unwrap()).unwrap();
     assert_eq!(g.call((7,)), 49);
 }

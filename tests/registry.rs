@@ -14,6 +14,7 @@ fn entries_of_an_otherwise_unused_crate_are_linked() {
     for (name, kind) in [
         ("dilly_fixture::double", Kind::Function),
         ("dilly_fixture::triple", Kind::Function),
+        ("dilly_fixture::enclosing::quadruple", Kind::Function),
         ("dilly_fixture::Transformer::process_data", Kind::Method),
         ("dilly_fixture::Transformer::into_label", Kind::Method),
         ("dilly_fixture::Transformer::bump", Kind::Method),

@@ -59,6 +59,12 @@ fn cases() -> Vec<Case> {
             expected: "dilly_fixture::triple 63",
         },
         Case {
+            file: "scoped_fn.bin",
+            bytes: dilly::to_bytes(&dilly_fixture::enclosing()).unwrap(),
+            check: call_u64,
+            expected: "dilly_fixture::enclosing::quadruple 84",
+        },
+        Case {
             file: "bound_method.bin",
             bytes: dilly::to_bytes(&method).unwrap(),
             check: |bytes| {

@@ -189,10 +189,9 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let name = format!(
-        "::{{closure#{:016x}}}",
-        fnv1a(sig::text(&tokens).as_bytes())
-    );
+    let hash = fnv1a(sig::text(&tokens).as_bytes());
+    let name = format!("::{{closure#{hash:016x}}}");
+    let suffix = &name[2..];
 
     // The capture checks come first, so their message leads the errors of a capture
     // that cannot travel.
@@ -204,12 +203,20 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
         struct __DillyCaptures {
             #(#idents: #types,)*
         }
-        static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<__DillyCaptures>(
-            ::core::concat!(::core::module_path!(), #name),
-            #signature,
-            ::dilly::__private::Kind::Closure,
-            |state| ::dilly::__private::prepare_shared::<__DillyCaptures, #args_tuple, _, _>(state, #lifted),
-            || ::dilly::__private::shapes_of::<__DillyCaptures, #args_tuple, _, _>(&#lifted),
+        // Named by its module; by its enclosing function too where a token-identical
+        // closure of another function shares that name (see `Entry::name`).
+        static ENTRY: ::dilly::__private::Entry = ::dilly::__private::scoped(
+            ::dilly::__private::func_entry::<__DillyCaptures>(
+                ::core::concat!(::core::module_path!(), #name),
+                #signature,
+                ::dilly::__private::Kind::Closure,
+                |state| ::dilly::__private::prepare_shared::<__DillyCaptures, #args_tuple, _, _>(state, #lifted),
+                || ::dilly::__private::shapes_of::<__DillyCaptures, #args_tuple, _, _>(&#lifted),
+            ),
+            ::core::module_path!(),
+            #suffix,
+            || ::core::any::type_name::<__DillyCaptures>(),
+            #hash,
         );
         ::dilly::__register!(ENTRY);
         ::dilly::__private::shared_value(&ENTRY, __DillyCaptures { #(#idents: #inits,)* }, #lifted)

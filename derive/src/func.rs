@@ -6,6 +6,7 @@ use syn::{FnArg, ItemFn};
 
 use crate::attr::{self, Accept, Options};
 use crate::errors::Errors;
+use crate::name::{self, Naming};
 use crate::sig;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -56,21 +57,35 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         };
     }
 
-    let name = sig::canonical_name(options.name.as_ref(), &sig::ident_text(ident));
+    let naming = match &options.name {
+        Some(lit) => Naming::Explicit(lit),
+        None => {
+            let block = &function.block;
+            Naming::Scoped {
+                suffix: sig::ident_text(ident),
+                marker: name::marker_of(ident),
+                own_tokens: quote!(#sig #block),
+            }
+        }
+    };
+    let name = naming.module_name();
     let signature = sig::signature_text(None, &args, &ret);
     let body = call_body(quote!(#ident), &args, &ret);
     let args_tuple = sig::tuple_type(&args);
+    let entry = naming.wrap(quote! {
+        ::dilly::__private::func_entry::<()>(
+            #name,
+            #signature,
+            ::dilly::__private::Kind::Function,
+            |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
+            ::dilly::__private::shapes::<(), #args_tuple, #ret>,
+        )
+    });
     quote! {
         #function
         #quiet
         #vis fn #companion() -> ::dilly::Func<#args_tuple, #ret> {
-            static ENTRY: ::dilly::__private::Entry = ::dilly::__private::func_entry::<()>(
-                #name,
-                #signature,
-                ::dilly::__private::Kind::Function,
-                |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
-                ::dilly::__private::shapes::<(), #args_tuple, #ret>,
-            );
+            static ENTRY: ::dilly::__private::Entry = #entry;
             ::dilly::__register!(ENTRY);
             ::dilly::__private::shared_value(&ENTRY, (), #body)
         }

@@ -15,11 +15,16 @@ mod derive;
 mod errors;
 mod func;
 mod methods;
+mod name;
 mod sig;
 
 use proc_macro::TokenStream;
 
 /// Registers a free or nested function so [`func_of!`] can make it a value.
+///
+/// The name is `module_path!()` + `::` + the function's name; a nested function's
+/// name includes its enclosing function (`my_app::first::helper`). `name = "..."`
+/// gives one explicitly.
 #[proc_macro_attribute]
 pub fn func(attr: TokenStream, item: TokenStream) -> TokenStream {
     func::expand(attr.into(), item.into()).into()

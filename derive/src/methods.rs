@@ -7,6 +7,7 @@ use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Type};
 use crate::attr::{self, Accept, Options};
 use crate::errors::Errors;
 use crate::func::call_body;
+use crate::name::{self, Naming};
 use crate::sig;
 
 enum Receiver {
@@ -60,6 +61,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let self_ty = (*block.self_ty).clone();
     let mut companions = Vec::new();
     let mut entries = Vec::new();
+    // Explicit names so far, with the method that has each: a clash within one
+    // block is reported here, at compile time.
+    let mut explicit_names: Vec<(String, syn::Ident)> = Vec::new();
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
         let method_options = attr::take_dilly_attrs(
@@ -78,6 +82,19 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             // gets a companion of any type so `bind!` and `func_of!` add no errors.
             companions.push(fallback(method, &quote!(!)));
             continue;
+        }
+        if let Some(lit) = &method_options.name {
+            let name = lit.value();
+            match explicit_names.iter().find(|(taken, _)| *taken == name) {
+                Some((_, owner)) => errors.spanned(
+                    lit,
+                    format!(
+                        "`name = \"{name}\"` is already given to `{owner}` in this impl block: \
+                         two registered methods cannot share a name; give each its own"
+                    ),
+                ),
+                None => explicit_names.push((name, method.sig.ident.clone())),
+            }
         }
         let (companion, entry) = companion(method, &self_ty, &method_options, &mut errors);
         companions.push(companion);
@@ -160,10 +177,28 @@ fn companion(
         "__DILLY_ENTRY_{:016x}",
         crate::closure::fnv1a(format!("{type_text}::{}", sig::ident_text(ident)).as_bytes())
     );
-    let name = sig::canonical_name(
-        options.name.as_ref(),
-        &format!("{type_text}::{}", sig::ident_text(ident)),
+    let suffix = format!("{type_text}::{}", sig::ident_text(ident));
+    // The scope's marker stands beside the entry, outside the `impl` block.
+    let marker = quote::format_ident!(
+        "__dilly_scope_{:016x}",
+        crate::closure::fnv1a(suffix.as_bytes())
     );
+    let naming = match &options.name {
+        Some(lit) => Naming::Explicit(lit),
+        None => {
+            let block = &method.block;
+            Naming::Scoped {
+                suffix,
+                marker: name::marker_of(&marker),
+                own_tokens: quote!(#self_ty #sig #block),
+            }
+        }
+    };
+    let name = naming.module_name();
+    let marker_item = match naming {
+        Naming::Explicit(_) => TokenStream::new(),
+        Naming::Scoped { .. } => quote!(#quiet fn #marker() {}),
+    };
     let args_tuple = sig::tuple_type(&args);
     let (pattern, idents) = sig::tuple_pattern(args.len());
 
@@ -184,17 +219,21 @@ fn companion(
                     ::dilly::__private::shared_value(&#entry, (), #body)
                 }
             };
-            let item = quote! {
-                #quiet
-                #[allow(non_upper_case_globals)]
-                static #entry: ::dilly::__private::Entry = ::dilly::__private::func_entry::<()>(
+            let value = naming.wrap(quote! {
+                ::dilly::__private::func_entry::<()>(
                     #name,
                     #signature,
                     ::dilly::__private::Kind::Function,
                     |state| ::dilly::__private::prepare_shared::<(), #args_tuple, #ret, _>(state, #body),
                     ::dilly::__private::shapes::<(), #args_tuple, #ret>,
-                );
-                    ::dilly::__register!(#entry);
+                )
+            });
+            let item = quote! {
+                #marker_item
+                #quiet
+                #[allow(non_upper_case_globals)]
+                static #entry: ::dilly::__private::Entry = #value;
+                ::dilly::__register!(#entry);
             };
             (method, item)
         }
@@ -236,17 +275,21 @@ fn companion(
                     ::dilly::__private::bound_value(&#entry, self)
                 }
             };
-            let item = quote! {
-                #quiet
-                #[allow(non_upper_case_globals)]
-                static #entry: ::dilly::__private::Entry = ::dilly::__private::func_entry::<#self_ty>(
+            let value = naming.wrap(quote! {
+                ::dilly::__private::func_entry::<#self_ty>(
                     #name,
                     #signature,
                     ::dilly::__private::Kind::Method,
                     |state| #prepare,
                     ::dilly::__private::shapes::<#self_ty, #args_tuple, #ret>,
-                );
-                    ::dilly::__register!(#entry);
+                )
+            });
+            let item = quote! {
+                #marker_item
+                #quiet
+                #[allow(non_upper_case_globals)]
+                static #entry: ::dilly::__private::Entry = #value;
+                ::dilly::__register!(#entry);
             };
             (method, item)
         }

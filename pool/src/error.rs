@@ -239,6 +239,15 @@ pub enum Error {
         worker: RegistryFingerprint,
     },
 
+    /// This program's registry cannot serve: two registered items share a name
+    /// (`dilly::Error::DuplicateSymbol`, which names both and where each is
+    /// registered). Found when the pool is built, before any task runs.
+    #[error("this program's function registry cannot be used: {error}")]
+    Registry {
+        /// The core crate's error.
+        error: dilly::Error,
+    },
+
     /// The initializer failed in a new worker.
     #[error("the pool's initializer failed in a new worker: {error}")]
     Initializer {

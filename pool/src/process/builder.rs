@@ -230,7 +230,11 @@ impl Builder {
 
     /// Starts the workers and waits until each has completed the handshake and run
     /// the initializer.
+    ///
+    /// Fails with [`Error::Registry`] before starting any worker when two
+    /// registered items of this program share a name (`dilly::registry::check`).
     pub fn build(self) -> Result<ProcessPool> {
+        dilly::registry::check().map_err(|error| Error::Registry { error })?;
         let workers = match self.workers {
             Some(0) => return Err(Error::Config("workers must be at least 1".into())),
             Some(n) => n,

@@ -109,8 +109,3 @@ pub use dilly_derive::{Dilly, bind, closure, func, func_of, methods};
 
 /// Internal name of the hidden module, so `crate::private::X` reads naturally.
 use crate::__private as private;
-
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;

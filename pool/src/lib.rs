@@ -96,13 +96,38 @@ mod thread;
 mod worker;
 
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
-pub use crate::executor::Executor;
+pub use crate::executor::{Executor, FuncValue, UnaryFunc};
 pub use crate::handle::AsyncResult;
 pub use crate::imap::{Imap, Indexed};
 pub use crate::process::{Builder, ProcessPool, StartMethod};
 pub use crate::serial::Serial;
 pub use crate::thread::{ThreadPool, ThreadPoolBuilder};
 pub use crate::worker::serve_if_worker;
+
+pub mod prelude {
+    //! What pool code needs, in one import: `use dilly_pool::prelude::*;` brings
+    //! the executors, their builders and the [`Executor`] trait whose methods
+    //! (`map`, `starmap`, `imap`, `apply`, …) they all share, so a forgotten trait
+    //! import is not the first compile error.
+    //!
+    //! ```
+    //! use dilly_pool::prelude::*;
+    //!
+    //! #[dilly::func]
+    //! fn double(x: u64) -> u64 {
+    //!     x * 2
+    //! }
+    //!
+    //! let pool = ThreadPool::builder().workers(2).build()?;
+    //! assert_eq!(pool.map(&dilly::func_of!(double), [1, 2, 3])?, [2, 4, 6]);
+    //! # Ok::<(), dilly_pool::Error>(())
+    //! ```
+
+    pub use crate::{
+        AsyncResult, Builder, Executor, FuncValue, ProcessPool, Serial, StartMethod, TaskError,
+        ThreadPool, ThreadPoolBuilder, UnaryFunc,
+    };
+}
 
 #[doc(hidden)]
 pub mod __fuzz {

@@ -30,13 +30,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dilly::{Func, Mode, RawFunc};
+use dilly::RawFunc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{Items, Job, Outcomes, Shape};
 use crate::error::{Error, Result, TaskError};
-use crate::executor::{Executor, encode_single_call};
+use crate::executor::{Executor, FuncValue, encode_single_call};
 use crate::handle::AsyncResult;
 use crate::sync::lock;
 
@@ -343,13 +343,14 @@ impl Executor for ProcessPool {
 
     // As the provided method, but the task is run on an idle worker from this
     // thread when one is free (`PoolCore::run_inline`): no pool thread is woken.
-    fn apply<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<R>
+    fn apply<F>(&self, func: &F, args: F::Args) -> Result<F::Output>
     where
         Self: Sized,
-        A: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
+        F: FuncValue,
+        F::Args: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
     {
+        let func = func.as_func();
         let items = encode_single_call(func, &args)?;
         let mut job = self.open_job(&func.raw())?;
         job.push(0, items, false)?;

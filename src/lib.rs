@@ -105,7 +105,18 @@ pub use crate::func::{ErasedFunc, Func, Mode, Portable, RawFunc, SameBuild};
 pub use crate::object::{Object, Task};
 pub use crate::same_build::BuildId;
 pub use crate::symbol::{Fingerprint, SymbolId};
-pub use dilly_derive::{Dilly, bind, closure, func, func_of, methods};
+#[doc = include_str!("macro_docs/derive.md")]
+pub use dilly_derive::Dilly;
+#[doc = include_str!("macro_docs/bind.md")]
+pub use dilly_derive::bind;
+#[doc = include_str!("macro_docs/closure.md")]
+pub use dilly_derive::closure;
+#[doc = include_str!("macro_docs/func.md")]
+pub use dilly_derive::func;
+#[doc = include_str!("macro_docs/func_of.md")]
+pub use dilly_derive::func_of;
+#[doc = include_str!("macro_docs/methods.md")]
+pub use dilly_derive::methods;
 
 /// Internal name of the hidden module, so `crate::private::X` reads naturally.
 use crate::__private as private;

@@ -1,10 +1,18 @@
-//! A synchronous Redis connection that reconnects: a command that fails because
-//! the connection broke (Redis restarted, the network dropped) is retried on a
-//! new connection, with backoff, for up to a configured time.
+//! Connections to Redis, and the setup both sides share. [`Conn`] is a synchronous
+//! connection that reconnects: a command that fails because the connection broke
+//! (Redis restarted, the network dropped) is retried on a new connection, with
+//! backoff, for up to a configured time. [`connect`] opens the first one and checks
+//! the URL and credentials, [`ensure_group`] creates the hosts' consumer group,
+//! [`resolve_key`] finds the shared HMAC key.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, RedisError, RedisResult};
+
+use crate::entry::Key;
+use crate::error::{Error, Result, redact};
+use crate::keys::{GROUP, Keys};
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,4 +114,64 @@ impl Conn {
     ) -> RedisResult<T> {
         self.run(Duration::ZERO, |con| pipe.query(con))
     }
+}
+
+/// The environment variable that holds the shared HMAC key when the builder is
+/// not given one.
+pub const KEY_ENV: &str = "DILLY_REDIS_KEY";
+
+/// The largest entry accepted by default, in bytes.
+pub(crate) const DEFAULT_MAX_ENTRY: usize = 64 << 20;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Connects a client for `url`, checking the URL, the address and the
+/// credentials now rather than at the first task.
+pub(crate) fn connect(url: &str, retry_for: Duration) -> Result<(redis::Client, Conn)> {
+    let client = redis::Client::open(url).map_err(|source| Error::Url {
+        url: redact(url),
+        source,
+    })?;
+    let mut conn = Conn::connect(&client, retry_for).map_err(|source| Error::Redis {
+        url: redact(url),
+        doing: "connecting (check the address, the password or ACL user in the URL, and TLS)",
+        source,
+    })?;
+    conn.query::<()>(&redis::cmd("PING"))
+        .map_err(|source| Error::Redis {
+            url: redact(url),
+            doing: "sending PING after connecting",
+            source,
+        })?;
+    Ok((client, conn))
+}
+
+/// Creates the hosts' consumer group on the task stream (and the stream), from
+/// the stream's start, unless it exists.
+pub(crate) fn ensure_group(conn: &mut Conn, keys: &Keys) -> redis::RedisResult<()> {
+    let created: redis::RedisResult<()> = conn.query(
+        redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys.tasks())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM"),
+    );
+    match created {
+        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+        other => other,
+    }
+}
+
+/// The key from the builder, else from [`KEY_ENV`].
+pub(crate) fn resolve_key(given: Option<Vec<u8>>) -> Option<Key> {
+    given
+        .or_else(|| {
+            std::env::var_os(KEY_ENV)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.into_encoded_bytes())
+        })
+        .map(|k| Key::new(&k))
 }

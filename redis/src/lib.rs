@@ -61,10 +61,14 @@ mod entry;
 mod error;
 mod host;
 mod keys;
-mod pool;
+mod registration;
+mod reply;
 mod stats;
+mod submit;
 
+pub use crate::conn::KEY_ENV;
 pub use crate::error::{Error, Result};
 pub use crate::host::{HostBuilder, HostHandle, WorkerHost};
-pub use crate::pool::{KEY_ENV, RedisPool, RedisPoolBuilder};
-pub use crate::stats::{DeadLetter, HostInfo, Stats};
+pub use crate::registration::HostInfo;
+pub use crate::stats::Stats;
+pub use crate::submit::{DeadLetter, RedisPool, RedisPoolBuilder};

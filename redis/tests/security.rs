@@ -136,6 +136,57 @@ fn a_forged_result_is_refused_and_the_real_one_delivered() {
     assert_eq!(handle.get().unwrap(), 49);
 }
 
+/// Anyone who can write to the Redis can add an entry whose field name is not
+/// UTF-8: in the task stream and in a pool's result stream, it is refused and
+/// counted like any other forged entry, and honest tasks finish.
+#[test]
+fn forged_entries_with_binary_field_names_are_refused() {
+    let redis = Redis::start();
+    let url = redis.url();
+    let opts = HostOpts {
+        key: Some(KEY.to_owned()),
+        ..HostOpts::default()
+    };
+    let _host = Host::with(&url, "binary", &opts);
+    let pool = RedisPool::builder(&url)
+        .queue("binary")
+        .key(KEY)
+        .build()
+        .unwrap();
+    let mut con = redis.conn();
+    let submitters: Vec<String> = redis::cmd("KEYS")
+        .arg("dilly:{binary}:submitter:*")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(submitters.len(), 1);
+    let results = submitters[0].replace(":submitter:", ":results:");
+    for stream in ["dilly:{binary}:tasks", results.as_str()] {
+        let _: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg(&b"\xff\xfe"[..])
+            .arg("x")
+            .arg("m")
+            .arg(&b"\x01T garbage"[..])
+            .query(&mut con)
+            .unwrap();
+    }
+    let out = exactly_once(
+        &pool,
+        &dilly::func_of!(square),
+        (0..20u64).map(|x| (x,)).collect(),
+        3,
+    );
+    let out: Vec<u64> = out.into_iter().map(Result::unwrap).collect();
+    assert_eq!(out, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
+    wait_for(Duration::from_secs(10), "two refusals", || {
+        pool.stats().unwrap().refused == 2
+    });
+    let dead = pool.dead_letters(10).unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].reason.contains("no HMAC tag"), "{dead:?}");
+}
+
 #[test]
 fn same_build_values_need_a_key() {
     let redis = Redis::start();

@@ -20,7 +20,7 @@ mod queue;
 mod slot;
 mod spawner;
 
-pub use builder::Builder;
+pub use builder::ProcessPoolBuilder;
 pub use launch::StartMethod;
 
 use std::collections::{HashMap, VecDeque};
@@ -56,7 +56,7 @@ struct Settings {
     progress: bool,
     task_timeout: Option<Duration>,
     max_tasks_per_child: Option<usize>,
-    /// The program workers run, when it is not this executable (`Builder::program`).
+    /// The program workers run, when it is not this executable (`ProcessPoolBuilder::program`).
     program: Option<std::path::PathBuf>,
 }
 
@@ -120,13 +120,13 @@ pub struct ProcessPool {
 
 impl ProcessPool {
     /// A builder with the defaults: one worker per core, `Spawn`, automatic chunks.
-    pub fn builder() -> Builder {
-        Builder::new()
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::new()
     }
 
     /// A pool with the default settings.
     pub fn new() -> Result<ProcessPool> {
-        Builder::new().build()
+        ProcessPoolBuilder::new().build()
     }
 
     fn start(launcher: Launcher, settings: Settings) -> Result<ProcessPool> {

@@ -48,7 +48,7 @@ pub struct HostBuilder {
     url: String,
     queue: String,
     processes: usize,
-    pool: Option<dilly_pool::Builder>,
+    pool: Option<dilly_pool::ProcessPoolBuilder>,
     key: Option<Vec<u8>>,
     visibility_timeout: Duration,
     max_deliveries: u64,
@@ -74,7 +74,7 @@ impl HostBuilder {
 
     /// The local pool's other settings (per-task timeout, memory limit, start
     /// method, …); its worker count is replaced by [`processes`](HostBuilder::processes).
-    pub fn pool(mut self, builder: dilly_pool::Builder) -> Self {
+    pub fn pool(mut self, builder: dilly_pool::ProcessPoolBuilder) -> Self {
         self.pool = Some(builder);
         self
     }

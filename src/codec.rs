@@ -89,6 +89,7 @@ impl Limits {
                 what,
                 len,
                 limit: self.max_len,
+                setting: "Limits::max_len",
             }),
         }
     }

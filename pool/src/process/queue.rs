@@ -195,6 +195,7 @@ impl PoolCore {
                         what: "arguments",
                         len: len as u64,
                         limit,
+                        setting: "ProcessPoolBuilder::max_len",
                     },
                 };
                 job.send_error(chunk.first, error);

@@ -301,6 +301,12 @@ pub enum Error {
     #[error("invalid pool option: {0}")]
     Config(String),
 
+    /// An error of the dilly core, passed on by `?` (`From<dilly::Error>`):
+    /// encoding or decoding a function value or data with `dilly::to_bytes` and
+    /// `dilly::from_bytes`, or looking a function up.
+    #[error(transparent)]
+    Dilly(#[from] dilly::Error),
+
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {

@@ -169,11 +169,21 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// The largest frame (a chunk of arguments, one result) either side accepts;
-    /// default [`dilly::Limits::DEFAULT`] (64 MiB).
-    pub fn max_frame(mut self, bytes: usize) -> ProcessPoolBuilder {
+    /// The size limit: the largest frame (a chunk of arguments, one result) either
+    /// side accepts, in bytes; default [`dilly::Limits::DEFAULT`] (64 MiB). The same
+    /// name as [`dilly::Limits::max_len`] and dilly-redis's builders' `max_len`.
+    pub fn max_len(mut self, bytes: usize) -> ProcessPoolBuilder {
         self.max_frame = bytes;
         self
+    }
+
+    /// The old name of [`max_len`](ProcessPoolBuilder::max_len), kept for one release.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `max_len`, the size limit's name in every dilly crate"
+    )]
+    pub fn max_frame(self, bytes: usize) -> ProcessPoolBuilder {
+        self.max_len(bytes)
     }
 
     /// The program workers run; default: this very executable — `/proc/self/exe` on

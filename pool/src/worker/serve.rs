@@ -111,7 +111,7 @@ pub(super) fn serve(stream: UnixStream, ticket: &Ticket, handshake: Handshake) -
                         Ok(()) if scratch.len() as u64 > limit => Err(WireError::Result {
                             message: format!(
                                 "a result of {} bytes exceeds the frame limit of {limit} \
-                                 bytes; raise it with `ProcessPoolBuilder::max_frame`",
+                                 bytes; raise it with `ProcessPoolBuilder::max_len`",
                                 scratch.len()
                             ),
                         }),

@@ -23,7 +23,7 @@ mod handle;
 mod heartbeat;
 mod runner;
 
-pub use builder::HostBuilder;
+pub use builder::WorkerHostBuilder;
 pub use handle::HostHandle;
 
 use std::sync::atomic::AtomicBool;

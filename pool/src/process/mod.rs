@@ -91,7 +91,7 @@ struct PoolCore {
     returned: Condvar,
 }
 
-/// A pool of worker processes running [`Func`] values, with the API of Python's
+/// A pool of worker processes running [`Func`](dilly::Func) values, with the API of Python's
 /// `multiprocessing.Pool` (through [`Executor`]).
 ///
 /// ```

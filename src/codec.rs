@@ -89,6 +89,7 @@ impl Limits {
                 what: what.into(),
                 len,
                 limit: self.max_len,
+                setting: "Limits::max_len".into(),
             }),
         }
     }

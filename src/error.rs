@@ -181,7 +181,7 @@ pub enum Error {
 
     /// A length in the input exceeds the configured limit; nothing was allocated.
     #[error(
-        "{what} of {len} bytes exceeds the limit of {limit} bytes; raise it with `Limits::max_len` if the input is trusted"
+        "{what} of {len} bytes exceeds the limit of {limit} bytes; raise it with `{setting}` if the input is trusted"
     )]
     TooLarge {
         /// What the length described.
@@ -190,6 +190,9 @@ pub enum Error {
         len: u64,
         /// The limit in force.
         limit: usize,
+        /// The setting that raises the limit where it was met: `Limits::max_len`
+        /// for dilly's own decoders, a builder's `max_len` for a pool or a queue.
+        setting: Cow<'static, str>,
     },
 
     /// The input nests compound values (sequences, maps, structs, enums, options)

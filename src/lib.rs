@@ -109,12 +109,18 @@ pub use crate::entry::{ErasedFunc, Object, Task};
 pub use crate::error::{Error, Result};
 pub use crate::func::{Func, Mode, Portable, RawFunc, SameBuild};
 pub use crate::symbol::{BuildId, Fingerprint, SymbolId};
-pub use dilly_derive::{Dilly, bind, closure, func, func_of, methods};
+#[doc = include_str!("macro_docs/derive.md")]
+pub use dilly_derive::Dilly;
+#[doc = include_str!("macro_docs/bind.md")]
+pub use dilly_derive::bind;
+#[doc = include_str!("macro_docs/closure.md")]
+pub use dilly_derive::closure;
+#[doc = include_str!("macro_docs/func.md")]
+pub use dilly_derive::func;
+#[doc = include_str!("macro_docs/func_of.md")]
+pub use dilly_derive::func_of;
+#[doc = include_str!("macro_docs/methods.md")]
+pub use dilly_derive::methods;
 
 /// Internal name of the hidden module, so `crate::private::X` reads naturally.
 use crate::__private as private;
-
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;

@@ -118,6 +118,21 @@ fn json_with_an_unknown_name_says_which() {
 }
 
 #[test]
+fn json_positions_read_as_positions_in_the_data() {
+    let json = serde_json::to_string_pretty(&func_of!(double)).unwrap();
+    let err = serde_json::from_str::<Func<(u64, u64), u64>>(&json).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("type mismatch for `func::double`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("; found in the data at line "),
+        "serde_json's position follows dilly's message as a position in the data: {message}"
+    );
+}
+
+#[test]
 fn json_with_a_stale_fingerprint_is_version_skew() {
     let json = r#"{"fn":"func::double","fingerprint":"00000000000000ff","state":null}"#;
     let err = serde_json::from_str::<Func<(u64,), u64>>(json).unwrap_err();

@@ -119,6 +119,25 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**NOT met**"
 
 
+def target_lines(targets) -> list[str]:
+    """One line per (name, ok, measured, bound) target: ok is True, False, None (data
+    missing) or "unreachable" (no design that names its code can meet it); bound, when
+    not None, is the measured limit behind a target that is missed or unreachable."""
+    lines = []
+    for name, ok, measured, bound in targets:
+        if ok is None:
+            mark = "**unknown** (missing data)"
+        elif ok == "unreachable":
+            mark = "**not reachable**"
+        else:
+            mark = verdict(ok)
+        line = f"* {name}: {mark} ({measured})"
+        if bound is not None and ok is not True:
+            line += f"; bound: {bound}"
+        lines.append(line)
+    return lines
+
+
 # ---------------------------------------------------------------------------------------
 # Workload: serialize
 # ---------------------------------------------------------------------------------------
@@ -181,30 +200,41 @@ def report_serialize(target_dir: Path) -> str:
                 return None
         return pred
 
+    # As docs/benchmarks.md ("Targets") states them: a target that is not reachable
+    # or not met carries the measured bound behind it.
+    sc = cmp(lambda m: ratio(m["dilly_ns"], m["sc_ns"]))
+    stateless_sc = ", ".join(f"{k} {fmt_ratio(sc(per_kind[k]))}"
+                             for k in ["free_fn", "nested_fn", "bound_method"])
     targets = [
-        ("round trip ≥ 100× faster than cloudpickle (all kinds)",
+        ("round trip ≥ 100× faster than cloudpickle, all kinds",
          all_ok(cmp(lambda m: m["cp_ns"] / m["dilly_ns"] >= 100), KINDS),
          "min " + fmt_ratio(min((ratio(per_kind[k]["cp_ns"], per_kind[k]["dilly_ns"]) or 0)
-                                for k in KINDS))),
-        ("round trip within 2× of serde_closure (all kinds)",
-         all_ok(cmp(lambda m: m["dilly_ns"] <= 2 * m["sc_ns"]), KINDS),
-         "max " + fmt_ratio(max((ratio(per_kind[k]["dilly_ns"], per_kind[k]["sc_ns"]) or 0)
-                                for k in KINDS))),
+                                for k in KINDS)), None),
         ("payload ≤ 1/10 of dill's (closure, nested fn, bound method)",
          all_ok(cmp(lambda m: m["dilly_b"] * 10 <= m["dill_b"]),
                 ["nested_fn", "bound_method", "closure"]),
          "min " + fmt_ratio(min((ratio(per_kind[k]["dill_b"], per_kind[k]["dilly_b"]) or 0)
-                                for k in ["nested_fn", "bound_method", "closure"]))),
+                                for k in ["nested_fn", "bound_method", "closure"])), None),
         ("free fn payload ≤ pickle's by-reference payload",
          cmp(lambda m: m["dilly_b"] <= m["pickle_b"])(per_kind["free_fn"]),
          f"{fmt_int(per_kind['free_fn']['dilly_b'])} vs "
-         f"{fmt_int(per_kind['free_fn']['pickle_b'])} bytes"),
+         f"{fmt_int(per_kind['free_fn']['pickle_b'])} bytes", None),
+        ("round trip ≤ 100 ns for the kinds without state (free and nested fn)",
+         all_ok(cmp(lambda m: m["dilly_ns"] <= 100), ["free_fn", "nested_fn"]),
+         f"{fmt_ns(per_kind['free_fn']['dilly_ns'])} and "
+         f"{fmt_ns(per_kind['nested_fn']['dilly_ns'])} ns", None),
+        ("round trip within 2× of serde_closure, closure (the kind with real state)",
+         cmp(lambda m: m["dilly_ns"] <= 2 * m["sc_ns"])(per_kind["closure"]),
+         fmt_ratio(sc(per_kind["closure"])), None),
+        ("round trip within 2× of serde_closure, kinds without real state",
+         "unreachable", stateless_sc,
+         "serde_closure sends 0 bytes and names no code (one binary only); naming the "
+         "code costs at least the output buffer, ~20 ns, and a bound method also the ID "
+         "lookup and the receiver's decode (docs/benchmarks.md, \"Targets\")"),
     ]
-    out.append("Targets (serialization):")
+    out.append("Targets (serialization), as docs/benchmarks.md states them:")
     out.append("")
-    for name, ok, detail in targets:
-        mark = "**unknown** (missing data)" if ok is None else verdict(ok)
-        out.append(f"* {name}: {mark} ({detail})")
+    out.extend(target_lines(targets))
     return "\n".join(out)
 
 
@@ -374,47 +404,55 @@ def report_pool(target_dir: Path) -> str:
             return None
         return value >= bound if higher else value <= bound
 
+    # As docs/benchmarks.md ("Targets", "Pool") states them, each with the measured
+    # bound where one is known.
     targets = [
-        ("throughput ≥ 20× multiprocessing.Pool, default chunking (100,000 tasks)",
+        ("throughput ≥ 20× multiprocessing, default chunking (100,000 tasks)",
          check(ratio(d["tp_default"], mp_tp), 20, True),
          f"{fmt_ratio(ratio(d['tp_default'], mp_tp))}: {fmt_rate(d['tp_default'], '/s')} vs "
-         f"{fmt_rate(mp_tp, '/s')}"),
-        ("throughput ≥ 50× multiprocessing.Pool at chunk size 1 (20,000 tasks)",
+         f"{fmt_rate(mp_tp, '/s')}",
+         "the codec: encoding, decoding and calling alone take ~19 ns per task, at most "
+         "~10× multiprocessing on 2 cores before any transport"),
+        ("throughput ≥ 50× multiprocessing at chunk size 1 (20,000 tasks)",
          check(ratio(d["tp_chunk1"], mp_tp1), 50, True),
          f"{fmt_ratio(ratio(d['tp_chunk1'], mp_tp1))}: {fmt_rate(d['tp_chunk1'], '/s')} vs "
-         f"{fmt_rate(mp_tp1, '/s')}"),
-        ("median round trip ≤ 1/5 of multiprocessing.Pool's",
+         f"{fmt_rate(mp_tp1, '/s')}", None),
+        ("median round trip ≤ 1/5 of multiprocessing's",
          check(ratio(mp_rt, d["rt_median"]), 5, True),
          f"{fmt_us(d['rt_median'])} vs {fmt_us(mp_rt)}: "
-         f"{fmt_ratio(ratio(mp_rt, d['rt_median']))} faster"),
+         f"{fmt_ratio(ratio(mp_rt, d['rt_median']))} faster", None),
         ("median round trip ≤ ½ of procspawn's warm pool",
          check(ratio(ps_rt, d["rt_median"]), 2, True),
          f"{fmt_us(d['rt_median'])} vs {fmt_us(ps_rt)}: "
-         f"{fmt_ratio(ratio(ps_rt, d['rt_median']))} faster"),
+         f"{fmt_ratio(ratio(ps_rt, d['rt_median']))} faster", None),
         ("median round trip within 3× of a raw pipe ping-pong",
          check(ratio(d["rt_median"], pipe_rt), 3, False),
          f"{fmt_us(d['rt_median'])} vs {fmt_us(pipe_rt)}: "
-         f"{fmt_ratio(ratio(d['rt_median'], pipe_rt))}"),
-        ("1 MiB payloads ≥ 3× multiprocessing.Pool's best (`Vec<u8>`)",
+         f"{fmt_ratio(ratio(d['rt_median'], pipe_rt))}", None),
+        ("1 MiB payloads ≥ 3× multiprocessing's best, as byte strings (`ByteBuf`)",
+         check(ratio(db_best, mp_best), 3, True),
+         f"{fmt_ratio(ratio(db_best, mp_best))}: {mibs(db_best)} vs {mibs(mp_best)}", None),
+        ("1 MiB payloads ≥ 3× multiprocessing's best, as `Vec<u8>`",
          check(ratio(d_best, mp_best), 3, True),
-         f"{fmt_ratio(ratio(d_best, mp_best))}: {mibs(d_best)} vs {mibs(mp_best)}"
-         f" (with `ByteBuf`: {fmt_ratio(ratio(db_best, mp_best))}, {mibs(db_best)})"),
-        ("pool start (2 workers, default `Spawn`) ≤ ¼ of multiprocessing.Pool's fork start",
+         f"{fmt_ratio(ratio(d_best, mp_best))}: {mibs(d_best)} vs {mibs(mp_best)}",
+         "serde encodes a `Vec<u8>` element by element (~0.7 ns per byte each way); "
+         "send `ByteBuf`"),
+        ("pool start (2 workers, default `Spawn`) ≤ ¼ of multiprocessing's fork start",
          check(ratio(mp_fork_start, starts["spawn"]), 4, True),
          f"{fmt_ms(starts['spawn'])} vs {fmt_ms(mp_fork_start)}: "
          f"{fmt_ratio(ratio(mp_fork_start, starts['spawn']))} faster; `ForkServer` "
          f"{fmt_ratio(ratio(mp_fork_start, starts['forkserver']))}, `Fork` "
-         f"{fmt_ratio(ratio(mp_fork_start, starts['fork']))}"),
+         f"{fmt_ratio(ratio(mp_fork_start, starts['fork']))}", None),
         ("`ForkServer` worker start ≤ 1/5 of `Spawn`'s",
          check(ratio(ws["forkserver"], ws["spawn"]), 0.2, False),
          f"{fmt_ms(ws['forkserver'])} vs {fmt_ms(ws['spawn'])}: "
-         f"{fmt_ratio(ratio(ws['forkserver'], ws['spawn']))} of Spawn's"),
+         f"{fmt_ratio(ratio(ws['forkserver'], ws['spawn']))} of Spawn's",
+         "fork, exit and page faults on the server's side: met in some runs, not reliably"),
     ]
-    out.append("Targets (pool; multiprocessing.Pool = its Linux default, `fork`):")
+    out.append("Targets (pool; multiprocessing = multiprocessing.Pool with its Linux default, "
+               "`fork`), as docs/benchmarks.md states them:")
     out.append("")
-    for name, ok, detail in targets:
-        mark = "**unknown** (missing data)" if ok is None else verdict(ok)
-        out.append(f"* {name}: {mark} ({detail})")
+    out.extend(target_lines(targets))
     return "\n".join(out)
 
 

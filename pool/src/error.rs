@@ -198,7 +198,7 @@ impl TaskError {
 #[non_exhaustive]
 pub enum Error {
     /// A same-build function value was submitted to a pool whose workers run
-    /// another executable (`Builder::program`): refused before anything is sent.
+    /// another executable (`ProcessPoolBuilder::program`): refused before anything is sent.
     #[error(
         "this same-build function value can only run in workers of the executable that made it \
          (build {found}), but this pool's workers run {} ({workers}); make the value portable \
@@ -227,7 +227,7 @@ pub enum Error {
     /// functions differs. Typically the executable was rebuilt while the program ran.
     #[error(
         "the worker's function registry ({worker}) differs from this process's ({parent}): \
-         the worker runs another build of the program (see `Builder::program`); or, if dilly's \
+         the worker runs another build of the program (see `ProcessPoolBuilder::program`); or, if dilly's \
          `inventory` collector is on, the pre-main hook ran before inventory registered the \
          functions: turn off dilly-pool's `auto-worker` feature and call \
          `dilly_pool::serve_if_worker()` first thing in `main`"
@@ -314,6 +314,12 @@ pub enum Error {
     /// The builder was given an invalid option.
     #[error("invalid pool option: {0}")]
     Config(String),
+
+    /// An error of the dilly core, passed on by `?` (`From<dilly::Error>`):
+    /// encoding or decoding a function value or data with `dilly::to_bytes` and
+    /// `dilly::from_bytes`, or looking a function up.
+    #[error(transparent)]
+    Dilly(#[from] dilly::Error),
 
     /// An operating-system call failed.
     #[error("{context}: {source}")]

@@ -11,6 +11,72 @@ use crate::handle::AsyncResult;
 use crate::imap::Imap;
 use crate::map;
 
+/// A function value an [`Executor`] can run: a [`Func`] (of any arity and mode),
+/// passed by reference. Plain Rust closures and `fn` items are not: make them
+/// values with `dilly::closure!` or `#[dilly::func]` and `dilly::func_of!`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a dilly function value, so it cannot be sent to a worker",
+    label = "expected `&dilly::Func<Args, R>`",
+    note = "a closure becomes a value with `dilly::closure!([capture: Type] move |x: T| ...)`",
+    note = "a `fn` becomes one with `#[dilly::func]` on it and `&dilly::func_of!(name)` here"
+)]
+pub trait FuncValue: sealed::Sealed {
+    /// The argument tuple.
+    type Args;
+    /// The result.
+    type Output;
+    /// [`dilly::Portable`] or [`dilly::SameBuild`].
+    type Mode: Mode;
+    /// The value itself.
+    fn as_func(&self) -> &Func<Self::Args, Self::Output, Self::Mode>;
+}
+
+impl<A, R, M: Mode> FuncValue for Func<A, R, M> {
+    type Args = A;
+    type Output = R;
+    type Mode = M;
+    fn as_func(&self) -> &Func<A, R, M> {
+        self
+    }
+}
+
+/// A function value of one argument, `Func<(T,), R>`: what
+/// [`map`](Executor::map), [`imap`](Executor::imap),
+/// [`imap_unordered`](Executor::imap_unordered) and
+/// [`map_async`](Executor::map_async) call once per item. A function of several
+/// arguments goes to [`starmap`](Executor::starmap) and its kin, with tuples.
+#[diagnostic::on_unimplemented(
+    message = "`map` calls its function with one argument per item, and `{Self}` is not a dilly function of one argument",
+    label = "expected `&dilly::Func<(T,), R>`",
+    note = "a function of several arguments: call `starmap` (`istarmap`, `starmap_async`) with argument tuples, e.g. `pool.starmap(&f, std::iter::zip(xs, ys))`",
+    note = "a closure becomes a value with `dilly::closure!([capture: Type] move |x: T| ...)`; a `fn` with `#[dilly::func]` and `&dilly::func_of!(name)`"
+)]
+pub trait UnaryFunc: sealed::Sealed {
+    /// The one argument.
+    type Arg;
+    /// The result.
+    type Output;
+    /// [`dilly::Portable`] or [`dilly::SameBuild`].
+    type Mode: Mode;
+    /// The value itself.
+    fn as_func(&self) -> &Func<(Self::Arg,), Self::Output, Self::Mode>;
+}
+
+impl<T, R, M: Mode> UnaryFunc for Func<(T,), R, M> {
+    type Arg = T;
+    type Output = R;
+    type Mode = M;
+    fn as_func(&self) -> &Func<(T,), R, M> {
+        self
+    }
+}
+
+mod sealed {
+    /// Only [`dilly::Func`] values are function values.
+    pub trait Sealed {}
+    impl<A, R, M: dilly::Mode> Sealed for dilly::Func<A, R, M> {}
+}
+
 /// What [`ProcessPool`](crate::ProcessPool), [`ThreadPool`](crate::ThreadPool) and
 /// [`Serial`](crate::Serial) have in common — and what a remote backend implements:
 /// open a [`Job`] for a function. The typed methods, by the names of Python's
@@ -29,85 +95,86 @@ pub trait Executor: Send + Sync {
     /// Calls `func` on every item, in parallel, and returns the results in input
     /// order; the first failed task (lowest index) is the error, after all tasks
     /// have finished. See [`imap`](Executor::imap) to keep partial results.
-    fn map<T, R, M, I>(&self, func: &Func<(T,), R, M>, items: I) -> Result<Vec<R>>
+    fn map<F, I>(&self, func: &F, items: I) -> Result<Vec<F::Output>>
     where
         Self: Sized,
-        T: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
-        I: IntoIterator<Item = T>,
+        F: UnaryFunc,
+        F::Arg: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
+        I: IntoIterator<Item = F::Arg>,
     {
-        self.starmap(func, items.into_iter().map(|x| (x,)))
+        self.starmap(func.as_func(), items.into_iter().map(|x| (x,)))
     }
 
     /// Calls `func` with each argument tuple — Python's `starmap`. Several
     /// iterables are zipped with `std::iter::zip`:
     /// `pool.starmap(&f, zip([1, 2], [3, 4]))` calls `f(1, 3)` and `f(2, 4)`.
-    fn starmap<A, R, M, I>(&self, func: &Func<A, R, M>, args: I) -> Result<Vec<R>>
+    fn starmap<F, I>(&self, func: &F, args: I) -> Result<Vec<F::Output>>
     where
         Self: Sized,
-        A: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
-        I: IntoIterator<Item = A>,
+        F: FuncValue,
+        F::Args: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
+        I: IntoIterator<Item = F::Args>,
     {
-        map::map(self.shape(), |raw| self.open(raw), func, args.into_iter())
+        map::map(
+            self.shape(),
+            |raw| self.open(raw),
+            func.as_func(),
+            args.into_iter(),
+        )
     }
 
     /// Like [`map`](Executor::map), but an iterator that yields each result in
     /// input order as soon as it (and every earlier one) is done, one `Result` per
     /// item. The input is consumed lazily, a few chunks ahead of the results
     /// (more while tiny tasks come back fast: [`Imap`]).
-    fn imap<'a, T, R, M, I>(&'a self, func: &Func<(T,), R, M>, items: I) -> Result<Imap<'a, R>>
+    fn imap<'a, F, I>(&'a self, func: &F, items: I) -> Result<Imap<'a, F::Output>>
     where
         Self: Sized,
-        T: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
-        I: IntoIterator<Item = T>,
+        F: UnaryFunc,
+        F::Arg: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
+        I: IntoIterator<Item = F::Arg>,
         I::IntoIter: 'a,
     {
-        self.istarmap(func, items.into_iter().map(|x| (x,)))
+        self.istarmap(func.as_func(), items.into_iter().map(|x| (x,)))
     }
 
     /// Like [`imap`](Executor::imap), but yields results in completion order
     /// ([`Imap::indexed`] adds each one's input position).
-    fn imap_unordered<'a, T, R, M, I>(
-        &'a self,
-        func: &Func<(T,), R, M>,
-        items: I,
-    ) -> Result<Imap<'a, R>>
+    fn imap_unordered<'a, F, I>(&'a self, func: &F, items: I) -> Result<Imap<'a, F::Output>>
     where
         Self: Sized,
-        T: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
-        I: IntoIterator<Item = T>,
+        F: UnaryFunc,
+        F::Arg: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
+        I: IntoIterator<Item = F::Arg>,
         I::IntoIter: 'a,
     {
         Imap::new(
             self.shape(),
             |raw| self.open(raw),
-            func,
+            func.as_func(),
             items.into_iter().map(|x| (x,)),
             false,
         )
     }
 
     /// [`imap`](Executor::imap) over argument tuples.
-    fn istarmap<'a, A, R, M, I>(&'a self, func: &Func<A, R, M>, args: I) -> Result<Imap<'a, R>>
+    fn istarmap<'a, F, I>(&'a self, func: &F, args: I) -> Result<Imap<'a, F::Output>>
     where
         Self: Sized,
-        A: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
-        I: IntoIterator<Item = A>,
+        F: FuncValue,
+        F::Args: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
+        I: IntoIterator<Item = F::Args>,
         I::IntoIter: 'a,
     {
         Imap::new(
             self.shape(),
             |raw| self.open(raw),
-            func,
+            func.as_func(),
             args.into_iter(),
             true,
         )
@@ -132,35 +199,28 @@ pub trait Executor: Send + Sync {
     /// assert_eq!(squares.get()?, [1, 4, 9, 16]);
     /// # Ok::<(), dilly_pool::Error>(())
     /// ```
-    fn map_async<T, R, M, I>(
-        &self,
-        func: &Func<(T,), R, M>,
-        items: I,
-    ) -> Result<AsyncResult<Vec<R>>>
+    fn map_async<F, I>(&self, func: &F, items: I) -> Result<AsyncResult<Vec<F::Output>>>
     where
         Self: Sized,
-        T: Serialize + 'static,
-        R: DeserializeOwned + Send + 'static,
-        M: Mode,
-        I: IntoIterator<Item = T>,
+        F: UnaryFunc,
+        F::Arg: Serialize + 'static,
+        F::Output: DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = F::Arg>,
     {
-        self.starmap_async(func, items.into_iter().map(|x| (x,)))
+        self.starmap_async(func.as_func(), items.into_iter().map(|x| (x,)))
     }
 
     /// [`map_async`](Executor::map_async) over argument tuples — Python's
     /// `starmap_async`.
-    fn starmap_async<A, R, M, I>(
-        &self,
-        func: &Func<A, R, M>,
-        args: I,
-    ) -> Result<AsyncResult<Vec<R>>>
+    fn starmap_async<F, I>(&self, func: &F, args: I) -> Result<AsyncResult<Vec<F::Output>>>
     where
         Self: Sized,
-        A: Serialize + 'static,
-        R: DeserializeOwned + Send + 'static,
-        M: Mode,
-        I: IntoIterator<Item = A>,
+        F: FuncValue,
+        F::Args: Serialize + 'static,
+        F::Output: DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = F::Args>,
     {
+        let func = func.as_func();
         let submitted = map::submit(self.shape(), |raw| self.open(raw), func, args.into_iter())?;
         Ok(AsyncResult::many(
             submitted,
@@ -170,25 +230,26 @@ pub trait Executor: Send + Sync {
     }
 
     /// Calls `func(args)` in a worker and waits for the result.
-    fn apply<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<R>
+    fn apply<F>(&self, func: &F, args: F::Args) -> Result<F::Output>
     where
         Self: Sized,
-        A: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
+        F: FuncValue,
+        F::Args: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
     {
         self.apply_async(func, args)?.get()
     }
 
     /// Calls `func(args)` in a worker and returns at once with a handle to the
     /// result.
-    fn apply_async<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<AsyncResult<R>>
+    fn apply_async<F>(&self, func: &F, args: F::Args) -> Result<AsyncResult<F::Output>>
     where
         Self: Sized,
-        A: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
+        F: FuncValue,
+        F::Args: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
     {
+        let func = func.as_func();
         let items = encode_single_call(func, &args)?;
         let mut job = self.open(&func.raw())?;
         job.submit(0, items)?;

@@ -69,7 +69,7 @@
 //! or that runs past the timeout fails alone, as a [`TaskError`]; dead workers are
 //! replaced in the background and the pool keeps serving. A worker killed from
 //! outside (`kill -9`) before it reported its task as running may instead have that
-//! task run again on another worker; [`Builder::result_window`] with
+//! task run again on another worker; [`ProcessPoolBuilder::result_window`] with
 //! `Duration::ZERO` makes every task run at most once. `map` returns the first
 //! failure as [`Error::Task`]; `imap` yields one `Result` per item. Nothing hangs:
 //! a worker stopped in the middle of a task (`SIGSTOP`) fails it with
@@ -96,15 +96,47 @@ mod thread;
 mod worker;
 
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
-pub use crate::executor::Executor;
+pub use crate::executor::{Executor, FuncValue, UnaryFunc};
 pub use crate::handle::AsyncResult;
 #[cfg(feature = "stream")]
 pub use crate::imap::ImapStream;
 pub use crate::imap::{Imap, Indexed};
-pub use crate::process::{Builder, ProcessPool, StartMethod};
+pub use crate::process::{ProcessPool, ProcessPoolBuilder, StartMethod};
+
+/// The old name of [`ProcessPoolBuilder`], kept for one release.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `ProcessPoolBuilder`, after what it builds"
+)]
+pub type Builder = ProcessPoolBuilder;
 pub use crate::serial::Serial;
 pub use crate::thread::{ThreadPool, ThreadPoolBuilder};
 pub use crate::worker::serve_if_worker;
+
+pub mod prelude {
+    //! What pool code needs, in one import: `use dilly_pool::prelude::*;` brings
+    //! the executors, their builders and the [`Executor`] trait whose methods
+    //! (`map`, `starmap`, `imap`, `apply`, …) they all share, so a forgotten trait
+    //! import is not the first compile error.
+    //!
+    //! ```
+    //! use dilly_pool::prelude::*;
+    //!
+    //! #[dilly::func]
+    //! fn double(x: u64) -> u64 {
+    //!     x * 2
+    //! }
+    //!
+    //! let pool = ThreadPool::builder().workers(2).build()?;
+    //! assert_eq!(pool.map(&dilly::func_of!(double), [1, 2, 3])?, [2, 4, 6]);
+    //! # Ok::<(), dilly_pool::Error>(())
+    //! ```
+
+    pub use crate::{
+        AsyncResult, Executor, FuncValue, ProcessPool, ProcessPoolBuilder, Serial, StartMethod,
+        TaskError, ThreadPool, ThreadPoolBuilder, UnaryFunc,
+    };
+}
 
 #[doc(hidden)]
 pub mod __fuzz {

@@ -42,10 +42,14 @@ impl Progress {
         }
     }
 
-    /// Leaves the bar's final state on screen.
+    /// Leaves the bar's final state on screen, and ends its line: indicatif leaves
+    /// the cursor after the bar, where the program's next output would continue it.
     pub(crate) fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish();
+            if !bar.is_hidden() {
+                eprintln!();
+            }
         }
     }
 }

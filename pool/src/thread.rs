@@ -93,7 +93,7 @@ impl ThreadPoolBuilder {
     }
 
     /// Items per hand-off to a thread; by default the pool chooses, as
-    /// [`Builder::chunk_size`](crate::Builder::chunk_size) does.
+    /// [`ProcessPoolBuilder::chunk_size`](crate::ProcessPoolBuilder::chunk_size) does.
     pub fn chunk_size(mut self, chunk_size: usize) -> ThreadPoolBuilder {
         self.chunk_size = Some(chunk_size);
         self

@@ -1,4 +1,4 @@
-//! `Builder::result_window(Duration::ZERO)`: every result is sent when its task
+//! `ProcessPoolBuilder::result_window(Duration::ZERO)`: every result is sent when its task
 //! ends, so a worker's death is blamed on the task it ran without re-running any
 //! task — each runs at most once. Every run is noted in a file to count them.
 

@@ -17,7 +17,7 @@ fn oversized_items_fail_alone_and_big_chunks_are_split() {
     let pool = ProcessPool::builder()
         .workers(1)
         .chunk_size(50)
-        .max_frame(4096)
+        .max_len(4096)
         .build()
         .unwrap();
     // 50 items of 1000 bytes: one chunk, several frames.
@@ -33,16 +33,25 @@ fn oversized_items_fail_alone_and_big_chunks_are_split() {
             index: 1,
             error:
                 TaskError::Arguments {
-                    error: dilly::Error::TooLarge { .. },
+                    error: error @ dilly::Error::TooLarge { .. },
                 },
-        }) => {}
+        }) => assert!(
+            error
+                .to_string()
+                .contains("raise it with `ProcessPoolBuilder::max_len`"),
+            "the hint names the pool's setting: {error}"
+        ),
         other => panic!("expected Arguments(TooLarge) at 1, got {other:?}"),
     }
     match pool.map(&dilly::func_of!(blow_up), [10usize, 100_000, 20]) {
         Err(Error::Task {
             index: 1,
             error: TaskError::Unserializable { error },
-        }) => assert!(error.to_string().contains("frame limit"), "{error}"),
+        }) => assert!(
+            error.to_string().contains("frame limit")
+                && error.to_string().contains("`ProcessPoolBuilder::max_len`"),
+            "{error}"
+        ),
         other => panic!("expected Unserializable at 1, got {other:?}"),
     }
     assert_eq!(

@@ -45,7 +45,7 @@ fn a_pool_build_fails_naming_both_places_and_the_fix() {
         ("name_clash::shared", "name_clash::shared")
     );
     // `file:line:column` of the two `#[dilly::func(name = ...)]` attributes above.
-    let line = |at: &str| -> u32 { at.rsplitn(3, ':').nth(1).unwrap().parse().unwrap() };
+    let line = |at: &str| -> u32 { at.rsplit(':').nth(1).unwrap().parse().unwrap() };
     let mut lines = [line(first_at), line(second_at)];
     lines.sort_unstable();
     assert_eq!(lines, [8, 16]);

@@ -1,4 +1,4 @@
-//! `Builder::spin`: with the spin off and with a spin far longer than any test, every
+//! `ProcessPoolBuilder::spin`: with the spin off and with a spin far longer than any test, every
 //! result, failure, timeout and death is reported as without it. A spin that missed a
 //! result, an end of stream or a worker's death would hang these tests (the long
 //! window is an hour), and one that took bytes from the socket would corrupt results.

@@ -94,7 +94,7 @@ fn main() {
     if let Ok(url) = std::env::var(HOST_ENV) {
         WorkerHost::builder(url)
             .queue(QUEUE)
-            .processes(2)
+            .workers(2)
             .serve()
             .expect("the bench host serves");
         return;

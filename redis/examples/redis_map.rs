@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match std::env::args().nth(1).as_deref() {
         Some("worker") => {
             eprintln!("serving queue `{QUEUE}` of {url} with 2 worker processes; Ctrl-C stops");
-            WorkerHost::builder(url).queue(QUEUE).processes(2).serve()?;
+            WorkerHost::builder(url).queue(QUEUE).workers(2).serve()?;
         }
         Some("submit") => {
             let pool = RedisPool::builder(url).queue(QUEUE).build()?;

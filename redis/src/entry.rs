@@ -76,8 +76,12 @@ pub(crate) enum Refusal {
     BadTag,
     /// A tag, though this side has no key to check it with.
     UnexpectedTag,
-    /// Larger than the limit.
-    TooLarge { len: usize, limit: usize },
+    /// Larger than the limit; `setting` raises it on the side that refused.
+    TooLarge {
+        len: usize,
+        limit: usize,
+        setting: &'static str,
+    },
     /// The bytes do not decode.
     Malformed(String),
 }
@@ -94,10 +98,14 @@ impl std::fmt::Display for Refusal {
             Refusal::UnexpectedTag => {
                 f.write_str("the entry has an HMAC tag, but this side has no key to check it")
             }
-            Refusal::TooLarge { len, limit } => {
+            Refusal::TooLarge {
+                len,
+                limit,
+                setting,
+            } => {
                 write!(
                     f,
-                    "the entry's {len} bytes exceed the limit of {limit} bytes"
+                    "the entry's {len} bytes exceed the limit of {limit} bytes; raise it with `{setting}`"
                 )
             }
             Refusal::Malformed(detail) => write!(f, "the entry does not decode: {detail}"),
@@ -114,9 +122,16 @@ pub(crate) fn check(
     limit: usize,
 ) -> Result<(), Refusal> {
     if message.len() > limit {
+        // Hosts check task entries, pools result entries.
+        let setting = if domain.starts_with(b"dilly-redis result") {
+            "RedisPoolBuilder::max_len"
+        } else {
+            "WorkerHostBuilder::max_len"
+        };
         return Err(Refusal::TooLarge {
             len: message.len(),
             limit,
+            setting,
         });
     }
     match (key, tag) {
@@ -515,7 +530,19 @@ mod tests {
         );
         assert_eq!(
             check(Some(&key), b"q task", b"message", Some(&tag), 3),
-            Err(Refusal::TooLarge { len: 7, limit: 3 })
+            Err(Refusal::TooLarge {
+                len: 7,
+                limit: 3,
+                setting: "WorkerHostBuilder::max_len"
+            })
+        );
+        // A result entry is refused by the pool, whose builder raises the limit.
+        let refusal = check(None, b"dilly-redis result q", b"message", None, 3).unwrap_err();
+        assert!(
+            refusal
+                .to_string()
+                .ends_with("raise it with `RedisPoolBuilder::max_len`"),
+            "{refusal}"
         );
         assert!(check(None, b"q task", b"message", None, 100).is_ok());
         assert_eq!(

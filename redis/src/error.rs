@@ -32,8 +32,11 @@ pub enum Error {
     #[error("invalid option: {0}")]
     Config(String),
 
-    /// The host's local process pool failed.
-    #[error("the host's local process pool failed: {0}")]
+    /// An error of dilly-pool, passed on by `?` (`From<dilly_pool::Error>`): the
+    /// host's local process pool failed, or an [`Executor`](dilly_pool::Executor)
+    /// call on a [`RedisPool`](crate::RedisPool) did. A `dilly::Error` converts
+    /// too, through `dilly_pool::Error::Dilly`.
+    #[error(transparent)]
     Pool(#[from] dilly_pool::Error),
 
     /// Live hosts serve the queue, and none has this pool's HMAC key: every chunk
@@ -78,6 +81,12 @@ pub enum Error {
         /// The entry ID asked for.
         id: String,
     },
+}
+
+impl From<dilly::Error> for Error {
+    fn from(error: dilly::Error) -> Self {
+        Error::Pool(dilly_pool::Error::from(error))
+    }
 }
 
 /// `Result` with this crate's [`Error`].

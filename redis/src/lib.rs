@@ -4,7 +4,7 @@
 //! `map_async`, `apply` and `apply_async` work on it as on a local
 //! [`ProcessPool`](dilly_pool::ProcessPool), but the tasks run on **worker hosts**:
 //! the same program, started on other machines, serving a queue with one call,
-//! [`WorkerHost::builder(url).queue(name).processes(n).serve()`](WorkerHost::builder).
+//! [`WorkerHost::builder(url).queue(name).workers(n).serve()`](WorkerHost::builder).
 //! A host runs every chunk through a local `ProcessPool`, so a task that panics,
 //! segfaults or runs past its timeout fails alone, as it would locally.
 //!
@@ -20,7 +20,7 @@
 //! let url = "redis://127.0.0.1:6379";
 //! if std::env::args().any(|a| a == "worker") {
 //!     // On each worker machine.
-//!     WorkerHost::builder(url).queue("squares").processes(4).serve()?;
+//!     WorkerHost::builder(url).queue("squares").workers(4).serve()?;
 //! } else {
 //!     // Anywhere.
 //!     let pool = RedisPool::builder(url).queue("squares").build()?;
@@ -42,7 +42,7 @@
 //! * A host that lacks the function (unknown symbol, another signature or other
 //!   data types: another build) answers with
 //!   [`TaskError::Rejected`](dilly_pool::TaskError) at once, never retried.
-//! * With a shared key ([`RedisPoolBuilder::key`], [`HostBuilder::key`] or the
+//! * With a shared key ([`RedisPoolBuilder::key`], [`WorkerHostBuilder::key`] or the
 //!   [`KEY_ENV`] environment variable), every entry carries an HMAC-SHA256 tag,
 //!   checked before any byte is decoded; entries without a valid tag are refused,
 //!   counted and logged, and task entries are moved to the dead-letter stream.
@@ -80,8 +80,15 @@ mod submit;
 
 pub use crate::conn::KEY_ENV;
 pub use crate::error::{Error, Result};
-pub use crate::host::{HostBuilder, HostHandle, WorkerHost};
+pub use crate::host::{HostHandle, WorkerHost, WorkerHostBuilder};
 pub use crate::queue::{DeadLetterDetail, Queue};
+
+/// The old name of [`WorkerHostBuilder`], kept for one release.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `WorkerHostBuilder`, after what it builds"
+)]
+pub type HostBuilder = WorkerHostBuilder;
 pub use crate::registration::HostInfo;
 pub use crate::stats::Stats;
 pub use crate::submit::{DeadLetter, RedisPool, RedisPoolBuilder};

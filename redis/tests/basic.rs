@@ -245,7 +245,7 @@ fn stats_show_live_hosts_and_a_stopped_host_deregisters() {
     // A host that stops through its handle deregisters.
     let handle = dilly_redis::WorkerHost::builder(redis.url())
         .queue("stats")
-        .processes(1)
+        .workers(1)
         .spawn()
         .unwrap();
     let name = handle.name().to_owned();

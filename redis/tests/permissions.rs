@@ -67,7 +67,7 @@ fn acl(redis: &Redis, user: &str, rules: &[&str]) -> String {
 fn host(url: &str) -> dilly_redis::Result<dilly_redis::HostHandle> {
     WorkerHost::builder(url)
         .queue("acl")
-        .processes(1)
+        .workers(1)
         .reconnect_for(Duration::from_millis(500))
         .spawn()
 }

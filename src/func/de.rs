@@ -55,8 +55,11 @@ impl<'de> Deserialize<'de> for ByteBuf {
 
 /// Turns a dilly error inside a serde `Deserialize` impl into the format's error,
 /// keeping the typed error for [`crate::from_bytes`] and friends to hand back.
+/// The message ends in "found in the data", so that where a format appends a
+/// position (serde_json: " at line 7 column 1") it reads as a position in the
+/// data, not in a source file.
 pub(crate) fn de_error<E: de::Error>(err: Error) -> E {
-    let message = err.to_string();
+    let message = format!("{err}; found in the data");
     codec::stash_error(err);
     E::custom(message)
 }

@@ -1,4 +1,4 @@
-//! [`Builder`]: the options of a [`ProcessPool`].
+//! [`ProcessPoolBuilder`]: the options of a [`ProcessPool`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use super::{ProcessPool, Settings};
 use crate::error::{Error, Result};
 
 /// How long a finished task's result may wait in the worker's buffer for the
-/// results of the next ones, by default (`Builder::result_window`). Results of fast
+/// results of the next ones, by default (`ProcessPoolBuilder::result_window`). Results of fast
 /// tasks travel together (one write for many). Once a task has run longer than
 /// this, every earlier result is sent, followed by a `Busy` frame: if the worker
 /// dies now (or is killed at a timeout), the parent knows exactly which task it was
@@ -39,7 +39,7 @@ const SELF_EXE: &str = "/proc/self/exe";
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct Builder {
+pub struct ProcessPoolBuilder {
     workers: Option<usize>,
     start_method: StartMethod,
     chunk_size: Option<usize>,
@@ -56,22 +56,22 @@ pub struct Builder {
     result_window: Duration,
 }
 
-/// The default of [`Builder::spin`]: about what waking a sleeping process on
+/// The default of [`ProcessPoolBuilder::spin`]: about what waking a sleeping process on
 /// another CPU costs on a VM, so spinning never wastes much more than the wake-up it
 /// saves.
 const DEFAULT_SPIN: Duration = Duration::from_micros(50);
 
-impl Default for Builder {
+impl Default for ProcessPoolBuilder {
     fn default() -> Self {
-        Builder::new()
+        ProcessPoolBuilder::new()
     }
 }
 
-impl Builder {
+impl ProcessPoolBuilder {
     /// The defaults: one worker per core, [`StartMethod::Spawn`], automatic chunks,
     /// no timeout, no limits, no progress bar.
-    pub fn new() -> Builder {
-        Builder {
+    pub fn new() -> ProcessPoolBuilder {
+        ProcessPoolBuilder {
             workers: None,
             start_method: StartMethod::Spawn,
             chunk_size: None,
@@ -91,13 +91,13 @@ impl Builder {
 
     /// Number of worker processes (Python's `processes`); default: the number of
     /// cores (`std::thread::available_parallelism`).
-    pub fn workers(mut self, workers: usize) -> Builder {
+    pub fn workers(mut self, workers: usize) -> ProcessPoolBuilder {
         self.workers = Some(workers);
         self
     }
 
     /// How workers are started; default [`StartMethod::Spawn`].
-    pub fn start_method(mut self, method: StartMethod) -> Builder {
+    pub fn start_method(mut self, method: StartMethod) -> ProcessPoolBuilder {
         self.start_method = method;
         self
     }
@@ -111,29 +111,29 @@ impl Builder {
     /// worker batches results anyway), so that chunk size 1 over tiny tasks does not
     /// cost a round trip per item; a merged chunk keeps every failure guarantee of a
     /// chunk (`docs/decisions.md`, "Small chunks of fast tasks are merged").
-    pub fn chunk_size(mut self, chunk_size: usize) -> Builder {
+    pub fn chunk_size(mut self, chunk_size: usize) -> ProcessPoolBuilder {
         self.chunk_size = Some(chunk_size);
         self
     }
 
     /// Replace each worker after it ran this many tasks (Python's
     /// `maxtasksperchild`), to bound leaks in long-running pools.
-    pub fn max_tasks_per_child(mut self, tasks: usize) -> Builder {
+    pub fn max_tasks_per_child(mut self, tasks: usize) -> ProcessPoolBuilder {
         self.max_tasks_per_child = Some(tasks);
         self
     }
 
     /// A function every new worker runs once before its first task. If it fails in
-    /// the workers started by [`build`](Builder::build), `build` returns
+    /// the workers started by [`build`](ProcessPoolBuilder::build), `build` returns
     /// [`Error::Initializer`].
-    pub fn initializer<M: Mode>(mut self, init: Func<(), (), M>) -> Builder {
+    pub fn initializer<M: Mode>(mut self, init: Func<(), (), M>) -> ProcessPoolBuilder {
         self.initializer = Some(init.raw());
         self
     }
 
     /// Kill a worker whose task runs longer than this, fail the task with
     /// [`TaskError::TimedOut`](crate::TaskError::TimedOut), and start a new worker.
-    pub fn task_timeout(mut self, timeout: Duration) -> Builder {
+    pub fn task_timeout(mut self, timeout: Duration) -> ProcessPoolBuilder {
         self.task_timeout = Some(timeout);
         self
     }
@@ -141,35 +141,49 @@ impl Builder {
     /// Limit each worker's address space to `bytes` (`RLIMIT_AS`): a task that
     /// allocates past it kills only its worker
     /// ([`TaskError::WorkerDied`](crate::TaskError::WorkerDied)).
-    pub fn memory_limit(mut self, bytes: u64) -> Builder {
+    pub fn memory_limit(mut self, bytes: u64) -> ProcessPoolBuilder {
         self.memory_limit = Some(bytes);
         self
     }
 
     /// Draw a progress bar on stderr during `map` and `imap` (hidden when stderr is
     /// not a terminal).
-    pub fn progress(mut self, progress: bool) -> Builder {
+    pub fn progress(mut self, progress: bool) -> ProcessPoolBuilder {
         self.progress = progress;
         self
     }
 
     /// Set an environment variable in the workers.
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Builder {
+    pub fn env(
+        mut self,
+        key: impl Into<OsString>,
+        value: impl Into<OsString>,
+    ) -> ProcessPoolBuilder {
         self.env.push((key.into(), value.into()));
         self
     }
 
     /// How long a new worker may take to connect and say hello; default 30 s.
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Builder {
+    pub fn handshake_timeout(mut self, timeout: Duration) -> ProcessPoolBuilder {
         self.handshake_timeout = timeout;
         self
     }
 
-    /// The largest frame (a chunk of arguments, one result) either side accepts;
-    /// default [`dilly::Limits::DEFAULT`] (64 MiB).
-    pub fn max_frame(mut self, bytes: usize) -> Builder {
+    /// The size limit: the largest frame (a chunk of arguments, one result) either
+    /// side accepts, in bytes; default [`dilly::Limits::DEFAULT`] (64 MiB). The same
+    /// name as [`dilly::Limits::max_len`] and dilly-redis's builders' `max_len`.
+    pub fn max_len(mut self, bytes: usize) -> ProcessPoolBuilder {
         self.max_frame = bytes;
         self
+    }
+
+    /// The old name of [`max_len`](ProcessPoolBuilder::max_len), kept for one release.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `max_len`, the size limit's name in every dilly crate"
+    )]
+    pub fn max_frame(self, bytes: usize) -> ProcessPoolBuilder {
+        self.max_len(bytes)
     }
 
     /// The program workers run; default: this very executable — `/proc/self/exe` on
@@ -180,7 +194,7 @@ impl Builder {
     /// `dilly::registry::fingerprint()` and refuses it otherwise
     /// ([`Error::RegistryMismatch`]). Same-build function values need the very same
     /// executable (checked when they are submitted).
-    pub fn program(mut self, path: impl Into<PathBuf>) -> Builder {
+    pub fn program(mut self, path: impl Into<PathBuf>) -> ProcessPoolBuilder {
         self.program = Some(path.into());
         self
     }
@@ -201,9 +215,9 @@ impl Builder {
     /// The price is CPU time: up to this much per such call on each side, also when
     /// nothing comes. The spin only follows activity (an idle pool sleeps) and
     /// yields the CPU between looks, so threads waiting for that CPU still run.
-    /// With a [`task_timeout`](Builder::task_timeout), a caller spins at most that
+    /// With a [`task_timeout`](ProcessPoolBuilder::task_timeout), a caller spins at most that
     /// long, and the timeout counts from the end of the spin.
-    pub fn spin(mut self, window: Duration) -> Builder {
+    pub fn spin(mut self, window: Duration) -> ProcessPoolBuilder {
         self.spin = window;
         self
     }
@@ -223,7 +237,7 @@ impl Builder {
     /// not repeat. It costs one write per result, which trivial tasks feel
     /// (`docs/benchmarks.md` has the figures) and tasks that take a millisecond or
     /// more hardly notice.
-    pub fn result_window(mut self, window: Duration) -> Builder {
+    pub fn result_window(mut self, window: Duration) -> ProcessPoolBuilder {
         self.result_window = window;
         self
     }

@@ -40,7 +40,7 @@ pub(super) struct Connection {
     /// The worker said `Busy` about the task whose result is awaited.
     pub(super) busy: bool,
     /// A caller borrowed it and waits for its results ([`PoolCore::run_inline`]):
-    /// both poll for a while before they block (`Builder::spin`).
+    /// both poll for a while before they block (`ProcessPoolBuilder::spin`).
     pub(super) inline: bool,
     /// It was sent its last chunk, after which it exits without being told.
     pub(super) exits: bool,
@@ -133,7 +133,7 @@ impl PoolCore {
     /// Reads the outcomes of item `index` and, when they are already buffered, of
     /// up to `max - 1` more after it, into `out` (the head chunk's batch for the
     /// job); returns how many. A caller running its task inline first polls for it
-    /// (`Builder::spin`). `Err` means the worker is lost, and why.
+    /// (`ProcessPoolBuilder::spin`). `Err` means the worker is lost, and why.
     pub(super) fn receive(
         &self,
         live: &mut Connection,

@@ -20,7 +20,7 @@ mod queue;
 mod slot;
 mod spawner;
 
-pub use builder::Builder;
+pub use builder::ProcessPoolBuilder;
 pub use launch::StartMethod;
 
 use std::collections::{HashMap, VecDeque};
@@ -31,13 +31,13 @@ use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dilly::{Func, Mode, RawFunc};
+use dilly::RawFunc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{Items, Job, Outcomes, Shape};
 use crate::error::{Error, Result, TaskError};
-use crate::executor::{Executor, encode_single_call};
+use crate::executor::{Executor, FuncValue, encode_single_call};
 use crate::handle::AsyncResult;
 use crate::sync::lock;
 
@@ -57,7 +57,7 @@ struct Settings {
     progress: bool,
     task_timeout: Option<Duration>,
     max_tasks_per_child: Option<usize>,
-    /// The program workers run, when it is not this executable (`Builder::program`).
+    /// The program workers run, when it is not this executable (`ProcessPoolBuilder::program`).
     program: Option<std::path::PathBuf>,
 }
 
@@ -92,7 +92,7 @@ struct PoolCore {
     returned: Condvar,
 }
 
-/// A pool of worker processes running [`Func`] values, with the API of Python's
+/// A pool of worker processes running [`Func`](dilly::Func) values, with the API of Python's
 /// `multiprocessing.Pool` (through [`Executor`]).
 ///
 /// ```
@@ -121,13 +121,13 @@ pub struct ProcessPool {
 
 impl ProcessPool {
     /// A builder with the defaults: one worker per core, `Spawn`, automatic chunks.
-    pub fn builder() -> Builder {
-        Builder::new()
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::new()
     }
 
     /// A pool with the default settings.
     pub fn new() -> Result<ProcessPool> {
-        Builder::new().build()
+        ProcessPoolBuilder::new().build()
     }
 
     fn start(launcher: Launcher, settings: Settings) -> Result<ProcessPool> {
@@ -344,13 +344,14 @@ impl Executor for ProcessPool {
 
     // As the provided method, but the task is run on an idle worker from this
     // thread when one is free (`PoolCore::run_inline`): no pool thread is woken.
-    fn apply<A, R, M>(&self, func: &Func<A, R, M>, args: A) -> Result<R>
+    fn apply<F>(&self, func: &F, args: F::Args) -> Result<F::Output>
     where
         Self: Sized,
-        A: Serialize + 'static,
-        R: DeserializeOwned + 'static,
-        M: Mode,
+        F: FuncValue,
+        F::Args: Serialize + 'static,
+        F::Output: DeserializeOwned + 'static,
     {
+        let func = func.as_func();
         let items = encode_single_call(func, &args)?;
         let mut job = self.open_job(&func.raw())?;
         job.push(0, items, false)?;

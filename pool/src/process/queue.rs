@@ -37,7 +37,7 @@ pub(super) struct JobInfo {
 impl JobInfo {
     /// Most items a chunk of this job may hold after merging: as many as its
     /// workers are estimated to finish within `window`, the result window
-    /// (`Builder::result_window`). A merged chunk then exposes no task to a second
+    /// (`ProcessPoolBuilder::result_window`). A merged chunk then exposes no task to a second
     /// run after a crash that the window did not already expose (see
     /// `docs/decisions.md`), and a merge holds back at most that much work from an
     /// idle worker. One while nothing is known, or with a zero window.
@@ -193,6 +193,7 @@ impl PoolCore {
                         what: "arguments".into(),
                         len: len as u64,
                         limit,
+                        setting: "ProcessPoolBuilder::max_len".into(),
                     },
                 };
                 job.send_error(chunk.first, error);

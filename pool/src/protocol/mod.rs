@@ -131,10 +131,10 @@ pub(crate) struct Config {
     /// Largest frame the worker may accept.
     pub(crate) max_frame: u64,
     /// How long the worker polls for its next frame before it blocks
-    /// (`Builder::spin`); on the wire in nanoseconds.
+    /// (`ProcessPoolBuilder::spin`); on the wire in nanoseconds.
     pub(crate) spin: std::time::Duration,
     /// How long finished results may wait to be sent together
-    /// (`Builder::result_window`); on the wire in nanoseconds.
+    /// (`ProcessPoolBuilder::result_window`); on the wire in nanoseconds.
     pub(crate) result_window: std::time::Duration,
     /// Runs once before the first task.
     pub(crate) initializer: Option<RawFunc>,

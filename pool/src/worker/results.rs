@@ -23,7 +23,7 @@ struct ResultsShared {
     filled: std::sync::Condvar,
     /// Signalled when `Busy` was sent (for [`wait_until_busy`]).
     busy: std::sync::Condvar,
-    /// How long results may wait (`Builder::result_window`); zero: each
+    /// How long results may wait (`ProcessPoolBuilder::result_window`); zero: each
     /// is written when its task ends.
     window: Duration,
 }

@@ -116,7 +116,7 @@ pub(super) fn serve(stream: UnixStream, ticket: &Ticket, handshake: Handshake) -
                                 what: "result".into(),
                                 detail: format!(
                                     "a result of {} bytes exceeds the frame limit of {limit} \
-                                     bytes; raise it with `Builder::max_frame`",
+                                     bytes; raise it with `ProcessPoolBuilder::max_len`",
                                     scratch.len()
                                 ),
                             },

@@ -31,6 +31,6 @@ fn main() -> Result<(), dilly_redis::Error> {
     };
     dilly_redis::WorkerHost::builder(var("DILLY_REDIS_URL")?)
         .queue(var("DILLY_SKEW_QUEUE")?)
-        .processes(1)
+        .workers(1)
         .serve()
 }

@@ -1,4 +1,4 @@
-//! [`HostBuilder`]: a host's options, its registration and the start of its threads.
+//! [`WorkerHostBuilder`]: a host's options, its registration and the start of its threads.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -22,12 +22,12 @@ impl WorkerHost {
     /// // In the program's `main`, on every worker machine:
     /// dilly_redis::WorkerHost::builder("redis://10.0.0.5:6379")
     ///     .queue("squares")
-    ///     .processes(4)
+    ///     .workers(4)
     ///     .serve()?;
     /// # Ok::<(), dilly_redis::Error>(())
     /// ```
-    pub fn builder(url: impl Into<String>) -> HostBuilder {
-        HostBuilder {
+    pub fn builder(url: impl Into<String>) -> WorkerHostBuilder {
+        WorkerHostBuilder {
             url: url.into(),
             queue: "default".to_owned(),
             processes: std::thread::available_parallelism().map_or(1, usize::from),
@@ -45,11 +45,11 @@ impl WorkerHost {
 
 /// Options of a worker host; see [`WorkerHost::builder`].
 #[derive(Debug)]
-pub struct HostBuilder {
+pub struct WorkerHostBuilder {
     url: String,
     queue: String,
     processes: usize,
-    pool: Option<dilly_pool::Builder>,
+    pool: Option<dilly_pool::ProcessPoolBuilder>,
     key: Option<Vec<u8>>,
     visibility_timeout: Duration,
     max_deliveries: u64,
@@ -59,7 +59,7 @@ pub struct HostBuilder {
     max_entry: usize,
 }
 
-impl HostBuilder {
+impl WorkerHostBuilder {
     /// The queue to serve (default `"default"`).
     pub fn queue(mut self, name: impl Into<String>) -> Self {
         self.queue = name.into();
@@ -67,15 +67,24 @@ impl HostBuilder {
     }
 
     /// Worker processes of the local pool, and chunks run at once (default: one
-    /// per core).
-    pub fn processes(mut self, n: usize) -> Self {
+    /// per core). The same word as `workers` on every pool's builder.
+    pub fn workers(mut self, n: usize) -> Self {
         self.processes = n;
         self
     }
 
+    /// The old name of [`workers`](WorkerHostBuilder::workers), kept for one release.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `workers`, the worker count's name on every builder"
+    )]
+    pub fn processes(self, n: usize) -> Self {
+        self.workers(n)
+    }
+
     /// The local pool's other settings (per-task timeout, memory limit, start
-    /// method, …); its worker count is replaced by [`processes`](HostBuilder::processes).
-    pub fn pool(mut self, builder: dilly_pool::Builder) -> Self {
+    /// method, …); its worker count is replaced by [`workers`](WorkerHostBuilder::workers).
+    pub fn pool(mut self, builder: dilly_pool::ProcessPoolBuilder) -> Self {
         self.pool = Some(builder);
         self
     }
@@ -123,11 +132,21 @@ impl HostBuilder {
         self
     }
 
-    /// The largest task entry accepted, in bytes (default 64 MiB): a larger one is
-    /// refused before it is decoded, and dead-lettered.
-    pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
+    /// The size limit: the largest task entry accepted, in bytes (default 64 MiB);
+    /// a larger one is refused before it is decoded, and dead-lettered. The same
+    /// name as `dilly::Limits::max_len` and the pools' builders' `max_len`.
+    pub fn max_len(mut self, bytes: usize) -> Self {
         self.max_entry = bytes;
         self
+    }
+
+    /// The old name of [`max_len`](WorkerHostBuilder::max_len), kept for one release.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `max_len`, the size limit's name in every dilly crate"
+    )]
+    pub fn max_entry_bytes(self, bytes: usize) -> Self {
+        self.max_len(bytes)
     }
 
     /// Serves the queue until the process ends.

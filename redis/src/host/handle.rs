@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 use super::Shared;
 
-/// A running worker host, from [`HostBuilder::spawn`](crate::HostBuilder::spawn).
+/// A running worker host, from [`WorkerHostBuilder::spawn`](crate::WorkerHostBuilder::spawn).
 pub struct HostHandle {
     pub(super) shared: Arc<Shared>,
     pub(super) threads: Vec<JoinHandle<()>>,

@@ -24,7 +24,7 @@ mod heartbeat;
 mod report;
 mod runner;
 
-pub use builder::HostBuilder;
+pub use builder::WorkerHostBuilder;
 pub use handle::HostHandle;
 
 use std::sync::atomic::AtomicBool;

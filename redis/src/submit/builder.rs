@@ -93,11 +93,21 @@ impl RedisPoolBuilder {
         self
     }
 
-    /// The largest result entry accepted, in bytes (default 64 MiB): a larger one
-    /// is refused before it is decoded.
-    pub fn max_entry_bytes(mut self, bytes: usize) -> Self {
+    /// The size limit: the largest result entry accepted, in bytes (default
+    /// 64 MiB); a larger one is refused before it is decoded. The same name as
+    /// `dilly::Limits::max_len` and the pools' builders' `max_len`.
+    pub fn max_len(mut self, bytes: usize) -> Self {
         self.max_entry = bytes;
         self
+    }
+
+    /// The old name of [`max_len`](RedisPoolBuilder::max_len), kept for one release.
+    #[deprecated(
+        since = "0.1.0",
+        note = "renamed to `max_len`, the size limit's name in every dilly crate"
+    )]
+    pub fn max_entry_bytes(self, bytes: usize) -> Self {
+        self.max_len(bytes)
     }
 
     /// Connects, checks the credentials, and starts the pool's collector thread.

@@ -72,7 +72,7 @@ struct Settings {
 /// }
 ///
 /// // Hosts serving the queue "squares" run elsewhere:
-/// // `dilly_redis::WorkerHost::builder(url).queue("squares").processes(4).serve()`.
+/// // `dilly_redis::WorkerHost::builder(url).queue("squares").workers(4).serve()`.
 /// let pool = RedisPool::builder("redis://127.0.0.1:6379").queue("squares").build()?;
 /// assert_eq!(pool.map(&dilly::func_of!(square), 1..=4u64)?, [1, 4, 9, 16]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

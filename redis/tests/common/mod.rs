@@ -237,7 +237,7 @@ pub fn host_entry() {
     let var = |k: &str| std::env::var(k).unwrap();
     dilly_redis::WorkerHost::builder(var("T_URL"))
         .queue(var("T_QUEUE"))
-        .processes(var("T_PROCESSES").parse().unwrap())
+        .workers(var("T_PROCESSES").parse().unwrap())
         .visibility_timeout(Duration::from_millis(
             var("T_VISIBILITY_MS").parse().unwrap(),
         ))

@@ -358,14 +358,22 @@ impl<A, R, M: Mode> Func<A, R, M> {
 impl<A: Serialize, R: DeserializeOwned, M: Mode> Func<A, R, M> {
     /// Encodes an argument tuple for [`ErasedFunc::call_bytes`] on a receiver.
     pub fn encode_args(&self, args: &A) -> Result<Vec<u8>> {
-        codec::encode(args, "arguments")
+        let mut out = Vec::with_capacity(32);
+        self.encode_args_into(args, &mut out)?;
+        Ok(out)
     }
 
     /// Like [`encode_args`](Func::encode_args), but appends the encoding to `out`
     /// (many argument tuples can share one buffer). On an error, `out` may hold
     /// part of the encoding after its old end.
     pub fn encode_args_into(&self, args: &A, out: &mut Vec<u8>) -> Result<()> {
-        codec::encode_into(args, "arguments", out)
+        // The entry traced the argument types: it knows whether they travel
+        // self-described.
+        let described = match self.origin {
+            Origin::Registered(entry) => entry.shapes().args().needs_self_description(),
+            Origin::Address { .. } => false,
+        };
+        codec::encode_into_as(args, "arguments", out, described)
     }
 
     /// Decodes a result produced by [`ErasedFunc::call_bytes`].
@@ -859,24 +867,24 @@ pub(crate) struct Shared<S, A, R, F> {
 
 impl<S, A, R, F> ErasedFunc for Shared<S, A, R, F>
 where
-    S: Serialize + Send + Sync + 'static,
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Serialize + DeserializeOwned + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode(&(self.call)(&self.state, args), "result")
+        codec::encode_typed(&(self.call)(&self.state, args), "result")
     }
 
     fn call_into(&self, args: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode_into(&(self.call)(&self.state, args), "result", out)
+        codec::encode_into_typed(&(self.call)(&self.state, args), "result", out)
     }
 
     fn state(&self) -> &[u8] {
         self.encoded
-            .get_or_init(|| match codec::encode(&self.state, "state") {
+            .get_or_init(|| match codec::encode_typed(&self.state, "state") {
                 Ok(bytes) => bytes,
                 // The state was decoded from bytes; only a `Serialize` impl that fails on
                 // a value its `Deserialize` produced gets here.
@@ -919,17 +927,17 @@ impl<S, A, R, F> ErasedFunc for Owned<S, A, R, F>
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Serialize + DeserializeOwned + 'static,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode(&(self.call)(self.fresh_state(), args), "result")
+        codec::encode_typed(&(self.call)(self.fresh_state(), args), "result")
     }
 
     fn call_into(&self, args: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode_into(&(self.call)(self.fresh_state(), args), "result", out)
+        codec::encode_into_typed(&(self.call)(self.fresh_state(), args), "result", out)
     }
 
     fn state(&self) -> &[u8] {

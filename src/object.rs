@@ -229,9 +229,12 @@ impl<A: 'static, R: 'static> Func<A, R> {
     /// If the task's `Serialize` impl fails.
     pub fn from_task<T>(task: T) -> Func<A, R>
     where
-        T: Task<Args = A, Output = R> + crate::private::RegisteredTask + Serialize,
+        T: Task<Args = A, Output = R>
+            + crate::private::RegisteredTask
+            + Serialize
+            + serde::de::DeserializeOwned,
         A: serde::de::DeserializeOwned,
-        R: Serialize,
+        R: Serialize + serde::de::DeserializeOwned,
     {
         crate::private::shared_value(T::__dilly_task_entry(), task, |t: &T, args: A| t.call(args))
     }

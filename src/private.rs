@@ -143,7 +143,7 @@ fn prepare_task<T>(state: &[u8]) -> Result<Arc<dyn ErasedFunc>>
 where
     T: Task + Serialize + DeserializeOwned,
     T::Args: DeserializeOwned + 'static,
-    T::Output: Serialize + 'static,
+    T::Output: Serialize + DeserializeOwned + 'static,
 {
     prepare_shared::<T, T::Args, T::Output, _>(state, |t: &T, args| t.call(args))
 }
@@ -163,7 +163,7 @@ where
     S: Serialize + DeserializeOwned + 'static,
 {
     let value: S = erased_serde::deserialize(de)?;
-    codec::encode(&value, "state").map_err(serde::de::Error::custom)
+    codec::encode_typed(&value, "state").map_err(serde::de::Error::custom)
 }
 
 fn deserialize_object<T>(
@@ -181,7 +181,7 @@ pub fn prepare_shared<S, A, R, F>(encoded: &[u8], call: F) -> Result<Arc<dyn Era
 where
     S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Serialize + DeserializeOwned + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
     let state: S = codec::decode(encoded, "state")?;
@@ -201,7 +201,7 @@ pub fn prepare_owned<S, A, R, F>(state: &[u8], call: F) -> Result<Arc<dyn Erased
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Serialize + DeserializeOwned + 'static,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
     let _: S = codec::decode(state, "state")?;
@@ -213,8 +213,14 @@ where
 }
 
 /// Encodes the state of a value being made; `owner` names it in the panic message.
-fn encode_state<S: Serialize + ?Sized>(owner: &dyn std::fmt::Display, state: &S) -> Vec<u8> {
-    match codec::encode(state, "state") {
+/// `described` says whether the state's type travels self-described.
+fn encode_state<S: Serialize + ?Sized>(
+    owner: &dyn std::fmt::Display,
+    state: &S,
+    described: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    match codec::encode_into_as(state, "state", &mut out, described).map(|()| out) {
         Ok(bytes) => bytes,
         Err(err) => panic!("dilly: the captured state of {owner} cannot be encoded: {err}"),
     }
@@ -224,12 +230,13 @@ fn encode_state<S: Serialize + ?Sized>(owner: &dyn std::fmt::Display, state: &S)
 /// is for local calls.
 pub fn shared_value<S, A, R, F>(entry: &'static Entry, state: S, call: F) -> Func<A, R>
 where
-    S: Serialize + Send + Sync + 'static,
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Serialize + DeserializeOwned + 'static,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state);
+    let described = entry.shapes().state().needs_self_description();
+    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state, described);
     let prepared = Arc::new(Shared {
         state,
         encoded: OnceLock::from(encoded),
@@ -247,7 +254,8 @@ where
     A: 'static,
     R: 'static,
 {
-    let bytes = encode_state(&format_args!("`{}`", entry.name()), receiver);
+    let described = entry.shapes().state().needs_self_description();
+    let bytes = encode_state(&format_args!("`{}`", entry.name()), receiver, described);
     match entry.prepare(&bytes) {
         Ok(prepared) => Func::from_local(entry, prepared),
         Err(err) => panic!(
@@ -263,11 +271,12 @@ pub fn same_build_value<C, A, R, L>(captures: C, lifted: L) -> Func<A, R, SameBu
 where
     C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Serialize + DeserializeOwned + 'static,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let offset = same_build::offset_of(same_build::preparer_for::<C, A, R, L>(&lifted));
-    let encoded = encode_state(&"a same-build closure", &captures);
+    let described = codec::needs_self_description::<C>();
+    let encoded = encode_state(&"a same-build closure", &captures, described);
     let prepared = Arc::new(Shared {
         state: captures,
         encoded: OnceLock::from(encoded),

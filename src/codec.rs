@@ -149,7 +149,11 @@ pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
 ) -> Result<()> {
     let start = out.len();
     if !described {
-        match ser::encode_into(value, out) {
+        let outer = WRITING_COMPACT.replace(true);
+        NEEDS_DESCRIBED.set(false);
+        let written = ser::encode_into(value, out);
+        WRITING_COMPACT.set(outer);
+        match written {
             Ok(()) => {
                 if out.get(start) == Some(&MARK) {
                     out.splice(start..start, [MARK, MARK_COMPACT]);
@@ -157,6 +161,7 @@ pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
                 return Ok(());
             }
             Err(ser::SerError::NeedsSelfDescribed(_)) => out.truncate(start),
+            Err(ser::SerError::Message(_)) if NEEDS_DESCRIBED.take() => out.truncate(start),
             Err(ser::SerError::Message(detail)) => {
                 out.truncate(start);
                 return Err(Error::Encode { what, detail });
@@ -164,10 +169,34 @@ pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
         }
     }
     out.extend_from_slice(&[MARK, MARK_DESCRIBED]);
-    described::encode_into(value, out).map_err(|detail| {
+    let outer = WRITING_COMPACT.replace(false);
+    let written = described::encode_into(value, out);
+    WRITING_COMPACT.set(outer);
+    written.map_err(|detail| {
         out.truncate(start);
         Error::Encode { what, detail }
     })
+}
+
+thread_local! {
+    /// Whether the innermost encode running on this thread writes compact bytes.
+    static WRITING_COMPACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set by a value found inside a compact encode that needs the whole encode
+    /// self-described (see [`needs_self_description_here`]).
+    static NEEDS_DESCRIBED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// For a `Serialize` impl that hides its type (a `Box<dyn Object>`) and knows the
+/// type needs a self-describing format: `Some(message)` when the encode running
+/// now writes compact bytes, after asking it to start again self-described. The
+/// impl returns the message as its error.
+pub(crate) fn needs_self_description_here() -> Option<&'static str> {
+    if WRITING_COMPACT.get() {
+        NEEDS_DESCRIBED.set(true);
+        Some("this value needs a self-describing encoding")
+    } else {
+        None
+    }
 }
 
 /// Whether values of `T` travel self-described because `T`'s `Deserialize` asks

@@ -88,6 +88,11 @@ impl Serialize for dyn Object {
             s.serialize_field("value", value)?;
             s.end()
         } else {
+            if entry.shapes().state().needs_self_description()
+                && let Some(message) = codec::needs_self_description_here()
+            {
+                return Err(serde::ser::Error::custom(message));
+            }
             let mut t = serializer.serialize_tuple(2)?;
             t.serialize_element(&Bytes(&codec::object_header(entry.id(), entry.shape())))?;
             t.serialize_element(value)?;

@@ -406,3 +406,96 @@ fn some_none_inside_a_compact_value_is_kept() {
         value
     );
 }
+
+/// A registered type whose values need a self-describing format, and one that
+/// needs it only for some values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, dilly::Dilly)]
+struct Labelled {
+    label: Untagged,
+    #[serde(flatten)]
+    extra: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, dilly::Dilly)]
+struct Sparse {
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+#[dilly::methods]
+impl Labelled {
+    fn describe(&self, n: u64) -> (Untagged, u64) {
+        (self.label.clone(), n + self.extra.values().sum::<u64>())
+    }
+}
+
+#[dilly::methods]
+impl Sparse {
+    fn note_or(&self, fallback: String) -> String {
+        self.note.clone().unwrap_or(fallback)
+    }
+}
+
+fn labelled() -> Labelled {
+    Labelled {
+        label: Untagged::Pair {
+            a: true,
+            b: vec![3],
+        },
+        extra: BTreeMap::from([("k".into(), 2)]),
+    }
+}
+
+#[test]
+fn objects_of_either_kind_travel_alone_and_among_compact_ones() {
+    use dilly::Object;
+    let values: Vec<Box<dyn Object>> = vec![
+        Box::new(labelled()),
+        Box::new(Sparse { id: 1, note: None }),
+        Box::new(Sparse {
+            id: 2,
+            note: Some("n".into()),
+        }),
+    ];
+    let bytes = dilly::to_bytes(&values).unwrap();
+    let back: Vec<Box<dyn Object>> = dilly::from_bytes(&bytes).unwrap();
+    assert_eq!(back[0].downcast_ref::<Labelled>(), Some(&labelled()));
+    assert_eq!(
+        back[1].downcast_ref::<Sparse>(),
+        Some(&Sparse { id: 1, note: None })
+    );
+    assert_eq!(
+        back[2].downcast_ref::<Sparse>(),
+        Some(&Sparse {
+            id: 2,
+            note: Some("n".into())
+        })
+    );
+    // Alone, a compact object stays compact.
+    let one: Box<dyn Object> = Box::new(Sparse {
+        id: 2,
+        note: Some("n".into()),
+    });
+    assert_ne!(dilly::to_bytes(&one).unwrap()[1], 0xff);
+}
+
+#[test]
+fn bound_methods_carry_receivers_that_need_self_description() {
+    let pool = ProcessPool::builder().workers(1).build().unwrap();
+    let receiver = labelled();
+    let f = dilly::bind!(receiver.describe);
+    let g: Func<(u64,), (Untagged, u64)> =
+        dilly::from_bytes(&dilly::to_bytes(&f).unwrap()).unwrap();
+    assert_eq!(g.call((1,)), (receiver.label.clone(), 3));
+    assert_eq!(
+        pool.map(&f, [1u64, 10]).unwrap(),
+        [(receiver.label.clone(), 3), (receiver.label.clone(), 12)]
+    );
+
+    let sparse = Sparse { id: 1, note: None };
+    let f = dilly::bind!(sparse.note_or);
+    let g: Func<(String,), String> = dilly::from_bytes(&dilly::to_bytes(&f).unwrap()).unwrap();
+    assert_eq!(g.call(("none".into(),)), "none");
+    assert_eq!(pool.map(&f, ["x".to_string()]).unwrap(), ["x"]);
+}

@@ -499,3 +499,31 @@ fn bound_methods_carry_receivers_that_need_self_description() {
     assert_eq!(g.call(("none".into(),)), "none");
     assert_eq!(pool.map(&f, ["x".to_string()]).unwrap(), ["x"]);
 }
+
+#[test]
+fn a_value_the_receiver_refuses_is_named_once_and_not_blamed_on_transit() {
+    let pool = ProcessPool::builder().workers(1).build().unwrap();
+    let check = closure!(|e: Email| e.0.len());
+    // Built around the validation that `try_from` does on the receiving side.
+    let err = pool
+        .map(&check, [Email("not-an-address".into())])
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not-an-address is not an email address"),
+        "{text}"
+    );
+    assert_eq!(text.matches("malformed arguments").count(), 1, "{text}");
+    assert!(!text.contains("transit"), "{text}");
+}
+
+#[test]
+fn compact_bytes_for_a_type_that_needs_self_description_name_the_type() {
+    // What a writer that does not know the type (an older dilly) sends.
+    let bytes = dilly::to_bytes(&5u64).unwrap();
+    let err = dilly::from_bytes::<Untagged>(&bytes).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("Untagged"), "{text}");
+    assert!(text.contains("deserialize_any"), "{text}");
+    assert!(!text.contains("transit"), "{text}");
+}

@@ -241,6 +241,10 @@ fn call(f: &Arc<dyn ErasedFunc>, args: &[u8], out: &mut Vec<u8>) -> Result<(), W
     match panic::catch_unwind(AssertUnwindSafe(|| f.call_into(args, out))) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(dilly::Error::Encode { detail, .. })) => Err(WireError::Result { message: detail }),
+        // The parent names what was malformed again: send only what was wrong.
+        Ok(Err(dilly::Error::Malformed { detail, .. })) => {
+            Err(WireError::Arguments { message: detail })
+        }
         Ok(Err(other)) => Err(WireError::Arguments {
             message: other.to_string(),
         }),

@@ -1,10 +1,12 @@
 //! The only module that knows how dilly values look as bytes.
 //!
 //! Values (captured state, arguments, results, whole [`Func`](crate::Func)s) are encoded
-//! with bincode 2 in serde mode, standard configuration (little endian, variable-length
-//! integers). Everything goes through the private `Format` trait, so moving to
-//! another format (postcard, wincode) is a change to this file alone. The layout is
-//! described in `docs/wire-format.md` and pinned by the golden files in `tests/golden/`.
+//! compactly in bincode 2's serde layout, standard configuration (little endian,
+//! variable-length integers), written by `ser.rs` and read by `de.rs`. A value the
+//! compact layout cannot carry (its type's `Deserialize` needs a self-describing
+//! format, or writing it skips a field or leaves a length open) is written as CBOR
+//! (`described.rs`) behind the mark `0xff 0x01`. The layout is described in
+//! `docs/wire-format.md` and pinned by the golden files in `tests/golden/`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -465,7 +467,10 @@ fn decode_error(failure: DecodeFailure, what: &'static str, began: u64) -> Error
 }
 
 /// Encodes any serde value — a [`Func`](crate::Func), a `Box<dyn Object>`, or a
-/// struct holding them — as dilly's binary format: one version byte, then bincode 2.
+/// struct holding them — as dilly's binary format: one version byte, then the
+/// compact (bincode 2) encoding, or, for a value that needs it, a two-byte mark and
+/// the value self-described (`docs/wire-format.md`). `T`'s `Deserialize` tells
+/// which: the type is traced once per thread.
 ///
 /// ```
 /// let bytes = dilly::to_bytes(&vec![1u32, 2, 3])?;

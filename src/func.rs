@@ -869,7 +869,7 @@ impl<S, A, R, F> ErasedFunc for Shared<S, A, R, F>
 where
     S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
@@ -927,7 +927,7 @@ impl<S, A, R, F> ErasedFunc for Owned<S, A, R, F>
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {

@@ -234,10 +234,8 @@ impl<A: 'static, R: 'static> Func<A, R> {
     /// If the task's `Serialize` impl fails.
     pub fn from_task<T>(task: T) -> Func<A, R>
     where
-        T: Task<Args = A, Output = R>
-            + crate::private::RegisteredTask
-            + Serialize
-            + serde::de::DeserializeOwned,
+        T: Task<Args = A, Output = R> + crate::private::RegisteredTask + Serialize,
+        T: serde::de::DeserializeOwned,
         A: serde::de::DeserializeOwned,
         R: Serialize + serde::de::DeserializeOwned,
     {

@@ -181,7 +181,7 @@ pub fn prepare_shared<S, A, R, F>(encoded: &[u8], call: F) -> Result<Arc<dyn Era
 where
     S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
     let state: S = codec::decode(encoded, "state")?;
@@ -201,7 +201,7 @@ pub fn prepare_owned<S, A, R, F>(state: &[u8], call: F) -> Result<Arc<dyn Erased
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
     let _: S = codec::decode(state, "state")?;
@@ -232,7 +232,7 @@ pub fn shared_value<S, A, R, F>(entry: &'static Entry, state: S, call: F) -> Fun
 where
     S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
     let described = entry.shapes().state().needs_self_description();
@@ -271,7 +271,7 @@ pub fn same_build_value<C, A, R, L>(captures: C, lifted: L) -> Func<A, R, SameBu
 where
     C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let offset = same_build::offset_of(same_build::preparer_for::<C, A, R, L>(&lifted));

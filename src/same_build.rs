@@ -270,7 +270,7 @@ fn prepare_closure<C, A, R, L>(encoded: &[u8]) -> Result<Arc<dyn ErasedFunc>>
 where
     C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let state: C = codec::decode(encoded, "state")?;
@@ -308,7 +308,7 @@ pub(crate) fn preparer_for<C, A, R, L>(_lifted: &L) -> PrepareFn
 where
     C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: crate::private::Output,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     prepare_closure::<C, A, R, L>

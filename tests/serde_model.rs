@@ -261,3 +261,47 @@ fn compact_bytes_for_a_type_that_needs_self_description_name_the_type() {
     assert!(text.contains("deserialize_any"), "{text}");
     assert!(!text.contains("transit"), "{text}");
 }
+
+#[test]
+fn marks_are_read_strictly() {
+    // A compact encoding that begins with 0xff is escaped.
+    let bytes = dilly::to_bytes(&255u8).unwrap();
+    assert_eq!(bytes, [dilly::VERSION, 0xff, 0x00, 0xff]);
+    assert_eq!(dilly::from_bytes::<u8>(&bytes).unwrap(), 255);
+    assert_eq!(
+        dilly::to_bytes(&(254u8, 255u8)).unwrap(),
+        [dilly::VERSION, 254, 255]
+    );
+    // An escape before bytes that needed none, and an unknown mark, are refused.
+    let err = dilly::from_bytes::<u8>(&[dilly::VERSION, 0xff, 0x00, 0x05]).unwrap_err();
+    assert!(matches!(err, dilly::Error::Malformed { .. }), "{err}");
+    let err = dilly::from_bytes::<u8>(&[dilly::VERSION, 0xff, 0x07, 0x05]).unwrap_err();
+    assert!(err.to_string().contains("unknown encoding mark"), "{err}");
+    // A self-described value whose length claim exceeds its input is truncated
+    // before anything is allocated for it.
+    let hostile = [
+        dilly::VERSION,
+        0xff,
+        0x01,
+        0x9b,
+        0xff,
+        0xff,
+        0xff,
+        0xff,
+        0xff,
+        0xff,
+        0xff,
+        0xff,
+    ];
+    let err = dilly::from_bytes::<Untagged>(&hostile).unwrap_err();
+    assert!(matches!(err, dilly::Error::Truncated { .. }), "{err}");
+    // Deep self-described nesting is bounded by the same limit as compact input.
+    let mut deep = vec![dilly::VERSION, 0xff, 0x01];
+    deep.extend(std::iter::repeat_n(0x81u8, 10_000));
+    deep.push(0);
+    let err = dilly::from_bytes::<serde_json::Value>(&deep).unwrap_err();
+    assert!(
+        matches!(err, dilly::Error::TooDeep { limit: 128, .. }),
+        "{err}"
+    );
+}

@@ -211,3 +211,103 @@ pub(super) fn check(bytes: &[u8], depth: Depth) -> Result<usize, DeError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{DeError, Depth, check};
+
+    const DEPTH: Depth = Depth {
+        left: 128,
+        limit: 128,
+    };
+
+    fn cbor<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        super::encode_into(value, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_length_claim_beyond_the_input_is_refused_before_reading() {
+        // An array of 2^32 elements, a map of 2^63, a text and a byte string of
+        // 2^64 - 1 bytes: each in a few bytes.
+        for bytes in [
+            &[0x9a, 0xff, 0xff, 0xff, 0xff][..],
+            &[0xbb, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &[0x7b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &[0x5f, 0x5a, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            assert!(
+                matches!(check(bytes, DEPTH), Err(DeError::Truncated { .. })),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_past_the_budget_is_too_deep_not_a_stack_overflow() {
+        for open in [0x81u8, 0xc6, 0x9f] {
+            let bytes = vec![open; 100_000];
+            assert!(
+                matches!(check(&bytes, DEPTH), Err(DeError::TooDeep { limit: 128 })),
+                "{open:02x}"
+            );
+        }
+        let mut within = vec![0x81u8; 127];
+        within.push(0x00);
+        assert_eq!(check(&within, DEPTH).unwrap(), 127);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        for bytes in [
+            &[][..],
+            &[0x1c],             // reserved additional information
+            &[0xff],             // a break outside an indefinite item
+            &[0x82, 0x01],       // an array cut short
+            &[0x01, 0x02],       // bytes after the value
+            &[0x5f, 0x61, 0x61], // a text chunk inside a byte string
+            &[0x9f, 0x01],       // an indefinite array without its break
+        ] {
+            assert!(check(bytes, DEPTH).is_err(), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn what_ciborium_writes_passes_the_check() {
+        let value = serde_json::json!({"a": [1, -2, 2.5, null, true, "s"], "b": {"c": {}}});
+        let bytes = cbor(&value);
+        // The outer map, and the map under "b" (an empty map opens nothing).
+        assert_eq!(check(&bytes, DEPTH).unwrap(), 2);
+        let back: serde_json::Value = super::decode(&bytes, DEPTH).unwrap();
+        assert_eq!(back, value);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if check(&bytes, DEPTH).is_ok() {
+                let _ = super::decode::<serde_json::Value>(&bytes, DEPTH);
+                let _ = super::decode::<(u64, String, Vec<i8>)>(&bytes, DEPTH);
+            }
+        }
+
+        #[test]
+        fn mutated_values_never_panic(
+            text in ".{0,12}",
+            n in any::<i64>(),
+            at in any::<usize>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = cbor(&serde_json::json!({"t": text, "n": n, "l": [n, 1.5]}));
+            let i = at % bytes.len();
+            bytes[i] = byte;
+            if check(&bytes, DEPTH).is_ok() {
+                let _ = super::decode::<serde_json::Value>(&bytes, DEPTH);
+            }
+        }
+    }
+}

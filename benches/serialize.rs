@@ -164,7 +164,7 @@ where
     g.call(args)
 }
 
-fn dilly_size<A, R>(f: &Func<A, R>) -> usize {
+fn dilly_size<A: 'static, R: 'static>(f: &Func<A, R>) -> usize {
     dilly::to_bytes(f).expect("dilly::to_bytes").len()
 }
 

@@ -23,7 +23,7 @@ esac
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(from_bytes from_bytes_with_limits call_frame raw_func object pool_frames)
+    targets=(from_bytes from_bytes_with_limits call_frame raw_func object pool_frames self_described)
 fi
 
 export RUSTC_BOOTSTRAP=1

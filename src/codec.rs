@@ -1,10 +1,12 @@
 //! The only module that knows how dilly values look as bytes.
 //!
 //! Values (captured state, arguments, results, whole [`Func`](crate::Func)s) are encoded
-//! with bincode 2 in serde mode, standard configuration (little endian, variable-length
-//! integers). Everything goes through the private `Format` trait, so moving to
-//! another format (postcard, wincode) is a change to this file alone. The layout is
-//! described in `docs/wire-format.md` and pinned by the golden files in `tests/golden/`.
+//! compactly in bincode 2's serde layout, standard configuration (little endian,
+//! variable-length integers), written by `ser.rs` and read by `de.rs`. A value the
+//! compact layout cannot carry (its type's `Deserialize` needs a self-describing
+//! format, or writing it skips a field or leaves a length open) is written as CBOR
+//! (`described.rs`) behind the mark `0xff 0x01`. The layout is described in
+//! `docs/wire-format.md` and pinned by the golden files in `tests/golden/`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -102,74 +104,150 @@ impl Default for Limits {
 }
 
 mod de;
-
-/// A byte format for serde values. One implementation is in use at a time; it is the
-/// single place to change when the format changes.
-trait Format {
-    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String>;
-    /// Decodes one value from the front of `bytes`, nesting at most `depth.left`
-    /// levels, returning it and the bytes used.
-    fn decode_prefix<T: DeserializeOwned>(
-        bytes: &[u8],
-        depth: Depth,
-    ) -> Result<(T, usize), DecodeFailure>;
-}
+mod described;
+mod ser;
 
 use de::{DeError as DecodeFailure, Depth};
 
-/// bincode 2's standard configuration: bincode writes it, [`de::Deserializer`]
-/// reads it (bincode's reader allocates what a length claims before reading it).
-struct Bincode2;
+/// The first byte of an encoding that is not plain compact bytes: the byte after it
+/// says what follows. No compact encoding begins with it unless its first field is
+/// a `u8`, `i8`, `f32` or `f64` whose first byte is `0xff`; those are escaped.
+pub(crate) const MARK: u8 = 0xff;
+/// After [`MARK`]: compact bytes follow that begin with `0xff` themselves.
+pub(crate) const MARK_COMPACT: u8 = 0x00;
+/// After [`MARK`]: the value follows self-described, as CBOR.
+pub(crate) const MARK_DESCRIBED: u8 = 0x01;
 
-/// Appends to a `Vec` without going through `std::io::Write` (whose error path
-/// and byte count bincode's adapter keeps up for every value written).
-struct VecWriter<'a>(&'a mut Vec<u8>);
-
-impl bincode::enc::write::Writer for VecWriter<'_> {
-    #[inline(always)]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
-impl Format for Bincode2 {
-    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-        bincode::serde::encode_into_writer(value, VecWriter(out), bincode::config::standard())
-            .map_err(|e| e.to_string())
-    }
-
-    #[inline]
-    fn decode_prefix<T: DeserializeOwned>(
-        bytes: &[u8],
-        depth: Depth,
-    ) -> Result<(T, usize), DecodeFailure> {
-        let mut de = de::Deserializer::new(bytes, depth);
-        let value = T::deserialize(&mut de)?;
-        Ok((value, bytes.len() - de.rest().len()))
-    }
-}
-
-type Current = Bincode2;
-
-/// Encodes `value` (no version byte). `what` names the value in errors.
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<Vec<u8>> {
-    // Most encodings are small; starting at 32 bytes saves the first reallocations.
+/// Encodes `value` (no version byte), self-described when `T`'s own `Deserialize` needs
+/// it (see [`needs_self_description`]).
+pub(crate) fn encode_typed<T: Serialize + DeserializeOwned>(
+    value: &T,
+    what: &'static str,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(32);
-    encode_into(value, what, &mut out)?;
+    encode_into_typed(value, what, &mut out)?;
     Ok(out)
 }
 
-/// Appends the encoding of `value` to `out` (no version byte).
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
+/// Appends the encoding of `value` to `out` (no version byte), self-described
+/// when `T`'s own `Deserialize` needs it (see [`needs_self_description`]).
+#[inline]
+pub(crate) fn encode_into_typed<T: Serialize + DeserializeOwned>(
     value: &T,
     what: &'static str,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    Current::encode_into(value, out).map_err(|detail| Error::Encode {
-        what: what.into(),
-        detail,
+    encode_into_as(value, what, out, needs_self_description::<T>())
+}
+
+/// Appends the encoding of `value` to `out` (no version byte): self-described if
+/// `described`, or if the compact writer finds while writing that it must be (a
+/// field skipped by `skip_serializing_if`, a length not known up front); else
+/// compact. `what` names the value in errors.
+pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
+    value: &T,
+    what: &'static str,
+    out: &mut Vec<u8>,
+    described: bool,
+) -> Result<()> {
+    let start = out.len();
+    if !described {
+        let outer = WRITING_COMPACT.replace(true);
+        NEEDS_DESCRIBED.set(false);
+        let written = ser::encode_into(value, out);
+        WRITING_COMPACT.set(outer);
+        match written {
+            Ok(()) => {
+                if out.get(start) == Some(&MARK) {
+                    out.splice(start..start, [MARK, MARK_COMPACT]);
+                }
+                return Ok(());
+            }
+            Err(ser::SerError::NeedsSelfDescribed(_)) => out.truncate(start),
+            Err(ser::SerError::Message(_)) if NEEDS_DESCRIBED.take() => out.truncate(start),
+            Err(ser::SerError::Message(detail)) => {
+                out.truncate(start);
+                return Err(Error::Encode {
+                    what: what.into(),
+                    detail,
+                });
+            }
+        }
+    }
+    out.extend_from_slice(&[MARK, MARK_DESCRIBED]);
+    let outer = WRITING_COMPACT.replace(false);
+    let written = described::encode_into(value, out);
+    WRITING_COMPACT.set(outer);
+    written.map_err(|detail| {
+        out.truncate(start);
+        Error::Encode {
+            what: what.into(),
+            detail,
+        }
     })
+}
+
+thread_local! {
+    /// Whether the innermost encode running on this thread writes compact bytes.
+    static WRITING_COMPACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set by a value found inside a compact encode that needs the whole encode
+    /// self-described (see [`needs_self_description_here`]).
+    static NEEDS_DESCRIBED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// For a `Serialize` impl that hides its type (a `Box<dyn Object>`) and knows the
+/// type needs a self-describing format: `Some(message)` when the encode running
+/// now writes compact bytes, after asking it to start again self-described. The
+/// impl returns the message as its error.
+pub(crate) fn needs_self_description_here() -> Option<&'static str> {
+    if WRITING_COMPACT.get() {
+        NEEDS_DESCRIBED.set(true);
+        Some("this value needs a self-describing encoding")
+    } else {
+        None
+    }
+}
+
+/// Whether values of `T` travel self-described because `T`'s `Deserialize` asks
+/// the format what comes next (`TypeShape::needs_self_description`). Traced once
+/// per type and thread.
+pub(crate) fn needs_self_description<T: DeserializeOwned>() -> bool {
+    use std::collections::HashMap;
+    thread_local! {
+        static KNOWN: std::cell::RefCell<HashMap<std::any::TypeId, bool, TypeIdHash>> =
+            std::cell::RefCell::new(HashMap::default());
+    }
+    let id = typeid::of::<T>();
+    if let Some(known) = KNOWN.with(|k| k.borrow().get(&id).copied()) {
+        return known;
+    }
+    // Traced outside the borrow: tracing may encode or decode other values.
+    let described = crate::shape::TypeShape::of::<T>().needs_self_description();
+    KNOWN.with(|k| k.borrow_mut().insert(id, described));
+    described
+}
+
+/// A `TypeId` already is a hash; this keeps its last 64 bits instead of hashing
+/// it again.
+type TypeIdHash = std::hash::BuildHasherDefault<IdHasher>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(buf);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(5) ^ n;
+    }
 }
 
 thread_local! {
@@ -299,15 +377,80 @@ fn decode_with<T: DeserializeOwned>(
     let began = begin_decode();
     let outer = DEPTH.with(std::cell::Cell::get);
     let _restore = RestoreDepth(outer);
-    let (value, used) = Current::decode_prefix::<T>(bytes, depth_budget(outer, limits))
-        .map_err(|failure| decode_error(failure, what, began))?;
-    if used != bytes.len() {
+    let depth = depth_budget(outer, limits);
+    let compact = match bytes {
+        [MARK, MARK_DESCRIBED, rest @ ..] => {
+            return decode_described(rest, depth)
+                .map_err(|failure| decode_error(failure, what, began));
+        }
+        [MARK, MARK_COMPACT, rest @ ..] if rest.first() == Some(&MARK) => rest,
+        [MARK, ..] => return Err(unknown_mark(bytes, what)),
+        _ => bytes,
+    };
+    let mut de = de::Deserializer::new(compact, depth);
+    let value = match T::deserialize(&mut de) {
+        Ok(value) => value,
+        Err(failure) => return Err(compact_error::<T>(failure, what, began)),
+    };
+    if !de.rest().is_empty() {
         return Err(Error::Malformed {
             what: what.into(),
-            detail: format!("{} unexpected bytes after the value", bytes.len() - used),
+            detail: format!("{} unexpected bytes after the value", de.rest().len()),
         });
     }
     Ok(value)
+}
+
+/// Reads a self-described value, leaving the decodes inside it (a function's
+/// state) the budget that its own nesting leaves.
+fn decode_described<T: DeserializeOwned>(bytes: &[u8], depth: Depth) -> Result<T, DecodeFailure> {
+    let used = described::check(bytes, depth)?;
+    publish_depth(Depth {
+        left: depth.left - used,
+        limit: depth.limit,
+    });
+    described::decode(bytes, depth)
+}
+
+#[cold]
+fn unknown_mark(bytes: &[u8], what: &'static str) -> Error {
+    match bytes.get(1) {
+        None => Error::Truncated {
+            what: what.into(),
+            needed: 2,
+            available: 1,
+        },
+        Some(kind) => Error::Malformed {
+            what: what.into(),
+            detail: format!(
+                "unknown encoding mark 0xff 0x{kind:02x} (a newer dilly may have written it)"
+            ),
+        },
+    }
+}
+
+/// The error for a failed compact decode of `T`, naming `T` when its
+/// `Deserialize` needs a self-describing format the sender did not use.
+#[cold]
+fn compact_error<T: DeserializeOwned>(
+    failure: DecodeFailure,
+    what: &'static str,
+    began: u64,
+) -> Error {
+    let err = decode_error(failure, what, began);
+    if matches!(err, Error::Malformed { .. }) && needs_self_description::<T>() {
+        return Error::Malformed {
+            what: what.into(),
+            detail: format!(
+                "`{}` is read with `deserialize_any` (an untagged or internally tagged enum, \
+                 `#[serde(flatten)]`, `serde_json::Value`), but the sender wrote it compact: \
+                 encode it with a dilly function that knows its type (`dilly::to_bytes`, a \
+                 registered function's arguments, results and state)",
+                std::any::type_name::<T>()
+            ),
+        };
+    }
+    err
 }
 
 /// The typed error for a failed decode that began as number `began`.
@@ -340,17 +483,20 @@ fn decode_error(failure: DecodeFailure, what: &'static str, began: u64) -> Error
 }
 
 /// Encodes any serde value — a [`Func`](crate::Func), a `Box<dyn Object>`, or a
-/// struct holding them — as dilly's binary format: one version byte, then bincode 2.
+/// struct holding them — as dilly's binary format: one version byte, then the
+/// compact (bincode 2) encoding, or, for a value that needs it, a two-byte mark and
+/// the value self-described (`docs/wire-format.md`). `T`'s `Deserialize` tells
+/// which: the type is traced once per thread.
 ///
 /// ```
 /// let bytes = dilly::to_bytes(&vec![1u32, 2, 3])?;
 /// assert_eq!(bytes, [dilly::VERSION, 3, 1, 2, 3]);
 /// # Ok::<(), dilly::Error>(())
 /// ```
-pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+pub fn to_bytes<T: Serialize + DeserializeOwned>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
     out.push(VERSION);
-    encode_into(value, "value", &mut out)?;
+    encode_into_typed(value, "value", &mut out)?;
     Ok(out)
 }
 
@@ -713,7 +859,7 @@ mod tests {
 
     #[test]
     fn cut_string_is_truncated() {
-        let mut bytes = to_bytes("hello").unwrap();
+        let mut bytes = to_bytes(&"hello".to_string()).unwrap();
         bytes.truncate(4);
         assert!(matches!(
             from_bytes::<String>(&bytes),

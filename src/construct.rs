@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
-use crate::entry::{Entry, ErasedFunc, Kind, Object, Ops, PrepareFn, Scope, ShapesFn, Task};
+use crate::entry::{
+    Entry, ErasedFunc, Kind, Object, Ops, Output, PrepareFn, Scope, ShapesFn, Task,
+};
 use crate::error::Result;
 use crate::func::{Func, SameBuild};
 use crate::prepared::{Shared, prepare_shared};
@@ -62,17 +64,6 @@ where
     Shapes::of::<S, A, R>()
 }
 
-/// What a registered function's result must be: the caller decodes it, and its
-/// shape is part of the function's identity across builds.
-#[diagnostic::on_unimplemented(
-    message = "the result type `{Self}` of a registered function must implement serde's `Serialize` and `Deserialize`",
-    label = "this result type",
-    note = "derive `Serialize, Deserialize` for it: the caller decodes the result, and dilly compares its data shape across builds"
-)]
-pub trait Output: Serialize + DeserializeOwned + 'static {}
-
-impl<T: Serialize + DeserializeOwned + 'static> Output for T {}
-
 /// `entry`, named by where it stands: `entry`'s name is the one it has directly in
 /// `module`; nested in a function, it is named by the scope `marker` (the
 /// `type_name` of an item beside it, one segment below the scope) and `suffix`.
@@ -124,7 +115,7 @@ fn prepare_task<T>(state: &[u8]) -> Result<Arc<dyn ErasedFunc>>
 where
     T: Task + Serialize + DeserializeOwned,
     T::Args: DeserializeOwned + 'static,
-    T::Output: Serialize + 'static,
+    T::Output: Output,
 {
     prepare_shared::<T, T::Args, T::Output, _>(state, |t: &T, args| t.call(args))
 }
@@ -144,7 +135,7 @@ where
     S: Serialize + DeserializeOwned + 'static,
 {
     let value: S = erased_serde::deserialize(de)?;
-    codec::encode(&value, "state").map_err(serde::de::Error::custom)
+    codec::encode_typed(&value, "state").map_err(serde::de::Error::custom)
 }
 
 fn deserialize_object<T>(
@@ -158,8 +149,14 @@ where
 }
 
 /// Encodes the state of a value being made; `owner` names it in the panic message.
-fn encode_state<S: Serialize + ?Sized>(owner: &dyn std::fmt::Display, state: &S) -> Vec<u8> {
-    match codec::encode(state, "state") {
+/// `described` says whether the state's type travels self-described.
+fn encode_state<S: Serialize + ?Sized>(
+    owner: &dyn std::fmt::Display,
+    state: &S,
+    described: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    match codec::encode_into_as(state, "state", &mut out, described).map(|()| out) {
         Ok(bytes) => bytes,
         Err(err) => panic!("dilly: the captured state of {owner} cannot be encoded: {err}"),
     }
@@ -169,12 +166,13 @@ fn encode_state<S: Serialize + ?Sized>(owner: &dyn std::fmt::Display, state: &S)
 /// is for local calls.
 pub fn shared_value<S, A, R, F>(entry: &'static Entry, state: S, call: F) -> Func<A, R>
 where
-    S: Serialize + Send + Sync + 'static,
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state);
+    let described = entry.shapes().state().needs_self_description();
+    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state, described);
     let prepared = Arc::new(Shared {
         state,
         encoded: OnceLock::from(encoded),
@@ -192,7 +190,8 @@ where
     A: 'static,
     R: 'static,
 {
-    let bytes = encode_state(&format_args!("`{}`", entry.name()), receiver);
+    let described = entry.shapes().state().needs_self_description();
+    let bytes = encode_state(&format_args!("`{}`", entry.name()), receiver, described);
     match entry.prepare(&bytes) {
         Ok(prepared) => Func::from_local(entry, prepared),
         Err(err) => panic!(
@@ -208,11 +207,12 @@ pub fn same_build_value<C, A, R, L>(captures: C, lifted: L) -> Func<A, R, SameBu
 where
     C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let offset = same_build::offset_of(same_build::preparer_for::<C, A, R, L>(&lifted));
-    let encoded = encode_state(&"a same-build closure", &captures);
+    let described = codec::needs_self_description::<C>();
+    let encoded = encode_state(&"a same-build closure", &captures, described);
     let prepared = Arc::new(Shared {
         state: captures,
         encoded: OnceLock::from(encoded),

@@ -8,6 +8,9 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::{Arc, OnceLock};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::error::{Error, Result};
 use crate::shape::Shapes;
 use crate::symbol::{Fingerprint, SymbolId};
@@ -393,3 +396,14 @@ pub trait Task: Object {
     /// Runs the task.
     fn call(&self, args: Self::Args) -> Self::Output;
 }
+
+/// What a registered function's result must be: the caller decodes it, and its
+/// shape is part of the function's identity across builds.
+#[diagnostic::on_unimplemented(
+    message = "the result type `{Self}` of a registered function must implement serde's `Serialize` and `Deserialize`",
+    label = "this result type",
+    note = "derive `Serialize, Deserialize` for it: the caller decodes the result, and dilly compares its data shape across builds"
+)]
+pub trait Output: Serialize + DeserializeOwned + 'static {}
+
+impl<T: Serialize + DeserializeOwned + 'static> Output for T {}

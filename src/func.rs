@@ -314,14 +314,22 @@ impl<A, R, M: Mode> Func<A, R, M> {
 impl<A: Serialize, R: DeserializeOwned, M: Mode> Func<A, R, M> {
     /// Encodes an argument tuple for [`ErasedFunc::call_bytes`] on a receiver.
     pub fn encode_args(&self, args: &A) -> Result<Vec<u8>> {
-        codec::encode(args, "arguments")
+        let mut out = Vec::with_capacity(32);
+        self.encode_args_into(args, &mut out)?;
+        Ok(out)
     }
 
     /// Like [`encode_args`](Func::encode_args), but appends the encoding to `out`
     /// (many argument tuples can share one buffer). On an error, `out` may hold
     /// part of the encoding after its old end.
     pub fn encode_args_into(&self, args: &A, out: &mut Vec<u8>) -> Result<()> {
-        codec::encode_into(args, "arguments", out)
+        // The entry traced the argument types: it knows whether they travel
+        // self-described.
+        let described = match self.origin {
+            Origin::Registered(entry) => entry.shapes().args().needs_self_description(),
+            Origin::Address { .. } => false,
+        };
+        codec::encode_into_as(args, "arguments", out, described)
     }
 
     /// Decodes a result produced by [`ErasedFunc::call_bytes`].

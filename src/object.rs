@@ -64,6 +64,11 @@ impl Serialize for dyn Object {
             s.serialize_field("value", value)?;
             s.end()
         } else {
+            if entry.shapes().state().needs_self_description()
+                && let Some(message) = codec::needs_self_description_here()
+            {
+                return Err(serde::ser::Error::custom(message));
+            }
             let mut t = serializer.serialize_tuple(2)?;
             t.serialize_element(&Bytes(&codec::object_header(entry.id(), entry.shape())))?;
             t.serialize_element(value)?;
@@ -174,8 +179,9 @@ impl<A: 'static, R: 'static> Func<A, R> {
     pub fn from_task<T>(task: T) -> Func<A, R>
     where
         T: Task<Args = A, Output = R> + crate::private::RegisteredTask + Serialize,
+        T: serde::de::DeserializeOwned,
         A: serde::de::DeserializeOwned,
-        R: Serialize,
+        R: Serialize + serde::de::DeserializeOwned,
     {
         crate::private::shared_value(T::__dilly_task_entry(), task, |t: &T, args: A| t.call(args))
     }

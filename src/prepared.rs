@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
-use crate::entry::{ErasedFunc, FuncTypes};
+use crate::entry::{ErasedFunc, FuncTypes, Output};
 use crate::error::Result;
 
 /// Decodes `S` and pairs it with code that borrows it.
@@ -17,7 +17,7 @@ pub fn prepare_shared<S, A, R, F>(encoded: &[u8], call: F) -> Result<Arc<dyn Era
 where
     S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
     let state: S = codec::decode(encoded, "state")?;
@@ -37,7 +37,7 @@ pub fn prepare_owned<S, A, R, F>(state: &[u8], call: F) -> Result<Arc<dyn Erased
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
     let _: S = codec::decode(state, "state")?;
@@ -84,24 +84,24 @@ pub(crate) struct Shared<S, A, R, F> {
 
 impl<S, A, R, F> ErasedFunc for Shared<S, A, R, F>
 where
-    S: Serialize + Send + Sync + 'static,
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode(&(self.call)(&self.state, args), "result")
+        codec::encode_typed(&(self.call)(&self.state, args), "result")
     }
 
     fn call_into(&self, args: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode_into(&(self.call)(&self.state, args), "result", out)
+        codec::encode_into_typed(&(self.call)(&self.state, args), "result", out)
     }
 
     fn state(&self) -> &[u8] {
         self.encoded
-            .get_or_init(|| match codec::encode(&self.state, "state") {
+            .get_or_init(|| match codec::encode_typed(&self.state, "state") {
                 Ok(bytes) => bytes,
                 // The state was decoded from bytes; only a `Serialize` impl that fails on
                 // a value its `Deserialize` produced gets here.
@@ -144,17 +144,17 @@ impl<S, A, R, F> ErasedFunc for Owned<S, A, R, F>
 where
     S: DeserializeOwned + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     F: Fn(S, A) -> R + Send + Sync + 'static,
 {
     fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode(&(self.call)(self.fresh_state(), args), "result")
+        codec::encode_typed(&(self.call)(self.fresh_state(), args), "result")
     }
 
     fn call_into(&self, args: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let args: A = codec::decode(args, "arguments")?;
-        codec::encode_into(&(self.call)(self.fresh_state(), args), "result", out)
+        codec::encode_into_typed(&(self.call)(self.fresh_state(), args), "result", out)
     }
 
     fn state(&self) -> &[u8] {

@@ -1,10 +1,10 @@
 //! What the macros' output refers to. Not public API: no stability promise, no docs.
 
 pub use crate::construct::{
-    Capture, Output, RegisteredTask, assert_capture, bound_value, func_entry, object_entry,
+    Capture, RegisteredTask, assert_capture, bound_value, func_entry, object_entry,
     same_build_value, scoped, shapes, shapes_of, shared_value, task_entry,
 };
-pub use crate::entry::{Entry, Kind};
+pub use crate::entry::{Entry, Kind, Output};
 pub use crate::prepared::{prepare_owned, prepare_shared};
 #[cfg(not(feature = "inventory"))]
 pub use crate::registry::REGISTRY;

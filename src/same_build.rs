@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec;
-use crate::entry::{ErasedFunc, PrepareFn};
+use crate::entry::{ErasedFunc, Output, PrepareFn};
 use crate::error::{Error, Result};
 use crate::prepared::Shared;
 pub use crate::symbol::BuildId;
@@ -251,7 +251,7 @@ fn prepare_closure<C, A, R, L>(encoded: &[u8]) -> Result<Arc<dyn ErasedFunc>>
 where
     C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let state: C = codec::decode(encoded, "state")?;
@@ -289,7 +289,7 @@ pub(crate) fn preparer_for<C, A, R, L>(_lifted: &L) -> PrepareFn
 where
     C: Serialize + DeserializeOwned + Send + Sync + 'static,
     A: DeserializeOwned + 'static,
-    R: Serialize + 'static,
+    R: Output,
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     prepare_closure::<C, A, R, L>
@@ -364,9 +364,9 @@ mod tests {
         let lifted = |c: &u64, (x,): (u64,)| x * c;
         let prepare = preparer_for::<u64, (u64,), u64, _>(&lifted);
         let back = resolve(this_build().unwrap(), offset_of(prepare)).unwrap();
-        let f = back(&codec::encode(&6u64, "state").unwrap()).unwrap();
+        let f = back(&codec::encode_typed(&6u64, "state").unwrap()).unwrap();
         let out = f
-            .call_bytes(&codec::encode(&(7u64,), "args").unwrap())
+            .call_bytes(&codec::encode_typed(&(7u64,), "args").unwrap())
             .unwrap();
         assert_eq!(codec::decode::<u64>(&out, "result").unwrap(), 42);
     }

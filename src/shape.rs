@@ -35,6 +35,7 @@ use crate::symbol::Fingerprint;
 pub struct TypeShape {
     text: String,
     traced: bool,
+    described: bool,
 }
 
 impl TypeShape {
@@ -49,13 +50,27 @@ impl TypeShape {
         self.traced
     }
 
+    /// True when the type's `Deserialize` asks the format what comes next
+    /// (`deserialize_any`, `deserialize_ignored_any`, or an identifier outside an
+    /// enum, as untagged and internally or adjacently tagged enums,
+    /// `#[serde(flatten)]` and `serde_json::Value` do): its values travel
+    /// self-described, since a compact format cannot answer.
+    pub fn needs_self_description(&self) -> bool {
+        self.described
+    }
+
     /// Traces `T`. A `Deserialize` impl that panics on the tracer's default values
     /// makes the shape opaque; the panic is caught (the panic hook still reports it).
     pub fn of<T: DeserializeOwned>() -> TypeShape {
         let traced = std::panic::catch_unwind(trace::<T>).unwrap_or(Err(TraceError::Panicked));
         match traced {
-            Ok(text) => TypeShape { text, traced: true },
+            Ok(text) => TypeShape {
+                text,
+                traced: true,
+                described: false,
+            },
             Err(reason) => TypeShape {
+                described: matches!(reason, TraceError::Unsupported(_)),
                 text: format!("opaque ({reason})"),
                 traced: false,
             },
@@ -94,6 +109,7 @@ impl Shapes {
         let unit = TypeShape {
             text: "()".into(),
             traced: true,
+            described: false,
         };
         Shapes::from_parts(TypeShape::of::<T>(), unit.clone(), unit)
     }

@@ -96,7 +96,7 @@ mod thread;
 mod worker;
 
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
-pub use crate::executor::Executor;
+pub use crate::executor::{Executor, WithChunkSize};
 pub use crate::handle::AsyncResult;
 pub use crate::imap::{Imap, Indexed};
 pub use crate::process::{Builder, ProcessPool, StartMethod};

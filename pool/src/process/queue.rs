@@ -50,6 +50,17 @@ impl JobInfo {
         }
     }
 
+    /// How long a worker is estimated to take for `items` more items of this job;
+    /// `None` while nothing is measured.
+    pub(super) fn expected(&self, items: usize) -> Option<Duration> {
+        match self.item_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(
+                nanos.saturating_mul(u64::try_from(items).unwrap_or(u64::MAX)),
+            )),
+        }
+    }
+
     /// Folds the measured time per item of a completed chunk into the estimate.
     pub(super) fn observe(&self, per_item: Duration) {
         let new = u64::try_from(per_item.as_nanos())

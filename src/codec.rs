@@ -86,7 +86,7 @@ impl Limits {
         match usize::try_from(len) {
             Ok(len) if len <= self.max_len => Ok(len),
             _ => Err(Error::TooLarge {
-                what,
+                what: what.into(),
                 len,
                 limit: self.max_len,
             }),
@@ -165,7 +165,10 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     what: &'static str,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    Current::encode_into(value, out).map_err(|detail| Error::Encode { what, detail })
+    Current::encode_into(value, out).map_err(|detail| Error::Encode {
+        what: what.into(),
+        detail,
+    })
 }
 
 thread_local! {
@@ -199,11 +202,14 @@ impl Raised {
     fn into_error(self, what: &'static str) -> Error {
         match self {
             Raised::Truncated { needed, available } => Error::Truncated {
-                what,
+                what: what.into(),
                 needed,
                 available,
             },
-            Raised::TooDeep { limit } => Error::TooDeep { what, limit },
+            Raised::TooDeep { limit } => Error::TooDeep {
+                what: what.into(),
+                limit,
+            },
         }
     }
 }
@@ -296,7 +302,7 @@ fn decode_with<T: DeserializeOwned>(
         .map_err(|failure| decode_error(failure, what, began))?;
     if used != bytes.len() {
         return Err(Error::Malformed {
-            what,
+            what: what.into(),
             detail: format!("{} unexpected bytes after the value", bytes.len() - used),
         });
     }
@@ -313,15 +319,21 @@ fn decode_error(failure: DecodeFailure, what: &'static str, began: u64) -> Error
     let stashed = take_stashed(began);
     match failure {
         DecodeFailure::Truncated { needed, available } => Error::Truncated {
-            what,
+            what: what.into(),
             needed,
             available,
         },
-        DecodeFailure::TooDeep { limit } => Error::TooDeep { what, limit },
+        DecodeFailure::TooDeep { limit } => Error::TooDeep {
+            what: what.into(),
+            limit,
+        },
         DecodeFailure::Message(detail) => match (stashed, raised) {
             (Some(typed), _) => typed,
             (None, Some(raised)) => raised.into_error(what),
-            (None, None) => Error::Malformed { what, detail },
+            (None, None) => Error::Malformed {
+                what: what.into(),
+                detail,
+            },
         },
     }
 }
@@ -359,7 +371,7 @@ pub fn from_bytes_with_limits<T: DeserializeOwned>(bytes: &[u8], limits: Limits)
 fn check_version(bytes: &[u8]) -> Result<&[u8]> {
     match bytes.split_first() {
         None => Err(Error::Truncated {
-            what: "version byte",
+            what: "version byte".into(),
             needed: 1,
             available: 0,
         }),
@@ -557,7 +569,7 @@ impl<'a> CallFrame<'a> {
         out.extend_from_slice(&self.shape.to_raw().to_le_bytes());
         for (what, part) in [("state", self.state), ("arguments", self.args)] {
             let len = u32::try_from(part.len()).map_err(|_| Error::Encode {
-                what,
+                what: what.into(),
                 detail: format!("{} bytes do not fit a frame's 32-bit length", part.len()),
             })?;
             out.extend_from_slice(&len.to_le_bytes());
@@ -579,7 +591,7 @@ impl<'a> CallFrame<'a> {
         let args = reader.sized("arguments", limits)?;
         if !reader.rest.is_empty() {
             return Err(Error::Malformed {
-                what: "call frame",
+                what: "call frame".into(),
                 detail: format!("{} unexpected bytes after the arguments", reader.rest.len()),
             });
         }
@@ -601,7 +613,7 @@ impl<'a> Reader<'a> {
     fn take(&mut self, what: &'static str, n: usize) -> Result<&'a [u8]> {
         if self.rest.len() < n {
             return Err(Error::Truncated {
-                what,
+                what: what.into(),
                 needed: n,
                 available: self.rest.len(),
             });
@@ -738,7 +750,7 @@ mod tests {
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         let err = CallFrame::decode(&bytes, Limits::DEFAULT).unwrap_err();
         assert!(
-            matches!(err, Error::TooLarge { what: "state", .. }),
+            matches!(&err, Error::TooLarge { what, .. } if what == "state"),
             "{err}"
         );
     }

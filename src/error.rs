@@ -1,10 +1,18 @@
 //! The one error type of the `dilly` crate.
 
+use std::borrow::Cow;
+
 use crate::symbol::{Fingerprint, SymbolId};
 
 /// Everything that can go wrong while registering, encoding, decoding or calling a
 /// dilly value. Bad input never panics: it comes back as one of these.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Errors are serde values, so a worker can send one back to the process that asked
+/// (`dilly-pool` and its backends do, through [`to_bytes`](crate::to_bytes)). Text
+/// fields are `Cow<'static, str>`: borrowed where this build wrote the text, owned
+/// where it was decoded. The serde form numbers variants in declaration order, so
+/// new variants go last.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     /// The receiver has no registry entry for the ID. Usually the sender runs a
@@ -31,9 +39,9 @@ pub enum Error {
         /// The contested ID.
         id: SymbolId,
         /// One of the two names.
-        first: &'static str,
+        first: Cow<'static, str>,
         /// The other name.
-        second: &'static str,
+        second: Cow<'static, str>,
     },
 
     /// The receiver's registered item has a different signature than the sender's:
@@ -44,9 +52,9 @@ pub enum Error {
     )]
     SignatureMismatch {
         /// The item's canonical name.
-        name: &'static str,
+        name: Cow<'static, str>,
         /// The receiver's signature text.
-        expected: &'static str,
+        expected: Cow<'static, str>,
         /// The receiver's fingerprint.
         expected_fingerprint: Fingerprint,
         /// The fingerprint the sender wrote.
@@ -65,7 +73,7 @@ pub enum Error {
     )]
     ShapeMismatch {
         /// The item's canonical name.
-        name: &'static str,
+        name: Cow<'static, str>,
         /// This build's shapes of the state, arguments and result.
         expected: String,
         /// This build's shape hash.
@@ -106,11 +114,11 @@ pub enum Error {
     #[error("`{name}` is a registered {found}, not a {expected}")]
     WrongKind {
         /// The item's canonical name.
-        name: &'static str,
+        name: Cow<'static, str>,
         /// What the caller needed.
-        expected: &'static str,
+        expected: Cow<'static, str>,
         /// What the registry holds.
-        found: &'static str,
+        found: Cow<'static, str>,
     },
 
     /// A same-build value came from a different executable: its code address means
@@ -159,7 +167,7 @@ pub enum Error {
     )]
     Truncated {
         /// What was being read.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// Bytes needed.
         needed: usize,
         /// Bytes available.
@@ -172,7 +180,7 @@ pub enum Error {
     )]
     TooLarge {
         /// What the length described.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The claimed length.
         len: u64,
         /// The limit in force.
@@ -187,7 +195,7 @@ pub enum Error {
     )]
     TooDeep {
         /// What was being decoded.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The limit in force.
         limit: usize,
     },
@@ -208,7 +216,7 @@ pub enum Error {
     #[error("malformed {what}: {detail}")]
     Malformed {
         /// What was being decoded.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The decoder's explanation.
         detail: String,
     },
@@ -218,7 +226,7 @@ pub enum Error {
     #[error("cannot encode {what}: {detail}")]
     Encode {
         /// What was being encoded.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The encoder's explanation.
         detail: String,
     },

@@ -156,7 +156,7 @@ impl Entry {
     fn shape_mismatch(&self, found: Fingerprint) -> Error {
         let shapes = self.shapes();
         Error::ShapeMismatch {
-            name: self.name,
+            name: self.name.into(),
             expected: shapes.to_string(),
             expected_shape: shapes.hash(),
             found,
@@ -178,8 +178,8 @@ impl Entry {
             Ok(())
         } else {
             Err(Error::SignatureMismatch {
-                name: self.name,
-                expected: self.signature,
+                name: self.name.into(),
+                expected: self.signature.into(),
                 expected_fingerprint: self.fingerprint,
                 found: fingerprint,
             })
@@ -204,9 +204,9 @@ impl Entry {
 
     pub(crate) fn wrong_kind(&self, expected: &'static str) -> Error {
         Error::WrongKind {
-            name: self.name,
-            expected,
-            found: self.kind.describe(),
+            name: self.name.into(),
+            expected: expected.into(),
+            found: self.kind.describe().into(),
         }
     }
 }
@@ -271,8 +271,8 @@ impl Duplicate {
     fn to_error(self) -> Error {
         Error::DuplicateSymbol {
             id: self.id,
-            first: self.first,
-            second: self.second,
+            first: self.first.into(),
+            second: self.second.into(),
         }
     }
 }
@@ -448,7 +448,7 @@ mod tests {
 
     fn never_prepare(_: &[u8]) -> Result<Arc<dyn ErasedFunc>> {
         Err(Error::Malformed {
-            what: "state",
+            what: "state".into(),
             detail: "test entry".into(),
         })
     }
@@ -532,7 +532,7 @@ mod tests {
         assert_ne!(a, other);
         let err = A.check_shape(A_OTHER_DATA.shape()).unwrap_err();
         assert!(
-            matches!(err, Error::ShapeMismatch { name: "t::a", .. }),
+            matches!(&err, Error::ShapeMismatch { name, .. } if name == "t::a"),
             "{err}"
         );
         assert!(err.is_version_skew());

@@ -80,12 +80,12 @@ fn a_type_is_not_callable_and_a_function_is_not_an_object() {
         registry::lookup_callable(point.id(), point.fingerprint(), point.shape()).unwrap_err();
     assert!(
         matches!(
-            err,
+            &err,
             Error::WrongKind {
-                expected: "function",
-                found: "type",
+                expected,
+                found,
                 ..
-            }
+            } if expected == "function" && found == "type"
         ),
         "{err}"
     );

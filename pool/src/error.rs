@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use dilly::registry::RegistryFingerprint;
 
-/// How a worker process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a worker process ended. A serde value, as [`TaskError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WorkerExit {
     /// It exited with this code (e.g. `std::process::exit(3)`).
     Code(i32),
@@ -58,7 +58,12 @@ impl fmt::Display for WorkerExit {
 
 /// Why one task did not produce a result. The other tasks of the same call are not
 /// affected: a `map` stops at the first of these, an `imap` yields it in place.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// A serde value: a worker sends it back to the pool, and a backend that runs tasks
+/// on other machines carries it across, through dilly's codec
+/// ([`dilly::to_bytes`]). The serde form numbers variants in declaration order,
+/// so new variants go last.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum TaskError {
     /// The task panicked; the worker caught the panic and kept serving.
@@ -157,17 +162,17 @@ pub enum TaskError {
     #[error("the pool was terminated before the task finished")]
     Terminated,
 
-    /// A distributed backend gave up on the task and moved it to its dead-letter
-    /// stream: the worker hosts that took it kept dying, or refused it. Fix the
-    /// cause, then run it again from there (dilly-redis:
-    /// `RedisPool::dead_letters`, `RedisPool::requeue_dead_letter`).
+    /// A backend that delivers chunks again after a failure (a distributed one:
+    /// worker hosts on other machines) gave up on the task's chunk after
+    /// `deliveries` deliveries: the workers that took it kept dying, or refused it.
+    /// The backend keeps the chunk where it can be found and run again once the
+    /// cause is fixed; its documentation says where.
     #[error(
-        "the task was dead-lettered after {deliveries} deliveries to worker hosts: {last_error}; \
-         fix the cause, then find it with `RedisPool::dead_letters` and run it again with \
-         `RedisPool::requeue_dead_letter`"
+        "the task was given up after {deliveries} deliveries: {last_error}; fix the cause, \
+         then run it again from where the backend keeps given-up tasks"
     )]
-    DeadLettered {
-        /// How many times hosts took the task's chunk.
+    GivenUp {
+        /// How many times workers took the task's chunk.
         deliveries: u32,
         /// What happened the last time.
         last_error: String,

@@ -175,9 +175,7 @@ impl Drop for ThreadPool {
         };
         for task in queued {
             let mut outcomes = Outcomes::new();
-            for i in 0..task.items.len() as u64 {
-                outcomes.push_err(task.first + i, TaskError::Terminated);
-            }
+            outcomes.push_err_range(task.first, task.items.len(), TaskError::Terminated);
             let _ = task.sink.send(outcomes);
         }
         self.shared.work.notify_all();

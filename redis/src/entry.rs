@@ -3,15 +3,15 @@
 //! the message is decoded; lengths are checked against the bytes present before
 //! anything is allocated.
 
-use dilly::{Fingerprint, Limits, RawFunc, SymbolId};
+use dilly::{Limits, RawFunc};
+use dilly_pool::TaskError;
 use dilly_pool::backend::{Items, Outcomes};
-use dilly_pool::{TaskError, WorkerExit};
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-/// Format version of task and result messages.
-const VERSION: u8 = 1;
+/// Format version of task and result messages (2: a task's failure is its
+/// [`TaskError`] in the core codec). A build refuses entries of any other version.
+const VERSION: u8 = 2;
 const KIND_TASK: u8 = b'T';
 const KIND_RESULT: u8 = b'R';
 
@@ -297,9 +297,7 @@ impl ResultMsg {
                 }
                 Err(error) => {
                     out.u8(1);
-                    let wire =
-                        dilly::to_bytes(&WireError::from_task(error)).map_err(|e| e.to_string())?;
-                    out.bytes(&wire)?;
+                    out.bytes(&dilly::to_bytes(error).map_err(|e| e.to_string())?)?;
                 }
             }
         }
@@ -318,10 +316,10 @@ impl ResultMsg {
             match input.u8("outcome kind")? {
                 0 => outcomes.push_ok(index, input.bytes("result")?),
                 1 => {
-                    let wire: WireError =
+                    let error: TaskError =
                         dilly::from_bytes_with_limits(input.bytes("error")?, limits)
                             .map_err(|e| e.to_string())?;
-                    outcomes.push_err(index, wire.into_task());
+                    outcomes.push_err(index, error);
                 }
                 other => return Err(format!("outcome kind {other}")),
             }
@@ -335,310 +333,11 @@ impl ResultMsg {
     }
 }
 
-/// A [`TaskError`] as it travels: the core crate's errors hold static text that
-/// only the receiving side can supply, so they travel as their parts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum WireError {
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-    WorkerDied {
-        pid: u32,
-        /// 0 code, 1 signal, 2 unknown.
-        how: u8,
-        value: i32,
-        memory_limited: bool,
-    },
-    TimedOut {
-        after_nanos: u64,
-        pid: u32,
-    },
-    UnknownSymbol {
-        id: SymbolId,
-        name: Option<String>,
-    },
-    SignatureMismatch {
-        name: String,
-        expected: String,
-        expected_fingerprint: Fingerprint,
-        found: Fingerprint,
-    },
-    BuildMismatch {
-        expected: dilly::BuildId,
-        found: dilly::BuildId,
-    },
-    ShapeMismatch {
-        name: String,
-        expected: String,
-        expected_shape: Fingerprint,
-        found: Fingerprint,
-    },
-    SameBuildUnavailable {
-        detail: String,
-    },
-    Rejected {
-        message: String,
-    },
-    Arguments {
-        message: String,
-    },
-    Unserializable {
-        message: String,
-    },
-    WorkerStart {
-        reason: String,
-    },
-    Protocol {
-        pid: u32,
-        detail: String,
-    },
-    Terminated,
-    DeadLettered {
-        deliveries: u32,
-        last_error: String,
-    },
-    /// Last, so that the variants before it keep their numbers.
-    WorkerStopped {
-        pid: u32,
-        after_nanos: u64,
-    },
-}
-
-impl WireError {
-    pub(crate) fn from_task(error: &TaskError) -> WireError {
-        match error {
-            TaskError::Panicked { message, location } => WireError::Panicked {
-                message: message.clone(),
-                location: location.clone(),
-            },
-            TaskError::WorkerDied {
-                pid,
-                exit,
-                memory_limited,
-            } => {
-                let (how, value) = match exit {
-                    WorkerExit::Code(c) => (0, *c),
-                    WorkerExit::Signal(s) => (1, *s),
-                    _ => (2, 0),
-                };
-                WireError::WorkerDied {
-                    pid: *pid,
-                    how,
-                    value,
-                    memory_limited: *memory_limited,
-                }
-            }
-            TaskError::TimedOut { after, pid } => WireError::TimedOut {
-                after_nanos: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
-                pid: *pid,
-            },
-            TaskError::Rejected { error } => match error {
-                dilly::Error::UnknownSymbol { id, name } => WireError::UnknownSymbol {
-                    id: *id,
-                    name: name.clone(),
-                },
-                dilly::Error::SignatureMismatch {
-                    name,
-                    expected,
-                    expected_fingerprint,
-                    found,
-                } => WireError::SignatureMismatch {
-                    name: (*name).to_owned(),
-                    expected: (*expected).to_owned(),
-                    expected_fingerprint: *expected_fingerprint,
-                    found: *found,
-                },
-                dilly::Error::BuildMismatch { expected, found } => WireError::BuildMismatch {
-                    expected: *expected,
-                    found: *found,
-                },
-                dilly::Error::ShapeMismatch {
-                    name,
-                    expected,
-                    expected_shape,
-                    found,
-                } => WireError::ShapeMismatch {
-                    name: (*name).to_owned(),
-                    expected: expected.clone(),
-                    expected_shape: *expected_shape,
-                    found: *found,
-                },
-                dilly::Error::SameBuildUnavailable { detail } => WireError::SameBuildUnavailable {
-                    detail: detail.clone(),
-                },
-                other => WireError::Rejected {
-                    message: other.to_string(),
-                },
-            },
-            TaskError::Arguments { error } => WireError::Arguments {
-                message: error.to_string(),
-            },
-            TaskError::Unserializable { error } => WireError::Unserializable {
-                message: error.to_string(),
-            },
-            TaskError::WorkerStart { reason } => WireError::WorkerStart {
-                reason: reason.clone(),
-            },
-            TaskError::Protocol { pid, detail } => WireError::Protocol {
-                pid: *pid,
-                detail: detail.clone(),
-            },
-            TaskError::Terminated => WireError::Terminated,
-            TaskError::DeadLettered {
-                deliveries,
-                last_error,
-            } => WireError::DeadLettered {
-                deliveries: *deliveries,
-                last_error: last_error.clone(),
-            },
-            TaskError::WorkerStopped { pid, after } => WireError::WorkerStopped {
-                pid: *pid,
-                after_nanos: u64::try_from(after.as_nanos()).unwrap_or(u64::MAX),
-            },
-            other => WireError::Rejected {
-                message: other.to_string(),
-            },
-        }
-    }
-
-    pub(crate) fn into_task(self) -> TaskError {
-        match self {
-            WireError::Panicked { message, location } => TaskError::Panicked { message, location },
-            WireError::WorkerDied {
-                pid,
-                how,
-                value,
-                memory_limited,
-            } => TaskError::WorkerDied {
-                pid,
-                exit: match how {
-                    0 => WorkerExit::Code(value),
-                    1 => WorkerExit::Signal(value),
-                    _ => WorkerExit::Unknown,
-                },
-                memory_limited,
-            },
-            WireError::TimedOut { after_nanos, pid } => TaskError::TimedOut {
-                after: std::time::Duration::from_nanos(after_nanos),
-                pid,
-            },
-            WireError::UnknownSymbol { id, name } => TaskError::Rejected {
-                error: dilly::Error::UnknownSymbol { id, name },
-            },
-            WireError::SignatureMismatch {
-                name,
-                expected,
-                expected_fingerprint,
-                found,
-            } => TaskError::Rejected {
-                error: match (intern(name.clone()), intern(expected)) {
-                    (Some(name), Some(expected)) => dilly::Error::SignatureMismatch {
-                        name,
-                        expected,
-                        expected_fingerprint,
-                        found,
-                    },
-                    _ => dilly::Error::Malformed {
-                        what: "function",
-                        detail: format!(
-                            "signature mismatch for `{name}`: the host has fingerprint \
-                             {expected_fingerprint}, the sender {found}"
-                        ),
-                    },
-                },
-            },
-            WireError::BuildMismatch { expected, found } => TaskError::Rejected {
-                error: dilly::Error::BuildMismatch { expected, found },
-            },
-            WireError::ShapeMismatch {
-                name,
-                expected,
-                expected_shape,
-                found,
-            } => TaskError::Rejected {
-                error: match intern(name.clone()) {
-                    Some(name) => dilly::Error::ShapeMismatch {
-                        name,
-                        expected,
-                        expected_shape,
-                        found,
-                    },
-                    None => dilly::Error::Malformed {
-                        what: "function",
-                        detail: format!(
-                            "data shape mismatch for `{name}`: the host's shape hash is \
-                             {expected_shape}, the sender's {found}"
-                        ),
-                    },
-                },
-            },
-            WireError::SameBuildUnavailable { detail } => TaskError::Rejected {
-                error: dilly::Error::SameBuildUnavailable { detail },
-            },
-            WireError::Rejected { message } => TaskError::Rejected {
-                error: dilly::Error::Malformed {
-                    what: "function",
-                    detail: message,
-                },
-            },
-            WireError::Arguments { message } => TaskError::Arguments {
-                error: dilly::Error::Malformed {
-                    what: "arguments",
-                    detail: message,
-                },
-            },
-            WireError::Unserializable { message } => TaskError::Unserializable {
-                error: dilly::Error::Encode {
-                    what: "result",
-                    detail: message,
-                },
-            },
-            WireError::WorkerStart { reason } => TaskError::WorkerStart { reason },
-            WireError::Protocol { pid, detail } => TaskError::Protocol { pid, detail },
-            WireError::Terminated => TaskError::Terminated,
-            WireError::DeadLettered {
-                deliveries,
-                last_error,
-            } => TaskError::DeadLettered {
-                deliveries,
-                last_error,
-            },
-            WireError::WorkerStopped { pid, after_nanos } => TaskError::WorkerStopped {
-                pid,
-                after: std::time::Duration::from_nanos(after_nanos),
-            },
-        }
-    }
-}
-
-/// The core crate's signature errors hold `&'static str`: text that came from a
-/// host is kept once per distinct string, and at most this many strings, so a
-/// stream of distinct texts cannot grow memory without bound.
-const MAX_INTERNED: usize = 4096;
-
-fn intern(text: String) -> Option<&'static str> {
-    use std::collections::HashSet;
-    use std::sync::{Mutex, OnceLock};
-    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(s) = seen.get(text.as_str()) {
-        return Some(s);
-    }
-    if seen.len() >= MAX_INTERNED || text.len() > 4096 {
-        return None;
-    }
-    let s: &'static str = Box::leak(text.into_boxed_str());
-    seen.insert(s);
-    Some(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dilly::{Fingerprint, SymbolId};
+    use dilly_pool::WorkerExit;
 
     fn func() -> RawFunc {
         RawFunc::Registered {
@@ -683,7 +382,7 @@ mod tests {
         );
         outcomes.push_err(
             7,
-            TaskError::DeadLettered {
+            TaskError::GivenUp {
                 deliveries: 3,
                 last_error: "the hosts died".to_owned(),
             },
@@ -693,6 +392,24 @@ mod tests {
             after: std::time::Duration::from_millis(2001),
         };
         outcomes.push_err(8, stopped.clone());
+        // Errors whose text the host's build wrote travel owned, whole.
+        let skew = TaskError::Rejected {
+            error: dilly::Error::SignatureMismatch {
+                name: "app::f".to_owned().into(),
+                expected: "fn(u64) -> u64".to_owned().into(),
+                expected_fingerprint: Fingerprint::from_raw(1),
+                found: Fingerprint::from_raw(2),
+            },
+        };
+        outcomes.push_err(9, skew.clone());
+        let arguments = TaskError::Arguments {
+            error: dilly::Error::Truncated {
+                what: "arguments".into(),
+                needed: 8,
+                available: 3,
+            },
+        };
+        outcomes.push_err(10, arguments.clone());
         let bytes = ResultMsg::encode(1, 2, &outcomes).unwrap();
         let msg = ResultMsg::decode(&bytes, Limits::DEFAULT).unwrap();
         let got: Vec<_> = msg
@@ -723,14 +440,34 @@ mod tests {
                 ),
                 (
                     7,
-                    Err(TaskError::DeadLettered {
+                    Err(TaskError::GivenUp {
                         deliveries: 3,
                         last_error: "the hosts died".to_owned()
                     })
                 ),
                 (8, Err(stopped)),
+                (9, Err(skew)),
+                (10, Err(arguments)),
             ]
         );
+    }
+
+    #[test]
+    fn an_entry_of_another_format_version_is_refused() {
+        let items: Items = [&b"ab"[..]].into_iter().collect();
+        let raw = dilly::to_bytes(&func()).unwrap();
+        let mut task = TaskMsg::encode(1, 2, 3, &raw, &items).unwrap();
+        let mut result = ResultMsg::encode(1, 2, &Outcomes::new()).unwrap();
+        // Version 1 wrote failures in a form of its own.
+        task[0] = 1;
+        result[0] = 1;
+        let err = TaskMsg::decode(&task, Limits::DEFAULT).unwrap_err();
+        assert_eq!(
+            err,
+            format!("message format version 1, this build reads version {VERSION}")
+        );
+        let err = ResultMsg::decode(&result, Limits::DEFAULT).unwrap_err();
+        assert!(err.contains("message format version 1"), "{err}");
     }
 
     #[test]

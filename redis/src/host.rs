@@ -111,7 +111,7 @@ impl HostBuilder {
     }
 
     /// Deliveries after which a chunk goes to the dead-letter stream and its tasks
-    /// fail with [`TaskError::DeadLettered`] (default 5).
+    /// fail with [`TaskError::GivenUp`] (default 5).
     pub fn max_deliveries(mut self, n: u64) -> Self {
         self.max_deliveries = n;
         self
@@ -781,12 +781,14 @@ impl Shared {
         }
         if taken.deliveries > self.max_deliveries {
             let previous = taken.previous.as_deref().unwrap_or("");
-            let error = TaskError::DeadLettered {
+            let error = TaskError::GivenUp {
                 deliveries: u32::try_from(taken.deliveries).unwrap_or(u32::MAX),
                 last_error: format!(
                     "the hosts holding it kept dying before they finished it (the last one: \
                      process {} of consumer `{previous}`); a task that kills its host (or \
-                     exhausts its memory) does this",
+                     exhausts its memory) does this; fix the cause, then find it with \
+                     `RedisPool::dead_letters` and run it again with \
+                     `RedisPool::requeue_dead_letter`",
                     consumer_pid(previous)
                 ),
             };

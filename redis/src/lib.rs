@@ -36,7 +36,7 @@
 //!   chunk whose host died is run again by another host after the visibility
 //!   timeout, and the duplicates are dropped by task index.
 //! * A chunk delivered more than `max_deliveries` times goes to the dead-letter
-//!   stream; its tasks fail with [`TaskError::DeadLettered`](dilly_pool::TaskError),
+//!   stream; its tasks fail with [`TaskError::GivenUp`](dilly_pool::TaskError),
 //!   and [`RedisPool::dead_letters`] / [`RedisPool::requeue_dead_letter`] find and
 //!   re-run it.
 //! * A host that lacks the function (unknown symbol, another signature or other
@@ -50,7 +50,7 @@
 //! * A pool and hosts whose keys differ do not wait on each other:
 //!   [`RedisPoolBuilder::build`] fails with [`Error::KeyMismatch`] when the
 //!   queue's live hosts all have another key, and a chunk a host refuses for its
-//!   tag fails its tasks with [`TaskError::DeadLettered`](dilly_pool::TaskError).
+//!   tag fails its tasks with [`TaskError::GivenUp`](dilly_pool::TaskError).
 //!
 //! `docs/distributed.md` describes the key layout and how to size a deployment.
 

@@ -613,7 +613,7 @@ impl Inner {
                             first + i,
                             TaskError::Arguments {
                                 error: dilly::Error::Encode {
-                                    what: "task chunk",
+                                    what: "task chunk".into(),
                                     detail: detail.clone(),
                                 },
                             },
@@ -793,9 +793,12 @@ impl Inner {
             format!("host `{host}` refused it: {reason}")
         };
         tracing::error!(%entry, %host, %last_error, "a host refused a task entry of this pool");
-        let error = TaskError::DeadLettered {
+        let error = TaskError::GivenUp {
             deliveries,
-            last_error,
+            last_error: format!(
+                "{last_error}; fix the cause, then find it with `RedisPool::dead_letters` \
+                 and run it again with `RedisPool::requeue_dead_letter`"
+            ),
         };
         let mut state = lock(&self.state);
         let found = state.jobs.iter().find_map(|(&job, j)| {

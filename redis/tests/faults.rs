@@ -220,13 +220,13 @@ fn a_chunk_whose_hosts_always_die_is_dead_lettered_and_reported() {
         match (x, r) {
             (
                 6 | 7,
-                Err(TaskError::DeadLettered {
+                Err(TaskError::GivenUp {
                     deliveries: 3,
                     last_error,
                 }),
             ) => {
                 assert!(last_error.contains("kept dying"), "{last_error}");
-                let shown = TaskError::DeadLettered {
+                let shown = TaskError::GivenUp {
                     deliveries: 3,
                     last_error,
                 }

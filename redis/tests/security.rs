@@ -252,7 +252,7 @@ fn tasks_refused_by_hosts_with_another_key_fail_typed_instead_of_hanging() {
         );
         for (i, r) in out.iter().enumerate() {
             match r {
-                Err(TaskError::DeadLettered { last_error, .. }) => {
+                Err(TaskError::GivenUp { last_error, .. }) => {
                     assert!(
                         last_error.contains("different HMAC keys"),
                         "{queue}, task {i}: {last_error}"

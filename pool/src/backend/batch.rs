@@ -219,6 +219,29 @@ impl Outcomes {
         self.failures.push(error);
     }
 
+    /// Fails tasks `first`, `first + 1`, …, `first + len - 1` with one `error`
+    /// (a chunk that will not run: its worker could not start, its pool was
+    /// terminated, a backend gave up on it). The error is kept once.
+    ///
+    /// ```
+    /// use dilly_pool::TaskError;
+    /// use dilly_pool::backend::Outcomes;
+    ///
+    /// let mut outcomes = Outcomes::new();
+    /// outcomes.push_err_range(10, 3, TaskError::Terminated);
+    /// let failed: Vec<_> = outcomes.iter().map(|(i, r)| (i, r.is_err())).collect();
+    /// assert_eq!(failed, [(10, true), (11, true), (12, true)]);
+    /// ```
+    pub fn push_err_range(&mut self, first: u64, len: usize, error: TaskError) {
+        if len == 0 {
+            return;
+        }
+        let place = Place::Failure(self.failures.len());
+        self.failures.push(error);
+        self.list
+            .extend((first..first + len as u64).map(|index| (index, place)));
+    }
+
     /// Adds task `index`'s outcome.
     pub fn push(&mut self, index: u64, outcome: Result<impl AsRef<[u8]>, TaskError>) {
         match outcome {

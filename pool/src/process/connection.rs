@@ -7,11 +7,9 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use dilly::RawFunc;
-
 use crate::backend::{Items, Outcomes};
 use crate::error::TaskError;
-use crate::protocol::{self, AfterRun, FromWorker, ToWorker, WireError};
+use crate::protocol::{self, AfterRun, FromWorker, ToWorker};
 
 use super::PoolCore;
 use super::child::WorkerProcess;
@@ -93,42 +91,6 @@ impl Connection {
             let _ =
                 protocol::write_frame(self.socket(), &ToWorker::Exit.encode().unwrap_or_default());
         }
-    }
-}
-
-/// Maps a worker's report to the task error, reconstructing the core crate's
-/// typed error where the worker could only send text.
-pub(super) fn task_error(err: WireError, func: Option<&RawFunc>) -> TaskError {
-    match err {
-        WireError::UnknownSymbol { id } => TaskError::Rejected {
-            error: dilly::Error::UnknownSymbol { id, name: None },
-        },
-        WireError::Load { message } => {
-            // Same registry on both sides (the handshake checked): preparing here
-            // fails the same way and gives back the typed error.
-            let local = func.map(RawFunc::prepare);
-            let error = match local {
-                Some(Err(error)) => error,
-                _ => dilly::Error::Malformed {
-                    what: "function",
-                    detail: message,
-                },
-            };
-            TaskError::Rejected { error }
-        }
-        WireError::Arguments { message } => TaskError::Arguments {
-            error: dilly::Error::Malformed {
-                what: "arguments",
-                detail: message,
-            },
-        },
-        WireError::Result { message } => TaskError::Unserializable {
-            error: dilly::Error::Encode {
-                what: "result",
-                detail: message,
-            },
-        },
-        WireError::Panicked { message, location } => TaskError::Panicked { message, location },
     }
 }
 
@@ -251,7 +213,7 @@ impl PoolCore {
             if matches!(frame, Ok(Some(_))) {
                 live.busy = false;
             }
-            return self.outcome(live, job, index, frame, out).map(|()| 1);
+            return self.outcome(live, index, frame, out).map(|()| 1);
         }
     }
 
@@ -304,7 +266,6 @@ impl PoolCore {
     pub(super) fn outcome(
         &self,
         live: &mut Connection,
-        job: &JobInfo,
         index: u64,
         frame: io::Result<Option<(u8, Vec<u8>)>>,
         out: &mut Outcomes,
@@ -322,7 +283,7 @@ impl PoolCore {
                     Ok(())
                 }
                 Ok(FromWorker::Failed(err)) => {
-                    out.push_err(index, task_error(err, Some(&job.func)));
+                    out.push_err(index, err);
                     Ok(())
                 }
                 Ok(other) => Err(protocol_error(live, format!("unexpected {other:?}"))),

@@ -222,12 +222,7 @@ impl Launcher {
         match read_message(&mut stream) {
             Ok(FromWorker::Ready) => {}
             Ok(FromWorker::InitFailed(err)) => {
-                return Err(Error::Initializer {
-                    error: crate::process::connection::task_error(
-                        err,
-                        self.config.initializer.as_ref(),
-                    ),
-                });
+                return Err(Error::Initializer { error: err });
             }
             Ok(other) => {
                 return Err(start_error(format!(

@@ -94,9 +94,7 @@ pub(super) enum Next {
 
 pub(super) fn fail_chunk(job: &JobInfo, first: u64, len: usize, error: &TaskError) {
     let mut outcomes = Outcomes::new();
-    for i in 0..len as u64 {
-        outcomes.push_err(first + i, error.clone());
-    }
+    outcomes.push_err_range(first, len, error.clone());
     job.send(outcomes);
 }
 
@@ -203,7 +201,7 @@ impl PoolCore {
                 chunk.items = chunk.items.split_off(1);
                 let error = TaskError::Arguments {
                     error: dilly::Error::TooLarge {
-                        what: "arguments",
+                        what: "arguments".into(),
                         len: len as u64,
                         limit,
                     },

@@ -4,9 +4,10 @@
 use std::io;
 
 use dilly::registry::RegistryFingerprint;
-use dilly::{Fingerprint, RawFunc, SymbolId};
+use dilly::{Fingerprint, RawFunc};
 
-use super::{WireError, violation};
+use super::violation;
+use crate::error::TaskError;
 
 pub(super) struct BodyWriter(pub(super) Vec<u8>);
 
@@ -55,36 +56,11 @@ impl BodyWriter {
         self.bytes(&bytes);
         Ok(())
     }
-    pub(super) fn error(&mut self, e: &WireError) {
-        match e {
-            WireError::UnknownSymbol { id } => {
-                self.u8(0);
-                self.u64(id.to_raw());
-            }
-            WireError::Load { message } => {
-                self.u8(1);
-                self.bytes(message.as_bytes());
-            }
-            WireError::Arguments { message } => {
-                self.u8(2);
-                self.bytes(message.as_bytes());
-            }
-            WireError::Result { message } => {
-                self.u8(3);
-                self.bytes(message.as_bytes());
-            }
-            WireError::Panicked { message, location } => {
-                self.u8(4);
-                self.bytes(message.as_bytes());
-                match location {
-                    None => self.u8(0),
-                    Some(l) => {
-                        self.u8(1);
-                        self.bytes(l.as_bytes());
-                    }
-                }
-            }
-        }
+    /// A task's failure in the core codec.
+    pub(super) fn error(&mut self, e: &TaskError) -> io::Result<()> {
+        let bytes = dilly::to_bytes(e).map_err(|e| violation(e.to_string()))?;
+        self.bytes(&bytes);
+        Ok(())
     }
     /// Fills in the length prefix.
     pub(super) fn finish(mut self) -> io::Result<Vec<u8>> {
@@ -132,9 +108,6 @@ impl<'a> BodyReader<'a> {
         let len = usize::try_from(len).map_err(|_| violation("length overflows usize"))?;
         self.take(len)
     }
-    pub(super) fn string(&mut self) -> io::Result<String> {
-        Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
-    }
     pub(super) fn opt_u64(&mut self) -> io::Result<Option<u64>> {
         match self.u8()? {
             0 => Ok(None),
@@ -150,30 +123,8 @@ impl<'a> BodyReader<'a> {
     pub(super) fn func(&mut self) -> io::Result<RawFunc> {
         dilly::from_bytes(self.bytes()?).map_err(|e| violation(format!("bad function: {e}")))
     }
-    pub(super) fn error(&mut self) -> io::Result<WireError> {
-        Ok(match self.u8()? {
-            0 => WireError::UnknownSymbol {
-                id: SymbolId::from_raw(self.u64()?),
-            },
-            1 => WireError::Load {
-                message: self.string()?,
-            },
-            2 => WireError::Arguments {
-                message: self.string()?,
-            },
-            3 => WireError::Result {
-                message: self.string()?,
-            },
-            4 => {
-                let message = self.string()?;
-                let location = match self.u8()? {
-                    0 => None,
-                    _ => Some(self.string()?),
-                };
-                WireError::Panicked { message, location }
-            }
-            t => return Err(violation(format!("bad error tag {t}"))),
-        })
+    pub(super) fn error(&mut self) -> io::Result<TaskError> {
+        dilly::from_bytes(self.bytes()?).map_err(|e| violation(format!("bad task error: {e}")))
     }
     pub(super) fn token(&mut self) -> io::Result<[u8; 16]> {
         let mut t = [0; 16];

@@ -6,6 +6,8 @@
 //! side allocate more than the limit. Bodies are hand-written little-endian fields:
 //! the hot messages (`Run`, `Done`) are a few integers around opaque byte strings
 //! that the core codec produced, so a general serializer would only add copies.
+//! A failure travels as its [`TaskError`] in the core codec, the form every backend
+//! sends.
 
 mod address;
 mod cursor;
@@ -25,15 +27,17 @@ use cursor::{BodyReader, BodyWriter};
 
 use std::io;
 
+use dilly::RawFunc;
 use dilly::registry::RegistryFingerprint;
-use dilly::{RawFunc, SymbolId};
 
 use crate::backend::Items;
+use crate::error::TaskError;
 
 /// Protocol revision, checked in the handshake (2: the spin window in `Config`, and
 /// `RUN_SPIN`; 3: the result window in `Config`; 4: `Fork` carries the worker's
-/// socket, and a forked worker reads its `Config` before its hello; 5: `RUN_LAST`).
-pub(crate) const PROTOCOL: u32 = 5;
+/// socket, and a forked worker reads its `Config` before its hello; 5: `RUN_LAST`;
+/// 6: failures are [`TaskError`]s in the core codec).
+pub(crate) const PROTOCOL: u32 = 6;
 
 /// Bytes of framing around a message body, allowed on top of the payload limit.
 pub(super) const OVERHEAD: usize = 64 << 10;
@@ -154,24 +158,6 @@ pub(crate) enum ToWorker {
     Fork { spawn_id: u64 },
 }
 
-/// Why a task or the initializer failed on the worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum WireError {
-    /// The function's ID is not registered on the worker.
-    UnknownSymbol { id: SymbolId },
-    /// The function could not be prepared for another reason.
-    Load { message: String },
-    /// The arguments did not decode.
-    Arguments { message: String },
-    /// The result did not encode.
-    Result { message: String },
-    /// The function panicked.
-    Panicked {
-        message: String,
-        location: Option<String>,
-    },
-}
-
 /// Messages a worker or fork server sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FromWorker {
@@ -186,11 +172,11 @@ pub(crate) enum FromWorker {
     /// The initializer (if any) ran; tasks may come.
     Ready,
     /// The initializer failed; the worker exits.
-    InitFailed(WireError),
+    InitFailed(TaskError),
     /// One item's encoded result.
     Done(Vec<u8>),
     /// One item failed.
-    Failed(WireError),
+    Failed(TaskError),
     /// A fork server forked a worker.
     Forked { spawn_id: u64, pid: u32 },
     /// A fork server reaped a worker: raw wait status.
@@ -372,7 +358,7 @@ impl FromWorker {
             FromWorker::Ready => BodyWriter::new(from_worker::READY),
             FromWorker::InitFailed(e) => {
                 let mut o = BodyWriter::new(from_worker::INIT_FAILED);
-                o.error(e);
+                o.error(e)?;
                 o
             }
             FromWorker::Done(bytes) => {
@@ -382,7 +368,7 @@ impl FromWorker {
             }
             FromWorker::Failed(e) => {
                 let mut o = BodyWriter::new(from_worker::FAILED);
-                o.error(e);
+                o.error(e)?;
                 o
             }
             FromWorker::Forked { spawn_id, pid } => {

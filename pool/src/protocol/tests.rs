@@ -1,5 +1,5 @@
 use super::*;
-use dilly::Fingerprint;
+use dilly::{Fingerprint, SymbolId};
 
 fn func() -> RawFunc {
     RawFunc::Registered {
@@ -50,16 +50,30 @@ fn messages_round_trip() {
             },
         },
         FromWorker::Ready,
-        FromWorker::InitFailed(WireError::UnknownSymbol {
-            id: SymbolId::of("q"),
+        FromWorker::InitFailed(TaskError::Rejected {
+            error: dilly::Error::UnknownSymbol {
+                id: SymbolId::of("q"),
+                name: Some("q".into()),
+            },
         }),
         FromWorker::Done(vec![4, 5]),
-        FromWorker::Failed(WireError::Panicked {
+        FromWorker::Failed(TaskError::Panicked {
             message: "boom".into(),
             location: Some("a.rs:1:2".into()),
         }),
-        FromWorker::Failed(WireError::Result {
-            message: "no".into(),
+        FromWorker::Failed(TaskError::Unserializable {
+            error: dilly::Error::Encode {
+                what: "result".into(),
+                detail: "no".into(),
+            },
+        }),
+        FromWorker::Failed(TaskError::Rejected {
+            error: dilly::Error::SignatureMismatch {
+                name: "a::f".into(),
+                expected: "fn(u8) -> u8".into(),
+                expected_fingerprint: Fingerprint::of("fn(u8) -> u8"),
+                found: Fingerprint::of("fn(u16) -> u16"),
+            },
         }),
         FromWorker::Forked {
             spawn_id: 1,

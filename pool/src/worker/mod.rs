@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use dilly::ErasedFunc;
 
-use crate::protocol::{self, FromWorker, PROTOCOL, Ticket, WireError};
+use crate::error::TaskError;
+use crate::protocol::{self, FromWorker, PROTOCOL, Ticket};
 use crate::sys;
 
 /// The environment variable that tells a copy of the program to serve.
@@ -216,34 +217,28 @@ fn install_panic_hook() {
     }));
 }
 
-fn take_panic() -> WireError {
+fn take_panic() -> TaskError {
     let (message, location) = LAST_PANIC
         .with(|p| p.borrow_mut().take())
         .unwrap_or_else(|| ("unknown panic".to_owned(), None));
-    WireError::Panicked { message, location }
+    TaskError::Panicked { message, location }
 }
 
-fn load(func: &dilly::RawFunc) -> Result<Arc<dyn ErasedFunc>, WireError> {
-    let prepared = panic::catch_unwind(|| func.prepare());
-    match prepared {
+fn load(func: &dilly::RawFunc) -> Result<Arc<dyn ErasedFunc>, TaskError> {
+    match panic::catch_unwind(|| func.prepare()) {
         Ok(Ok(f)) => Ok(f),
-        Ok(Err(dilly::Error::UnknownSymbol { id, .. })) => Err(WireError::UnknownSymbol { id }),
-        Ok(Err(other)) => Err(WireError::Load {
-            message: other.to_string(),
-        }),
+        Ok(Err(error)) => Err(TaskError::Rejected { error }),
         Err(_) => Err(take_panic()),
     }
 }
 
 /// Runs a task, its encoded result replacing what `out` held.
-fn call(f: &Arc<dyn ErasedFunc>, args: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+fn call(f: &Arc<dyn ErasedFunc>, args: &[u8], out: &mut Vec<u8>) -> Result<(), TaskError> {
     out.clear();
     match panic::catch_unwind(AssertUnwindSafe(|| f.call_into(args, out))) {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(dilly::Error::Encode { detail, .. })) => Err(WireError::Result { message: detail }),
-        Ok(Err(other)) => Err(WireError::Arguments {
-            message: other.to_string(),
-        }),
+        Ok(Err(error @ dilly::Error::Encode { .. })) => Err(TaskError::Unserializable { error }),
+        Ok(Err(error)) => Err(TaskError::Arguments { error }),
         Err(_) => Err(take_panic()),
     }
 }

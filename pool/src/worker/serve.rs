@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use dilly::ErasedFunc;
 
-use crate::protocol::{self, AfterRun, FromWorker, Ticket, ToWorker, WireError, connect};
+use crate::protocol::{self, AfterRun, FromWorker, Ticket, ToWorker, connect};
 use crate::sys;
 
 use super::results::{Finished, Results};
@@ -90,15 +90,18 @@ pub(super) fn serve(stream: UnixStream, ticket: &Ticket, handshake: Handshake) -
     }
 
     let results = Results::start(stream.try_clone()?, config.result_window);
-    let mut funcs: HashMap<u64, Result<Arc<dyn ErasedFunc>, WireError>> = HashMap::new();
+    let mut funcs: HashMap<u64, Result<Arc<dyn ErasedFunc>, TaskError>> = HashMap::new();
     // Each task's result is encoded here first (outside the results lock), reused.
     let mut scratch = Vec::new();
     while let Some(body) = protocol::read_frame(&mut reader, limit)? {
         // The hot message, with its items borrowed from the frame.
         if let Some((key, items)) = protocol::decode_run(&body)? {
             let func = funcs.get(&key).cloned().unwrap_or_else(|| {
-                Err(WireError::Load {
-                    message: format!("no function loaded under key {key}"),
+                Err(TaskError::Rejected {
+                    error: dilly::Error::Malformed {
+                        what: "function".into(),
+                        detail: format!("no function loaded under key {key}"),
+                    },
                 })
             });
             if !items.is_empty() {
@@ -108,12 +111,15 @@ pub(super) fn serve(stream: UnixStream, ticket: &Ticket, handshake: Handshake) -
                 let last = n + 1 == items.len();
                 let outcome = match &func {
                     Ok(f) => match call(f, item, &mut scratch) {
-                        Ok(()) if scratch.len() as u64 > limit => Err(WireError::Result {
-                            message: format!(
-                                "a result of {} bytes exceeds the frame limit of {limit} \
-                                 bytes; raise it with `Builder::max_frame`",
-                                scratch.len()
-                            ),
+                        Ok(()) if scratch.len() as u64 > limit => Err(TaskError::Unserializable {
+                            error: dilly::Error::Encode {
+                                what: "result".into(),
+                                detail: format!(
+                                    "a result of {} bytes exceeds the frame limit of {limit} \
+                                     bytes; raise it with `Builder::max_frame`",
+                                    scratch.len()
+                                ),
+                            },
                         }),
                         other => other,
                     },

@@ -268,7 +268,7 @@ def long_task_table(bench: Path, pyv) -> list[str]:
             "dilly-pool's: > 1× means dilly-pool is faster)). Placed evenly, 8 × 200 ms "
             "takes 400 ms; the mix, first free worker in input order, 600 ms.", "",
             markdown_table(["workload", "dilly-pool"] + [label for _, label in LONG_TOOLS],
-                           rows, [False] + [True] * len(LONG_TOOLS)), ""]
+                           rows, [False] + [True] * (len(LONG_TOOLS) + 1)), ""]
 
 
 def report_pool(target_dir: Path) -> str:

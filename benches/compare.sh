@@ -7,14 +7,17 @@
 #   serialize  dilly and serde_closure against dill, cloudpickle and pickle;
 #              ~1 min of Rust benches + ~10 s of Python
 #   pool       dilly-pool, procspawn and a raw pipe against multiprocessing.Pool (fork,
-#              spawn), ProcessPoolExecutor, pathos and loky;
+#              spawn), ProcessPoolExecutor, pathos and loky; and the makespans of
+#              long tasks (8 x 200 ms, a mix of 50-400 ms; sleeping and spinning) on
+#              4 workers against multiprocessing, ProcessPoolExecutor and loky;
 #              ~1.5 min of Rust benches + ~2-3 min of Python
 #   redis      dilly-redis against RQ, each through its own local redis-server with 2
 #              worker processes (needs redis-server); ~1.5 min of Rust + ~1 min of Python
 #
 # Works from any directory. Steps, per workload W:
 #   1. cargo bench --bench W   -> <target>/criterion/<group>/<tool>/<case>/new/
-#                                 <target>/dilly-bench/{serialize-sizes,pool-latency}.json
+#                                 <target>/dilly-bench/{serialize-sizes,pool-latency,
+#                                 pool-long}.json
 #   2. benches/python/run.sh W.py --json <target>/dilly-bench/python-W.json
 #   3. python3 benches/python/compare.py W   -> one markdown report on stdout
 # Progress and the tools' own output go to stderr; stdout is only the final tables.

@@ -13,8 +13,13 @@
 //! | `payload`      | `map(identity)` over 64 × 1 MiB `Vec<u8>`, default chunking and chunk 1;   |
 //! |                | also as `serde_bytes::ByteBuf` (`dilly_bytebuf`), one byte string in serde |
 //!
-//! Criterion's numbers land in `<target>/criterion/<group>/<tool>/<case>/`. Besides
-//! them, the round trip is measured the way `pool.py` measures it — 2,000 sequential
+//! Criterion's numbers land in `<target>/criterion/<group>/<tool>/<case>/`.
+//!
+//! Long tasks are timed outside criterion, a few maps each ([`long_tasks`]): the
+//! makespan of `map` over 8 × 200 ms and over a mix of 50–400 ms of sleeping and of
+//! spinning tasks on a 4-worker pool, into `<target>/dilly-bench/pool-long.json`.
+//!
+//! The round trip is also measured the way `pool.py` measures it — 2,000 sequential
 //! calls, each timed with [`Instant`] — and the median and p99 of those 2,000
 //! latencies (per tool) are written to `<target>/dilly-bench/pool-latency.json`.
 //! The same file gets three CPU-pinned variants (`dilly_one_cpu`, `pipe_one_cpu`,
@@ -85,6 +90,27 @@ fn identity(data: Vec<u8>) -> Vec<u8> {
 #[dilly::func]
 fn identity_bytes(data: ByteBuf) -> ByteBuf {
     data
+}
+
+/// A long task that sleeps `ms` milliseconds (the CPU is not the limit); gives
+/// back `ms`.
+#[dilly::func]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// A long task that keeps a CPU busy for `ms` milliseconds of wall time; gives back
+/// `ms`.
+#[dilly::func]
+fn spin_ms(ms: u64) -> u64 {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut spins = 0u64;
+    while Instant::now() < end {
+        spins = black_box(spins.wrapping_add(1));
+    }
+    black_box(spins);
+    ms
 }
 
 /// The tiny task as a plain function pointer, for procspawn.
@@ -516,6 +542,72 @@ where
     total
 }
 
+/// Workers of the long-task pool (more than the machine's cores: placement, not
+/// the CPU, decides the makespan of sleeping tasks).
+const LONG_WORKERS: usize = 4;
+/// Timed makespans per long-task workload (after one warm-up map).
+const LONG_REPS: usize = 3;
+
+/// The long-task workloads, as in `benches/python/pool.py`: name, whether the tasks
+/// spin (else they sleep), and the task lengths in milliseconds, in input order.
+/// 8 × 200 ms on 4 workers takes 2 task-times (400 ms) when placed evenly; the
+/// mix, 1,800 ms of work, 600 ms when each task goes to the first free worker in
+/// input order (450 ms at best).
+const LONG_WORKLOADS: [(&str, bool, &[u64]); 4] = [
+    ("sleep_equal", false, &[200; 8]),
+    (
+        "sleep_mixed",
+        false,
+        &[400, 50, 300, 100, 250, 150, 350, 200],
+    ),
+    ("spin_equal", true, &[200; 8]),
+    ("spin_mixed", true, &[400, 50, 300, 100, 250, 150, 350, 200]),
+];
+
+/// Makespans of `map` over long tasks on a 4-worker pool (default chunking),
+/// `LONG_REPS` each, timed with [`Instant`]: their median and minimum go to
+/// `<target>/dilly-bench/pool-long.json`. Not criterion: a few repetitions of a
+/// 0.4–0.6 s map say what placement costs, and keep the bench short.
+fn long_tasks() {
+    let pool = ProcessPool::builder()
+        .workers(LONG_WORKERS)
+        .build()
+        .expect("a pool");
+    let (sleep, spin) = (dilly::func_of!(sleep_ms), dilly::func_of!(spin_ms));
+    let mut rows = Vec::new();
+    for (name, spins, lengths) in LONG_WORKLOADS {
+        let f = if spins { &spin } else { &sleep };
+        let mut times = Vec::with_capacity(LONG_REPS);
+        for rep in 0..=LONG_REPS {
+            let t = Instant::now();
+            let out = pool.map(f, lengths.iter().copied()).expect("results");
+            let elapsed = t.elapsed();
+            assert_eq!(out, lengths, "{name}: wrong results");
+            if rep > 0 {
+                times.push(elapsed.as_nanos() as u64);
+            }
+        }
+        times.sort_unstable();
+        let median = times[times.len() / 2];
+        println!(
+            "  long tasks {name:<12} makespan median {:>7.1} ms  min {:>7.1} ms  ({} runs)",
+            median as f64 / 1e6,
+            times[0] as f64 / 1e6,
+            times.len()
+        );
+        rows.push(format!(
+            r#"    {{"workload": "{name}", "tasks_ms": {lengths:?}, "median_ns": {median}, "min_ns": {}, "repetitions": {}}}"#,
+            times[0],
+            times.len()
+        ));
+    }
+    let json = format!(
+        "{{\n  \"workload\": \"pool-long\",\n  \"workers\": {LONG_WORKERS},\n  \"makespans\": [\n{}\n  ]\n}}\n",
+        rows.join(",\n")
+    );
+    common::write_report("pool-long.json", &json, "long-task makespans");
+}
+
 /// procspawn's warm pool, the Rust alternative. Last: it keeps threads running.
 fn bench_procspawn(c: &mut Criterion, latencies: &mut Vec<Latency>) {
     let mut group = c.benchmark_group("round_trip");
@@ -567,6 +659,9 @@ fn main() {
         pinned_latencies(&mut latencies, &mut notes);
     }
     bench_payload(&mut c);
+    if !listing {
+        long_tasks();
+    }
     bench_procspawn(&mut c, &mut latencies);
     if !listing {
         write_latencies(&latencies, &notes);

@@ -24,6 +24,8 @@ For the `pool` workload:
   `cargo bench --bench pool` (medians per iteration);
 * dilly-bench/pool-latency.json -- median and p99 of 2,000 sequential round trips per
   tool (dilly, procspawn, pipe, and CPU-pinned variants), written by the same bench;
+* dilly-bench/pool-long.json -- makespans of maps over long tasks on 4 workers
+  (median of a few runs per workload), written by the same bench;
 * dilly-bench/python-pool.json -- written by `run.sh pool.py --json ...`.
 
 Adding a workload means writing one `report_<name>(target_dir)` function that returns
@@ -264,6 +266,41 @@ def fmt_ms(ns: float | None) -> str:
     return "—" if ns is None else f"{ns / 1e6:,.2f} ms"
 
 
+LONG_ROWS = [
+    ("sleep_equal", "long_sleep_equal", "8 × 200 ms, sleeping"),
+    ("sleep_mixed", "long_sleep_mixed", "mix of 50–400 ms (1,800 ms), sleeping"),
+    ("spin_equal", "long_spin_equal", "8 × 200 ms, spinning"),
+    ("spin_mixed", "long_spin_mixed", "mix of 50–400 ms (1,800 ms), spinning"),
+]
+LONG_TOOLS = [("mp_fork", "mp fork"), ("cf", "ProcessPoolExecutor"), ("loky", "loky")]
+
+
+def long_task_table(bench: Path, pyv) -> list[str]:
+    """The long-task makespans (pool-long.json and the long_* Python workloads):
+    one row per workload, each Python cell with its time over dilly-pool's."""
+    try:
+        doc = load_json(bench / "pool-long.json")
+    except MissingInput as exc:
+        return [f"Long tasks: {exc}.", ""]
+    ours = {r["workload"]: r["median_ns"] for r in doc["makespans"]}
+    rows = []
+    for key, workload, label in LONG_ROWS:
+        d = ours.get(key)
+        cells = [label, fmt_ms(d)]
+        for tool, _ in LONG_TOOLS:
+            sec = pyv(workload, tool, "seconds")
+            v = None if sec is None else sec * 1e9
+            cells.append("—" if v is None else f"{fmt_ms(v)} ({fmt_ratio(ratio(v, d))})")
+        rows.append(cells)
+    workers = doc.get("workers", 4)
+    return [f"Long tasks: makespan of one `map` on {workers} workers, default chunking, "
+            "median of a few runs (each Python cell: its makespan (its time / "
+            "dilly-pool's: > 1× means dilly-pool is faster)). Placed evenly, 8 × 200 ms "
+            "takes 400 ms; the mix, first free worker in input order, 600 ms.", "",
+            markdown_table(["workload", "dilly-pool"] + [label for _, label in LONG_TOOLS],
+                           rows, [False] + [True] * (len(LONG_TOOLS) + 1)), ""]
+
+
 def report_pool(target_dir: Path) -> str:
     """dilly-pool (criterion + pool-latency.json) against multiprocessing,
     ProcessPoolExecutor, pathos, loky (python-pool.json), procspawn and a raw pipe."""
@@ -381,6 +418,7 @@ def report_pool(target_dir: Path) -> str:
     out.append(markdown_table(["", "median", "p99", "median / dilly-pool's"], brow,
                               [False, True, True, True]))
     out.append("")
+    out.extend(long_task_table(bench, pyv))
     if py_doc.get("quick"):
         out.append("Python numbers are from a --quick run (fewer items; noisier).")
         out.append("")

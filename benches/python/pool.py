@@ -22,6 +22,11 @@ Workloads (same as the Rust bench):
   and with chunksize=1 (multiprocessing's best), MiB/s of input;
 * pool_start -- create the pool + the first apply result (fork, spawn and
   forkserver for multiprocessing; each other tool's default). Tear-down is not timed.
+* long_sleep_equal, long_sleep_mixed, long_spin_equal, long_spin_mixed -- the
+  makespan of map over long tasks on 4 workers (mp_fork, cf and loky only), each
+  tool's default chunking: 8 x 200 ms, and a mix of 50-400 ms (1,800 ms of work),
+  of tasks that sleep or that keep a CPU busy for that long; median of 3 maps
+  after a warm-up (as LONG_WORKLOADS in benches/pool.rs).
 
 Usage (normally through run.sh, which provides pathos and loky in a venv):
 
@@ -59,6 +64,34 @@ PAYLOAD_ITEMS = 64
 PAYLOAD_LEN = 1 << 20
 
 
+LONG_WORKERS = 4
+LONG_REPS = 3
+LONG_MIX = [400, 50, 300, 100, 250, 150, 350, 200]
+# name -> (spins, task lengths in ms), as LONG_WORKLOADS in benches/pool.rs.
+LONG_WORKLOADS = {
+    "long_sleep_equal": (False, [200] * 8),
+    "long_sleep_mixed": (False, LONG_MIX),
+    "long_spin_equal": (True, [200] * 8),
+    "long_spin_mixed": (True, LONG_MIX),
+}
+# Tools measured on the long tasks.
+LONG_TOOLS = ["mp_fork", "cf", "loky"]
+
+
+def sleep_ms(ms):
+    """A long task that sleeps."""
+    time.sleep(ms / 1000)
+    return ms
+
+
+def spin_ms(ms):
+    """A long task that keeps a CPU busy for ms milliseconds of wall time."""
+    end = time.perf_counter() + ms / 1000
+    while time.perf_counter() < end:
+        pass
+    return ms
+
+
 def double(x):
     """The tiny task."""
     return x * 2
@@ -78,8 +111,8 @@ class MpPool:
 
     default_chunk = None  # multiprocessing picks len / (4 * workers)
 
-    def __init__(self, method):
-        self.pool = multiprocessing.get_context(method).Pool(WORKERS)
+    def __init__(self, method, workers=WORKERS):
+        self.pool = multiprocessing.get_context(method).Pool(workers)
 
     def map(self, f, items, chunksize=None):
         return self.pool.map(f, items, chunksize)
@@ -97,8 +130,8 @@ class CfPool:
 
     default_chunk = 1
 
-    def __init__(self):
-        self.pool = concurrent.futures.ProcessPoolExecutor(WORKERS)
+    def __init__(self, workers=WORKERS):
+        self.pool = concurrent.futures.ProcessPoolExecutor(workers)
 
     def map(self, f, items, chunksize=None):
         return list(self.pool.map(f, items, chunksize=chunksize or 1))
@@ -137,8 +170,8 @@ class LokyPool:
 
     default_chunk = 1
 
-    def __init__(self):
-        self.pool = loky.ProcessPoolExecutor(max_workers=WORKERS)
+    def __init__(self, workers=WORKERS):
+        self.pool = loky.ProcessPoolExecutor(max_workers=workers)
 
     def map(self, f, items, chunksize=None):
         return list(self.pool.map(f, items, chunksize=chunksize or 1))
@@ -151,9 +184,9 @@ class LokyPool:
 
 
 TOOLS = {
-    "mp_fork": lambda: MpPool("fork"),
-    "mp_spawn": lambda: MpPool("spawn"),
-    "mp_forkserver": lambda: MpPool("forkserver"),
+    "mp_fork": lambda workers=WORKERS: MpPool("fork", workers),
+    "mp_spawn": lambda workers=WORKERS: MpPool("spawn", workers),
+    "mp_forkserver": lambda workers=WORKERS: MpPool("forkserver", workers),
     "cf": CfPool,
     "pathos": PathosPool,
     "loky": LokyPool,
@@ -229,6 +262,19 @@ def measure_payload(pool, items, chunksize, reps):
             "seconds": sec, "mib_per_s": total / (1 << 20) / sec, "repetitions": len(times)}
 
 
+def measure_long(pool, spins, lengths, reps):
+    f = spin_ms if spins else sleep_ms
+    assert pool.map(f, lengths, None) == lengths  # warm-up + check
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter_ns()
+        out = pool.map(f, lengths, None)
+        times.append((time.perf_counter_ns() - t) / 1e9)
+        assert out == lengths
+    return {"tasks_ms": lengths, "workers": LONG_WORKERS, "seconds": statistics.median(times),
+            "min_seconds": min(times), "repetitions": len(times)}
+
+
 def measure_start(make, reps):
     times = []
     for _ in range(reps):
@@ -288,6 +334,17 @@ def main(argv=None) -> int:
             record("payload", tool, **measure_payload(pool, payload, None, reps))
             if pool.default_chunk != 1:
                 record("payload_chunk1", tool, **measure_payload(pool, payload, 1, reps))
+        finally:
+            pool.close()
+
+    for tool in LONG_TOOLS:
+        if tool not in only:
+            continue
+        pool = TOOLS[tool](LONG_WORKERS)
+        try:
+            for workload, (spins, lengths) in LONG_WORKLOADS.items():
+                record(workload, tool,
+                       **measure_long(pool, spins, lengths, 1 if quick else LONG_REPS))
         finally:
             pool.close()
 

@@ -67,12 +67,23 @@ impl fmt::Display for WorkerExit {
 #[non_exhaustive]
 pub enum TaskError {
     /// The task panicked; the worker caught the panic and kept serving.
-    #[error("task panicked at {}: {message}", location.as_deref().unwrap_or("an unknown location"))]
+    #[error(
+        "task panicked at {}: {message}{}",
+        location.as_deref().unwrap_or("an unknown location"),
+        backtrace.as_deref().map(|b| format!("\nworker backtrace:\n{b}")).unwrap_or_default()
+    )]
     Panicked {
         /// The panic message.
         message: String,
         /// `file:line:column` of the panic, when known.
         location: Option<String>,
+        /// The worker's stack at the panic, when the worker's environment asks for
+        /// backtraces (`RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` set and not `0`,
+        /// as for [`std::backtrace::Backtrace::capture`]; workers inherit the
+        /// environment of the program that starts the pool). Only worker
+        /// processes capture it: `None` from a [`ThreadPool`](crate::ThreadPool)
+        /// or [`Serial`](crate::Serial).
+        backtrace: Option<String>,
     },
 
     /// The worker running the task died (abort, segfault, `std::process::exit`,

@@ -229,6 +229,39 @@ pub trait Executor: Send + Sync {
         ))
     }
 
+    /// This executor with `chunk_size` items per chunk for the calls made through
+    /// the returned view — Python's `map(f, xs, chunksize=c)` without a second
+    /// pool. Every method of [`Executor`] works on the view; the executor's own
+    /// setting is untouched. A `chunk_size` of 0 counts as 1.
+    ///
+    /// ```
+    /// use dilly_pool::{Executor, ProcessPool};
+    ///
+    /// #[dilly::func]
+    /// fn double(x: u64) -> u64 {
+    ///     x * 2
+    /// }
+    ///
+    /// let pool = ProcessPool::builder().workers(2).build()?;
+    /// let f = dilly::func_of!(double);
+    /// // Tasks of very different lengths: one per chunk.
+    /// let out = pool.with_chunk_size(1).map(&f, 0..10)?;
+    /// assert_eq!(out[9], 18);
+    /// // Tiny tasks: large chunks.
+    /// let out = pool.with_chunk_size(500).map(&f, 0..10_000)?;
+    /// assert_eq!(out[9_999], 19_998);
+    /// # Ok::<(), dilly_pool::Error>(())
+    /// ```
+    fn with_chunk_size(&self, chunk_size: usize) -> WithChunkSize<'_, Self>
+    where
+        Self: Sized,
+    {
+        WithChunkSize {
+            inner: self,
+            chunk_size: chunk_size.max(1),
+        }
+    }
+
     /// Calls `func(args)` in a worker and waits for the result.
     fn apply<F>(&self, func: &F, args: F::Args) -> Result<F::Output>
     where
@@ -254,6 +287,34 @@ pub trait Executor: Send + Sync {
         let mut job = self.open(&func.raw())?;
         job.submit(0, items)?;
         Ok(AsyncResult::one(job, func.clone()))
+    }
+}
+
+/// An executor seen with another chunk size ([`Executor::with_chunk_size`]): its
+/// jobs are the executor's own, cut into chunks of `chunk_size` items.
+#[derive(Debug, Clone, Copy)]
+pub struct WithChunkSize<'a, E> {
+    inner: &'a E,
+    chunk_size: usize,
+}
+
+impl<E> WithChunkSize<'_, E> {
+    /// Items per chunk of the calls made through this view.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+}
+
+impl<E: Executor> Executor for WithChunkSize<'_, E> {
+    fn open(&self, func: &RawFunc) -> Result<Box<dyn Job>> {
+        self.inner.open(func)
+    }
+
+    fn shape(&self) -> Shape {
+        Shape {
+            chunk_size: Some(self.chunk_size),
+            ..self.inner.shape()
+        }
     }
 }
 

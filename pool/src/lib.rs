@@ -96,7 +96,7 @@ mod thread;
 mod worker;
 
 pub use crate::error::{Error, Result, TaskError, WorkerExit};
-pub use crate::executor::{Executor, FuncValue, UnaryFunc};
+pub use crate::executor::{Executor, FuncValue, UnaryFunc, WithChunkSize};
 pub use crate::handle::AsyncResult;
 #[cfg(feature = "stream")]
 pub use crate::imap::ImapStream;

@@ -28,6 +28,7 @@ pub(crate) fn run_local(
         Err(payload) => Err(TaskError::Panicked {
             message: panic_message(payload.as_ref()),
             location: None,
+            backtrace: None,
         }),
     }
 }

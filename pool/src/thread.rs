@@ -19,7 +19,7 @@ use crate::sync::lock;
 
 /// A pool of threads with the API of [`ProcessPool`](crate::ProcessPool). Panics
 /// come back as [`TaskError::Panicked`](crate::TaskError::Panicked) (without a
-/// location: only a process pool installs its own panic hook); a crash takes the
+/// location or backtrace: only a process pool installs its own panic hook); a crash takes the
 /// whole process down, there are no per-task timeouts, and dropping the pool waits
 /// for the tasks that are running (queued ones end with
 /// [`TaskError::Terminated`](crate::TaskError::Terminated)).

@@ -67,8 +67,9 @@ struct State {
     jobs: HashMap<u64, Arc<JobInfo>>,
     /// Functions by content, each with its key and one shared copy: repeated
     /// `apply` calls of a function with large captured state neither copy nor
-    /// resend it.
-    keys: HashMap<Arc<RawFunc>, u64>,
+    /// resend it. Also each one's measured time per task, which its jobs share
+    /// ([`JobInfo::item_nanos`]).
+    keys: HashMap<Arc<RawFunc>, (u64, Arc<AtomicU64>)>,
     next_id: u64,
     /// Chunks taken and not yet resolved, by slot (a slot's pipelined chunk
     /// counts too): a slot with none is free, or about to be.
@@ -310,12 +311,15 @@ impl ProcessPool {
         if state.keys.len() > 4 * MAX_LOADED {
             state.keys.clear();
         }
-        let (wire, key) = match state.keys.get_key_value(func) {
-            Some((wire, key)) => (Arc::clone(wire), *key),
+        let (wire, key, item_nanos) = match state.keys.get_key_value(func) {
+            Some((wire, (key, nanos))) => (Arc::clone(wire), *key, Arc::clone(nanos)),
             None => {
                 let wire = Arc::new(func.clone());
-                state.keys.insert(Arc::clone(&wire), id);
-                (wire, id)
+                let nanos = Arc::new(AtomicU64::new(0));
+                state
+                    .keys
+                    .insert(Arc::clone(&wire), (id, Arc::clone(&nanos)));
+                (wire, id, nanos)
             }
         };
         let (sink, rx) = mailbox::mailbox();
@@ -325,7 +329,7 @@ impl ProcessPool {
                 func: wire,
                 key,
                 sink,
-                item_nanos: AtomicU64::new(0),
+                item_nanos,
             }),
         );
         Ok(ProcessJob {

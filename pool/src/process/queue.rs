@@ -29,9 +29,12 @@ pub(super) struct JobInfo {
     /// Outcomes go to the job in batches (one message per chunk, or per read of
     /// the worker's socket), never empty ones.
     pub(super) sink: super::mailbox::Sink,
-    /// Estimated time a worker spends per item of this job, in nanoseconds (0 until
-    /// a chunk has completed): how many small chunks may be merged into one.
-    pub(super) item_nanos: AtomicU64,
+    /// Estimated time a worker spends per item of this job's function, in
+    /// nanoseconds (0 until a chunk has completed), shared by the jobs of one
+    /// function: how many small chunks may be merged into one, and whether a chunk
+    /// may be pipelined behind one of them. So the jobs of an `apply` loop, one
+    /// chunk each, are known fast or slow from the first ones.
+    pub(super) item_nanos: Arc<AtomicU64>,
 }
 
 impl JobInfo {
@@ -47,6 +50,17 @@ impl JobInfo {
             nanos => usize::try_from(window.as_nanos() / u128::from(nanos))
                 .unwrap_or(usize::MAX)
                 .max(1),
+        }
+    }
+
+    /// How long a worker is estimated to take for `items` more items of this job;
+    /// `None` while nothing is measured.
+    pub(super) fn expected(&self, items: usize) -> Option<Duration> {
+        match self.item_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(
+                nanos.saturating_mul(u64::try_from(items).unwrap_or(u64::MAX)),
+            )),
         }
     }
 
@@ -367,7 +381,7 @@ mod tests {
             func: Arc::new(dilly::func_of!(tests_noop).raw()),
             key: 1,
             sink,
-            item_nanos: AtomicU64::new(0),
+            item_nanos: Arc::new(AtomicU64::new(0)),
         };
         let window = Duration::from_millis(1);
         assert_eq!(job.merge_budget(window), 1, "nothing measured: no merging");

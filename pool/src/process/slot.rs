@@ -39,6 +39,13 @@ pub(super) const PIPELINE_FRAME: usize = 32 << 10;
 /// Chunks sent to one worker ahead of its results.
 pub(super) const PIPELINE_DEPTH: usize = 2;
 
+/// Longest a chunk may be expected to wait behind the ones in flight on its
+/// worker for it to be pipelined: while tasks come back within this, a second
+/// chunk in flight keeps the worker from idling through each round trip; a
+/// longer wait could hold a task back while another worker idles, so chunks of
+/// longer (or not yet measured) tasks are sent only to a free worker.
+pub(super) const PIPELINE_HORIZON: Duration = Duration::from_millis(2);
+
 /// Whether a worker, when it was lost, was running the next unreported item of
 /// its oldest chunk: that item is the one to blame for the loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,9 +348,24 @@ impl Slot<'_> {
         }
     }
 
-    /// Sends small queued chunks behind the ones in flight.
+    /// How long the chunks in flight are estimated to keep the worker busy (their
+    /// unreported items at their jobs' measured time per item); `None` if a job
+    /// has no measure yet.
+    pub(super) fn busy_for(&self) -> Option<Duration> {
+        self.inflight.iter().try_fold(Duration::ZERO, |total, f| {
+            let left = f.chunk.items.len() - f.reported;
+            Some(total.saturating_add(f.job.expected(left)?))
+        })
+    }
+
+    /// Sends small queued chunks behind the ones in flight, while those are
+    /// estimated to be done within [`PIPELINE_HORIZON`]: a chunk behind a long
+    /// one would wait for it even if another worker became free meanwhile.
     pub(super) fn top_up(&mut self) {
         while self.inflight.len() < PIPELINE_DEPTH && self.live.is_some() {
+            if self.busy_for().is_none_or(|busy| busy > PIPELINE_HORIZON) {
+                return;
+            }
             let Some((job, chunk)) = self.shared.pipelined_chunk(self.index, self.capacity())
             else {
                 return;

@@ -60,6 +60,7 @@ fn messages_round_trip() {
         FromWorker::Failed(TaskError::Panicked {
             message: "boom".into(),
             location: Some("a.rs:1:2".into()),
+            backtrace: Some("   0: f\n             at a.rs:1:2\n".into()),
         }),
         FromWorker::Failed(TaskError::Unserializable {
             error: dilly::Error::Encode {

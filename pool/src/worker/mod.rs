@@ -197,9 +197,13 @@ pub(crate) fn run_worker(ticket: &Ticket) -> i32 {
 }
 
 thread_local! {
-    /// The last panic's message and location, recorded by the worker's panic hook.
-    static LAST_PANIC: RefCell<Option<(String, Option<String>)>> = const { RefCell::new(None) };
+    /// The last panic's message, location and backtrace, recorded by the worker's
+    /// panic hook.
+    static LAST_PANIC: RefCell<Option<LastPanic>> = const { RefCell::new(None) };
 }
+
+/// What the panic hook records of a panic: message, location, backtrace.
+type LastPanic = (String, Option<String>, Option<String>);
 
 fn install_panic_hook() {
     panic::set_hook(Box::new(|info| {
@@ -213,15 +217,23 @@ fn install_panic_hook() {
         let location = info
             .location()
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
-        LAST_PANIC.with(|p| *p.borrow_mut() = Some((message, location)));
+        // Captured only when `RUST_BACKTRACE` / `RUST_LIB_BACKTRACE` ask for it.
+        let trace = std::backtrace::Backtrace::capture();
+        let backtrace = (trace.status() == std::backtrace::BacktraceStatus::Captured)
+            .then(|| trace.to_string());
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some((message, location, backtrace)));
     }));
 }
 
 fn take_panic() -> TaskError {
-    let (message, location) = LAST_PANIC
+    let (message, location, backtrace) = LAST_PANIC
         .with(|p| p.borrow_mut().take())
-        .unwrap_or_else(|| ("unknown panic".to_owned(), None));
-    TaskError::Panicked { message, location }
+        .unwrap_or_else(|| ("unknown panic".to_owned(), None, None));
+    TaskError::Panicked {
+        message,
+        location,
+        backtrace,
+    }
 }
 
 fn load(func: &dilly::RawFunc) -> Result<Arc<dyn ErasedFunc>, TaskError> {

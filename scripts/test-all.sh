@@ -40,6 +40,12 @@ if [ "$last" != "[5, 12, 21, 32]" ]; then
     exit 1
 fi
 echo "seed example: $last"
+last=$(timeout 120 cargo run --quiet -p dilly-pool --example async_server | tail -n 1)
+if [ "$last" != "fib(30) = 832040, computed in another process" ]; then
+    echo "async_server example printed '$last' as its last line" >&2
+    exit 1
+fi
+echo "async_server example: $last"
 
 step "the redis_map example: a worker host and a submitter through a local redis-server"
 port=$((20000 + RANDOM % 20000))

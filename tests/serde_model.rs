@@ -89,6 +89,10 @@ macro_rules! case {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "inventory",
+    ignore = "pool workers start before inventory collects entries (docs/decisions.md)"
+)]
 fn every_case_travels_by_every_path() {
     let pool = ProcessPool::builder().workers(1).build().unwrap();
     let outcomes = serde_cases!(case, &pool);
@@ -215,6 +219,10 @@ fn objects_of_either_kind_travel_alone_and_among_compact_ones() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "inventory",
+    ignore = "pool workers start before inventory collects entries (docs/decisions.md)"
+)]
 fn bound_methods_carry_receivers_that_need_self_description() {
     let pool = ProcessPool::builder().workers(1).build().unwrap();
     let receiver = labelled();
@@ -235,6 +243,10 @@ fn bound_methods_carry_receivers_that_need_self_description() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "inventory",
+    ignore = "pool workers start before inventory collects entries (docs/decisions.md)"
+)]
 fn a_value_the_receiver_refuses_is_named_once_and_not_blamed_on_transit() {
     let pool = ProcessPool::builder().workers(1).build().unwrap();
     let check = closure!(|e: Email| e.0.len());

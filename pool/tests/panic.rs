@@ -9,7 +9,10 @@ use dilly_pool::{Error, Executor, ProcessPool, TaskError};
 /// Set in a child run of this test binary (see [`in_child`]).
 const CHILD: &str = "DILLY_PANIC_TEST_CHILD";
 
+// Never inlined, so that an optimized build keeps its frame on the worker's stack
+// for the backtrace test to find.
 #[dilly::func]
+#[inline(never)]
 fn maybe_panic(x: u64) -> u64 {
     if x == 7 {
         panic!("boom at {x}");

@@ -171,7 +171,7 @@ impl ProcessPoolBuilder {
 
     /// The size limit: the largest frame (a chunk of arguments, one result) either
     /// side accepts, in bytes; default [`dilly::Limits::DEFAULT`] (64 MiB). The same
-    /// name as [`dilly::Limits::max_len`] and dilly-redis's builders' `max_len`.
+    /// name as [`dilly::Limits::max_len`], the size limit's name in every dilly crate.
     pub fn max_len(mut self, bytes: usize) -> ProcessPoolBuilder {
         self.max_frame = bytes;
         self

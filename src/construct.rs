@@ -171,15 +171,7 @@ where
     R: Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let described = entry.shapes().state().needs_self_description();
-    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state, described);
-    let prepared = Arc::new(Shared {
-        state,
-        encoded: OnceLock::from(encoded),
-        call,
-        types: PhantomData,
-    });
-    Func::from_local(entry, prepared)
+    Func::from_local(entry, closure_prepared(entry, state, call))
 }
 
 /// A bound method: the receiver is encoded, and prepared from those bytes exactly as
@@ -236,15 +228,69 @@ pub trait RegisteredTask {
     fn __dilly_task_entry() -> &'static Entry;
 }
 
-/// What a captured variable must be to travel.
+/// What a captured variable must be to travel; `Name` is the marker type that
+/// `closure!` names after the capture, so the message can name it.
 #[diagnostic::on_unimplemented(
-    message = "captured variable of type `{Self}` cannot travel: it must implement serde's `Serialize` and `Deserialize` and be `Send + Sync + 'static`",
-    label = "this capture",
+    message = "captured variable `{Name}` of type `{Self}` cannot travel: it must implement serde's `Serialize` and `Deserialize` and be `Send + Sync + 'static`",
+    label = "`{Name}` is captured here",
     note = "derive `Serialize, Deserialize` for the type, or capture a serializable part of it"
 )]
-pub trait Capture {}
+pub trait Capture<Name = ()>: Serialize + DeserializeOwned + Send + Sync + 'static {}
 
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Capture for T {}
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static, Name> Capture<Name> for T {}
 
-/// Type-checks a capture's written type, reporting at its span.
-pub const fn assert_capture<T: Capture>() {}
+/// Type-checks the written type `T` of the capture named by the marker `Name`.
+/// `closure!` calls it first, at the span of its other uses of the captures, so
+/// rustc reports a failed bound once, with this message.
+pub const fn check_capture<T: Capture<Name>, Name>() {}
+
+/// The registry entry of a `closure!`, with the function that makes a local value
+/// from its captured state `S`. The value is made through `make`, so the code at the
+/// macro's call site puts no bounds on `S`: they are checked once, where this entry
+/// is built.
+pub struct ClosureEntry<S> {
+    /// The registered code.
+    pub entry: Entry,
+    /// Encodes the state and pairs it with the code: the local value's callable.
+    pub make: fn(S) -> Arc<dyn ErasedFunc>,
+}
+
+/// A [`ClosureEntry`].
+pub const fn closure_entry<S>(entry: Entry, make: fn(S) -> Arc<dyn ErasedFunc>) -> ClosureEntry<S> {
+    ClosureEntry { entry, make }
+}
+
+/// The callable of a local value whose state the caller owns: the state encoded once
+/// for sending, and kept as is for local calls.
+pub fn closure_prepared<S, A, R, F>(entry: &'static Entry, state: S, call: F) -> Arc<dyn ErasedFunc>
+where
+    S: Serialize + DeserializeOwned + Send + Sync + 'static,
+    A: DeserializeOwned + 'static,
+    R: Output,
+    F: Fn(&S, A) -> R + Send + Sync + 'static,
+{
+    let described = entry.shapes().state().needs_self_description();
+    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state, described);
+    Arc::new(Shared {
+        state,
+        encoded: OnceLock::from(encoded),
+        call,
+        types: PhantomData,
+    })
+}
+
+/// The value of a `closure!` from the callable its entry made; `lifted` (the
+/// closure's body taking the state) only fixes the argument and result types.
+pub fn closure_value<S, A, R, F>(
+    entry: &'static Entry,
+    prepared: Arc<dyn ErasedFunc>,
+    lifted: F,
+) -> Func<A, R>
+where
+    A: 'static,
+    R: 'static,
+    F: Fn(&S, A) -> R,
+{
+    let _ = lifted;
+    Func::from_local(entry, prepared)
+}

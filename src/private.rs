@@ -1,8 +1,9 @@
 //! What the macros' output refers to. Not public API: no stability promise, no docs.
 
 pub use crate::construct::{
-    Capture, RegisteredTask, assert_capture, bound_value, func_entry, object_entry,
-    same_build_value, scoped, shapes, shapes_of, shared_value, task_entry,
+    Capture, ClosureEntry, RegisteredTask, bound_value, check_capture, closure_entry,
+    closure_prepared, closure_value, func_entry, object_entry, same_build_value, scoped, shapes,
+    shapes_of, shared_value, task_entry,
 };
 pub use crate::entry::{Entry, Kind, Output};
 pub use crate::prepared::{prepare_owned, prepare_shared};
@@ -20,11 +21,11 @@ pub use serde;
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __register {
-    ($entry:ident) => {
+    ($entry:ident $(. $field:ident)?) => {
         const _: () = {
             #[::dilly::__private::linkme::distributed_slice(::dilly::__private::REGISTRY)]
             #[linkme(crate = ::dilly::__private::linkme)]
-            static REGISTRATION: &::dilly::__private::Entry = &$entry;
+            static REGISTRATION: &::dilly::__private::Entry = &$entry $(. $field)?;
         };
     };
 }
@@ -34,9 +35,9 @@ macro_rules! __register {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __register {
-    ($entry:ident) => {
+    ($entry:ident $(. $field:ident)?) => {
         ::dilly::__private::inventory::submit! {
-            ::dilly::__private::Registration(&$entry)
+            ::dilly::__private::Registration(&$entry $(. $field)?)
         }
     };
 }

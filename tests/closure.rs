@@ -131,3 +131,29 @@ fn captured_state_is_checked_on_receipt() {
     let err = dilly::from_bytes::<Func<(u64,), u64>>(&bytes).unwrap_err();
     assert!(err.is_bad_input(), "{err}");
 }
+
+mod settings {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Settings {
+        pub(crate) step: u64,
+    }
+}
+
+#[test]
+fn captures_named_like_a_module_or_of_a_local_type() {
+    #[derive(Serialize, Deserialize)]
+    struct Local {
+        base: u64,
+    }
+    let settings = settings::Settings { step: 2 };
+    let local = Local { base: 40 };
+    let f = closure!([settings: settings::Settings, local: Local] move |x: u64| {
+        local.base + settings.step * x
+    });
+    assert_eq!(resend(&f).call((1,)), 42);
+    let json = serde_json::to_value(&f).unwrap();
+    assert_eq!(
+        json["state"],
+        serde_json::json!({"settings": {"step": 2}, "local": {"base": 40}})
+    );
+}

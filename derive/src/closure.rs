@@ -8,11 +8,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use proc_macro2::{Group, Ident, Spacing, TokenStream, TokenTree};
+use proc_macro2::{Group, Ident, Spacing, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
 use syn::{Expr, ExprClosure, Pat, Token, Type};
@@ -124,6 +123,19 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
 
     for capture in captures {
         sig::check_type(&capture.ty, "a captured variable", &mut errors);
+        if let Some(inner) = rc_inner(&capture.ty) {
+            errors.spanned(
+                &capture.ty,
+                format!(
+                    "captured variable `{}` of type `{}` cannot travel: an `Rc` is neither `Send` nor serializable; \
+                     capture an owned value (`{}`) or an `Arc` (`std::sync::Arc<{}>`)",
+                    capture.ident,
+                    sig::text(&capture.ty),
+                    inner,
+                    inner
+                ),
+            );
+        }
         let name = capture.ident.to_string();
         if binders.contains(&name) {
             errors.spanned(
@@ -163,18 +175,35 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
 
     let idents: Vec<&Ident> = captures.iter().map(|c| &c.ident).collect();
     let types: Vec<&Type> = captures.iter().map(|c| &c.ty).collect();
-    let checks = types.iter().map(
-        |ty| quote_spanned!(ty.span()=> const _: () = ::dilly::__private::assert_capture::<#ty>();),
-    );
+    // The captures struct is generic, so its derived serde impls are bounded on the
+    // captured types instead of failing inside their bodies.
+    let params: Vec<Ident> = (0..captures.len())
+        .map(|i| quote::format_ident!("__DillyC{}", i))
+        .collect();
     let inits = initializers(closure, idents.iter().copied());
     let args_tuple = sig::tuple_type(&arg_types);
     let (ret_arrow, ret_text) = match &closure.output {
         syn::ReturnType::Default => (quote!(), "_".to_owned()),
         syn::ReturnType::Type(arrow, ty) => (quote!(#arrow #ty), sig::text(ty)),
     };
-    let lifted = quote! {
-        |__dilly_captures: &__DillyCaptures, (#(#patterns,)*): #args_tuple| #ret_arrow #body
+    // The captured types as the entry's initializer names them: spanned at the
+    // macro's call site, like the rest of its code, so that rustc sees every bound
+    // on them at one span (and names resolve there, as written).
+    let span = Span::call_site();
+    let located: Vec<TokenStream> = types
+        .iter()
+        .map(|ty| respanned(quote!(#ty), span))
+        .collect();
+    let located_state = quote_spanned!(span=> __DillyCaptures<#(#located),*>);
+    let state = quote!(__DillyCaptures<#(#types),*>);
+    let lifted_with = |state: &TokenStream| {
+        quote! {
+            |__dilly_captures: &#state, (#(#patterns,)*): #args_tuple| #ret_arrow #body
+        }
     };
+    // In the entry's initializer (an item) and at the call site.
+    let lifted = lifted_with(&located_state);
+    let lifted_here = lifted_with(&state);
 
     let capture_text: Vec<String> = captures
         .iter()
@@ -193,34 +222,105 @@ pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
     let name = format!("::{{closure#{hash:016x}}}");
     let suffix = &name[2..];
 
-    // The capture checks come first, so their message leads the errors of a capture
-    // that cannot travel.
+    // Every bound on the captured types is stated in the entry's initializer, one
+    // body, at one span (the call site): the capture checks come first, and rustc
+    // reports each failing bound once, with their message. The code at the call
+    // site makes the value through `make` and adds no bounds of its own; in a
+    // generic function, the `static` is the one item that names a generic capture
+    // type, so rustc's E0401 comes once.
+    let entry = quote_spanned! {span=>
+        {
+            #(::dilly::__private::check_capture::<#located, __dilly_captures::#idents>();)*
+            ::dilly::__private::closure_entry::<#located_state>(
+                // Named by its module; by its enclosing function too where a
+                // token-identical closure of another function shares that name
+                // (see `Entry::name`).
+                ::dilly::__private::scoped(
+                    ::dilly::__private::func_entry::<#located_state>(
+                        ::core::concat!(::core::module_path!(), #name),
+                        #signature,
+                        ::dilly::__private::Kind::Closure,
+                        |state| ::dilly::__private::prepare_shared::<#located_state, #args_tuple, _, _>(state, #lifted),
+                        || ::dilly::__private::shapes_of::<#located_state, #args_tuple, _, _>(&#lifted),
+                    ),
+                    ::core::module_path!(),
+                    #suffix,
+                    || ::core::any::type_name::<__DillyScope>(),
+                    #hash,
+                ),
+                |state| ::dilly::__private::closure_prepared::<#located_state, #args_tuple, _, _>(&ENTRY.entry, state, #lifted),
+            )
+        }
+    };
     quote! {{
-        #(#checks)*
+        // One marker type per capture, named after it, so the check's message names it.
+        #[allow(non_snake_case)]
+        mod __dilly_captures {
+            #(
+                #[allow(non_camel_case_types)]
+                pub(super) struct #idents {}
+            )*
+        }
         #[derive(::dilly::__private::serde::Serialize, ::dilly::__private::serde::Deserialize)]
         #[serde(crate = "::dilly::__private::serde")]
         #[allow(non_camel_case_types)]
-        struct __DillyCaptures {
-            #(#idents: #types,)*
+        struct __DillyCaptures<#(#params),*> {
+            #(#idents: #params,)*
         }
-        // Named by its module; by its enclosing function too where a token-identical
-        // closure of another function shares that name (see `Entry::name`).
-        static ENTRY: ::dilly::__private::Entry = ::dilly::__private::scoped(
-            ::dilly::__private::func_entry::<__DillyCaptures>(
-                ::core::concat!(::core::module_path!(), #name),
-                #signature,
-                ::dilly::__private::Kind::Closure,
-                |state| ::dilly::__private::prepare_shared::<__DillyCaptures, #args_tuple, _, _>(state, #lifted),
-                || ::dilly::__private::shapes_of::<__DillyCaptures, #args_tuple, _, _>(&#lifted),
-            ),
-            ::core::module_path!(),
-            #suffix,
-            || ::core::any::type_name::<__DillyCaptures>(),
-            #hash,
-        );
-        ::dilly::__register!(ENTRY);
-        ::dilly::__private::shared_value(&ENTRY, __DillyCaptures { #(#idents: #inits,)* }, #lifted)
+        struct __DillyScope;
+        static ENTRY: ::dilly::__private::ClosureEntry<#located_state> = #entry;
+        ::dilly::__register!(ENTRY.entry);
+        ::dilly::__private::closure_value(
+            &ENTRY.entry,
+            (ENTRY.make)(__DillyCaptures { #(#idents: #inits,)* }),
+            #lifted_here,
+        )
     }}
+}
+
+/// `tokens` with every span set to `span`.
+fn respanned(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respanned(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// The `T` of a capture written as `Rc<T>` (`std::rc::Rc<T>`, `alloc::rc::Rc<T>`).
+fn rc_inner(ty: &Type) -> Option<String> {
+    let Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    let leading: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .rev()
+        .skip(1)
+        .map(|s| s.ident.to_string())
+        .collect();
+    let qualified_ok = leading.is_empty() || leading.first().is_some_and(|m| m == "rc");
+    if last.ident != "Rc" || !qualified_ok {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
+            Some(sig::text(&args.args[0]))
+        }
+        _ => None,
+    }
 }
 
 /// What to do with a parameter whose type is not written.

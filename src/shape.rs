@@ -36,6 +36,21 @@ pub struct TypeShape {
     text: String,
     traced: bool,
     described: bool,
+    fields: Box<[StructFields]>,
+}
+
+/// How many fields the `Deserialize` of a traced type reads for one struct or
+/// struct variant it contains. A value whose `Serialize` writes a different number
+/// (a field under `#[serde(skip_serializing)]` or `skip_deserializing`) cannot
+/// travel compact: the reader would take another field's bytes for the missing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StructFields {
+    /// The struct's name, or the enum's for a struct variant.
+    pub(crate) name: &'static str,
+    /// The variant's name; empty for a struct.
+    pub(crate) variant: &'static str,
+    /// How many fields `Deserialize` reads.
+    pub(crate) len: usize,
 }
 
 impl TypeShape {
@@ -59,20 +74,55 @@ impl TypeShape {
         self.described
     }
 
+    /// The field counts of the structs and struct variants the trace saw (none for an
+    /// opaque shape).
+    pub(crate) fn fields(&self) -> &[StructFields] {
+        &self.fields
+    }
+
     /// Traces `T`. A `Deserialize` impl that panics on the tracer's default values
     /// makes the shape opaque; the panic is caught (the panic hook still reports it).
     pub fn of<T: DeserializeOwned>() -> TypeShape {
-        let traced = std::panic::catch_unwind(trace::<T>).unwrap_or(Err(TraceError::Panicked));
+        let traced = std::panic::catch_unwind(|| trace::<T>(None));
+        TypeShape::from_trace(traced.unwrap_or(Err(TraceError::Panicked)))
+    }
+
+    /// Traces `T` as [`of`](TypeShape::of) does, then writes the values the trace
+    /// made (one per enum variant) with `write_compact`, which says whether a value
+    /// wrote each struct with as many fields as `Deserialize` reads (see
+    /// [`StructFields`]). If one did not (a field under `#[serde(skip_serializing)]`),
+    /// no value of `T` can travel compact and the shape needs self-description.
+    pub(crate) fn of_written<T: DeserializeOwned>(
+        write_compact: impl Fn(&T, &[StructFields]) -> bool,
+    ) -> TypeShape {
+        let mut samples = Vec::new();
+        let traced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            trace::<T>(Some(&mut samples))
+        }));
+        let mut shape = TypeShape::from_trace(traced.unwrap_or(Err(TraceError::Panicked)));
+        if shape.traced {
+            let fits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                samples.iter().all(|v| write_compact(v, &shape.fields))
+            }));
+            // A `Serialize` that panics on a traced value is left to the real encode.
+            shape.described = !fits.unwrap_or(true);
+        }
+        shape
+    }
+
+    fn from_trace(traced: Result<(String, Box<[StructFields]>)>) -> TypeShape {
         match traced {
-            Ok(text) => TypeShape {
+            Ok((text, fields)) => TypeShape {
                 text,
                 traced: true,
                 described: false,
+                fields,
             },
             Err(reason) => TypeShape {
                 described: matches!(reason, TraceError::Unsupported(_)),
                 text: format!("opaque ({reason})"),
                 traced: false,
+                fields: Box::default(),
             },
         }
     }
@@ -104,14 +154,20 @@ impl Shapes {
         )
     }
 
-    /// The shapes of a type entry (`#[derive(Dilly)]`): the type alone.
-    pub(crate) fn of_type<T: DeserializeOwned>() -> Shapes {
+    /// The shapes of a type entry (`#[derive(Dilly)]`): the type alone. Its values
+    /// are written inside other values' encodes (`Box<dyn Object>`), so whether they
+    /// write the fields their `Deserialize` reads is settled here, once.
+    pub(crate) fn of_type<T: crate::Object + DeserializeOwned>() -> Shapes {
         let unit = TypeShape {
             text: "()".into(),
             traced: true,
             described: false,
+            fields: Box::default(),
         };
-        Shapes::from_parts(TypeShape::of::<T>(), unit.clone(), unit)
+        let state = TypeShape::of_written::<T>(|value, fields| {
+            crate::codec::writes_fields_as_read(value as &dyn erased_serde::Serialize, fields)
+        });
+        Shapes::from_parts(state, unit.clone(), unit)
     }
 
     fn from_parts(state: TypeShape, args: TypeShape, result: TypeShape) -> Shapes {
@@ -263,7 +319,10 @@ struct Tracer {
 
 type Result<T, E = TraceError> = std::result::Result<T, E>;
 
-fn trace<T: DeserializeOwned>() -> Result<String, TraceError> {
+/// Traces `T`, keeping the value each successful pass made in `samples`.
+fn trace<T: DeserializeOwned>(
+    mut samples: Option<&mut Vec<T>>,
+) -> Result<(String, Box<[StructFields]>), TraceError> {
     let mut tracer = Tracer::default();
     for _ in 0..MAX_PASSES {
         tracer.changed = false;
@@ -284,9 +343,16 @@ fn trace<T: DeserializeOwned>() -> Result<String, TraceError> {
                 }
             }
         }
+        let outcome = outcome.map(|value| {
+            if let Some(samples) = samples.as_deref_mut() {
+                samples.push(value);
+            }
+        });
         match outcome {
-            Ok(_) if tracer.all_variants_seen() => return Ok(tracer.render(&root)),
-            Ok(_) | Err(TraceError::Retry) => {}
+            Ok(()) if tracer.all_variants_seen() => {
+                return Ok((tracer.render(&root), tracer.struct_fields()));
+            }
+            Ok(()) | Err(TraceError::Retry) => {}
             Err(TraceError::Recursive(_)) if tracer.changed => {}
             Err(err) => return Err(err),
         }
@@ -298,6 +364,33 @@ fn trace<T: DeserializeOwned>() -> Result<String, TraceError> {
 }
 
 impl Tracer {
+    /// The field count of every struct and struct variant seen.
+    fn struct_fields(&self) -> Box<[StructFields]> {
+        let mut out = Vec::new();
+        for c in &self.containers {
+            match &c.body {
+                Body::Struct(fields) => out.push(StructFields {
+                    name: c.name,
+                    variant: "",
+                    len: fields.len(),
+                }),
+                Body::Enum(variants) => {
+                    for v in variants {
+                        if let Some(Body::Struct(fields)) = &v.shape {
+                            out.push(StructFields {
+                                name: c.name,
+                                variant: v.name,
+                                len: fields.len(),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.into()
+    }
+
     fn all_variants_seen(&self) -> bool {
         self.containers.iter().all(|c| match &c.body {
             Body::Enum(variants) => variants.iter().all(|v| v.shape.is_some()),
@@ -1068,5 +1161,60 @@ mod tests {
             a.to_string(),
             "state struct Cfg { scale: u64, bias: u64 }; arguments (u64,); result u64"
         );
+    }
+
+    #[test]
+    fn struct_fields_count_what_deserialize_reads() {
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            a: u8,
+            #[serde(skip_deserializing)]
+            b: u8,
+            inner: Vec<Inner>,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        enum Inner {
+            Unit,
+            Named { x: u8, y: u8, z: u8 },
+        }
+        let shape = TypeShape::of::<Outer>();
+        let mut fields: Vec<_> = shape
+            .fields()
+            .iter()
+            .map(|f| (f.name, f.variant, f.len))
+            .collect();
+        fields.sort();
+        assert_eq!(fields, [("Inner", "Named", 3), ("Outer", "", 2)]);
+        assert!(!shape.needs_self_description());
+    }
+
+    #[test]
+    fn a_type_written_with_fewer_fields_than_read_needs_self_description() {
+        use serde::Serialize;
+
+        #[derive(Serialize, Deserialize)]
+        enum Kinds {
+            Plain(u8),
+            Named {
+                a: u8,
+                #[serde(skip_serializing, default)]
+                b: u8,
+            },
+        }
+        let written = |value: &Kinds, fields: &[StructFields]| {
+            crate::codec::writes_fields_as_read(value, fields)
+        };
+        assert!(TypeShape::of_written::<Kinds>(written).needs_self_description());
+        #[derive(Serialize, Deserialize)]
+        struct Full {
+            a: u8,
+            kinds: Vec<(u8, String)>,
+        }
+        let all = |value: &Full, fields: &[StructFields]| {
+            crate::codec::writes_fields_as_read(value, fields)
+        };
+        assert!(!TypeShape::of_written::<Full>(all).needs_self_description());
     }
 }

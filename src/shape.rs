@@ -39,13 +39,13 @@ pub struct TypeShape {
     fields: Box<[StructFields]>,
 }
 
-/// How many fields the `Deserialize` of a traced type reads for one struct or
-/// struct variant it contains. A value whose `Serialize` writes a different number
+/// How many fields the `Deserialize` of a traced type reads for one struct, tuple
+/// struct, struct variant or tuple variant it contains. A value whose `Serialize` writes a different number
 /// (a field under `#[serde(skip_serializing)]` or `skip_deserializing`) cannot
 /// travel compact: the reader would take another field's bytes for the missing one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StructFields {
-    /// The struct's name, or the enum's for a struct variant.
+    /// The struct's name, or the enum's for a variant.
     pub(crate) name: &'static str,
     /// The variant's name; empty for a struct.
     pub(crate) variant: &'static str,
@@ -74,8 +74,8 @@ impl TypeShape {
         self.described
     }
 
-    /// The field counts of the structs and struct variants the trace saw (none for an
-    /// opaque shape).
+    /// The field counts of the structs, tuple structs and their kinds of variants
+    /// the trace saw (none for an opaque shape).
     pub(crate) fn fields(&self) -> &[StructFields] {
         &self.fields
     }
@@ -364,7 +364,8 @@ fn trace<T: DeserializeOwned>(
 }
 
 impl Tracer {
-    /// The field count of every struct and struct variant seen.
+    /// The field count of every struct, tuple struct, struct variant and tuple
+    /// variant seen.
     fn struct_fields(&self) -> Box<[StructFields]> {
         let mut out = Vec::new();
         for c in &self.containers {
@@ -374,15 +375,23 @@ impl Tracer {
                     variant: "",
                     len: fields.len(),
                 }),
+                Body::Tuple(items) => out.push(StructFields {
+                    name: c.name,
+                    variant: "",
+                    len: items.len(),
+                }),
                 Body::Enum(variants) => {
                     for v in variants {
-                        if let Some(Body::Struct(fields)) = &v.shape {
-                            out.push(StructFields {
-                                name: c.name,
-                                variant: v.name,
-                                len: fields.len(),
-                            });
-                        }
+                        let len = match &v.shape {
+                            Some(Body::Struct(fields)) => fields.len(),
+                            Some(Body::Tuple(items)) => items.len(),
+                            _ => continue,
+                        };
+                        out.push(StructFields {
+                            name: c.name,
+                            variant: v.name,
+                            len,
+                        });
                     }
                 }
                 _ => {}

@@ -1,16 +1,17 @@
 //! dilly's writer of bincode 2's standard format (the layout is in `de.rs`).
 //!
 //! It writes the bytes bincode 2.0.1 writes with `config::standard()` (a property
-//! test below holds it to that), and it notices the two things a compact format
+//! test below holds it to that), and it notices the three things a compact format
 //! cannot carry, so the codec can send such a value self-described instead:
 //!
 //! * a struct field that the type's `Serialize` skipped (`skip_serializing_if`):
 //!   the reader would take the next field's bytes for it;
 //! * a sequence or map whose length is not known up front (`#[serde(flatten)]`,
 //!   `collect_seq` over a filter): the format writes the length first;
-//! * a struct written with another number of fields than the type's `Deserialize`
-//!   reads (`#[serde(skip_serializing)]`, `skip_deserializing`), where the trace of
-//!   the type (`StructFields`) says how many it reads.
+//! * a struct, tuple struct or variant written with another number of fields than
+//!   the type's `Deserialize` reads (`#[serde(skip_serializing)]`,
+//!   `skip_deserializing`), where the trace of the type (`StructFields`) says how
+//!   many it reads.
 
 use std::fmt;
 
@@ -64,8 +65,8 @@ impl<'a> Serializer<'a> {
         Serializer { out, fields }
     }
 
-    /// Fails when the struct (or struct variant) `name`/`variant` is written with
-    /// `len` fields where the type's `Deserialize` reads another number.
+    /// Fails when the struct, tuple struct or variant `name`/`variant` is written
+    /// with `len` fields where the type's `Deserialize` reads another number.
     #[inline]
     fn check_fields(&self, name: &'static str, variant: &'static str, len: usize) -> Result {
         for f in self.fields {
@@ -284,17 +285,19 @@ impl<'a> ser::Serializer for Serializer<'a> {
         Ok(self)
     }
     #[inline]
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self> {
+    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self> {
+        self.check_fields(name, "", len)?;
         Ok(self)
     }
     #[inline]
     fn serialize_tuple_variant(
         mut self,
-        _: &'static str,
+        name: &'static str,
         index: u32,
-        _: &'static str,
-        _: usize,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Self> {
+        self.check_fields(name, variant, len)?;
         self.varint(index.into());
         Ok(self)
     }

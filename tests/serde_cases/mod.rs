@@ -244,6 +244,18 @@ pub(crate) struct ReadOnlyDefault {
     pub(crate) b: String,
 }
 
+/// `skip_serializing` in a tuple struct and a tuple variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WriteOnlyPair(
+    pub(crate) u8,
+    #[serde(skip_serializing, default)] pub(crate) Option<String>,
+);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum WriteOnlyTuple {
+    Pair(u8, #[serde(skip_serializing, default)] u32),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Generic<T> {
     pub(crate) items: Vec<T>,
@@ -306,6 +318,8 @@ macro_rules! serde_cases {
             $cb!($arg, "skip_serializing in a Vec", Vec<WriteOnlyOption>, vec![WriteOnlyOption { id: 1, secret: None, tail: "a".into() }, WriteOnlyOption { id: 2, secret: None, tail: "b".into() }]),
             $cb!($arg, "skip_serializing in a struct variant", WriteOnlyVariant, WriteOnlyVariant::Named { a: 1, cached: Vec::new(), z: -2 }),
             $cb!($arg, "skip_serializing in an enum, other variant", WriteOnlyVariant, WriteOnlyVariant::Plain(9)),
+            $cb!($arg, "skip_serializing in a tuple struct", WriteOnlyPair, WriteOnlyPair(3, None)),
+            $cb!($arg, "skip_serializing in a tuple variant", WriteOnlyTuple, WriteOnlyTuple::Pair(3, 0)),
             $cb!($arg, "skip_deserializing + default, middle field", ReadOnlyDefault, ReadOnlyDefault { a: 1, derived: 0, b: "b".into() }),
             $cb!($arg, "skip + default", Skipped, Skipped { kept: 3, cache: Vec::new() }),
             $cb!($arg, "default + skip_serializing_if Vec::is_empty", Tags, Tags { name: "t".into(), tags: vec![] }),

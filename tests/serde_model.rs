@@ -309,6 +309,20 @@ fn compact_bytes_for_a_type_that_needs_self_description_name_the_type() {
 }
 
 #[test]
+fn bytes_of_a_type_that_writes_less_are_not_blamed_on_transit() {
+    // The writer's type writes one field; the reader's reads two.
+    let bytes = dilly::to_bytes(&(7u64,)).unwrap();
+    let err = dilly::from_bytes::<(u64, u64)>(&bytes).unwrap_err();
+    assert!(matches!(err, dilly::Error::Truncated { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(!text.contains("transit"), "{text}");
+    assert!(
+        text.contains("writes less than the reader's reads"),
+        "{text}"
+    );
+}
+
+#[test]
 fn marks_are_read_strictly() {
     // A compact encoding that begins with 0xff is escaped.
     let bytes = dilly::to_bytes(&255u8).unwrap();

@@ -244,6 +244,17 @@ pub(crate) struct ReadOnlyDefault {
     pub(crate) b: String,
 }
 
+/// `skip_serializing` in a recursive type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Branches {
+    Leaf,
+    Fork {
+        kids: Vec<Branches>,
+        #[serde(skip_serializing, default)]
+        cache: Option<u64>,
+    },
+}
+
 /// `skip_serializing` in a tuple struct and a tuple variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WriteOnlyPair(
@@ -316,6 +327,9 @@ macro_rules! serde_cases {
             $cb!($arg, "skip_serializing, Option in a middle field", WriteOnlyOption, WriteOnlyOption { id: 4, secret: None, tail: "t".into() }),
             $cb!($arg, "skip_serializing + default, last field", WriteOnlyDefault, WriteOnlyDefault { name: "n".into(), hits: 0 }),
             $cb!($arg, "skip_serializing in a Vec", Vec<WriteOnlyOption>, vec![WriteOnlyOption { id: 1, secret: None, tail: "a".into() }, WriteOnlyOption { id: 2, secret: None, tail: "b".into() }]),
+            $cb!($arg, "skip_serializing in an Option", Option<WriteOnlyOption>, Some(WriteOnlyOption { id: 1, secret: None, tail: "a".into() })),
+            $cb!($arg, "skip_serializing in a map value", BTreeMap<String, WriteOnlyDefault>, BTreeMap::from([("k".into(), WriteOnlyDefault { name: "n".into(), hits: 0 })])),
+            $cb!($arg, "skip_serializing in a recursive enum", Branches, Branches::Fork { kids: vec![Branches::Leaf, Branches::Fork { kids: vec![], cache: None }], cache: None }),
             $cb!($arg, "skip_serializing in a struct variant", WriteOnlyVariant, WriteOnlyVariant::Named { a: 1, cached: Vec::new(), z: -2 }),
             $cb!($arg, "skip_serializing in an enum, other variant", WriteOnlyVariant, WriteOnlyVariant::Plain(9)),
             $cb!($arg, "skip_serializing in a tuple struct", WriteOnlyPair, WriteOnlyPair(3, None)),

@@ -69,7 +69,11 @@ impl TypeShape {
     /// (`deserialize_any`, `deserialize_ignored_any`, or an identifier outside an
     /// enum, as untagged and internally or adjacently tagged enums,
     /// `#[serde(flatten)]` and `serde_json::Value` do): its values travel
-    /// self-described, since a compact format cannot answer.
+    /// self-described, since a compact format cannot answer. For the type of a
+    /// `#[derive(Dilly)]` entry, also true when its traced values write a struct
+    /// with another number of fields than `Deserialize` reads
+    /// (`#[serde(skip_serializing)]`); for other types the encoder finds that
+    /// while it writes.
     pub fn needs_self_description(&self) -> bool {
         self.described
     }

@@ -158,8 +158,7 @@ pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
     if !shape.is_some_and(TypeShape::needs_self_description) {
         let outer = WRITING_COMPACT.replace(true);
         NEEDS_DESCRIBED.set(false);
-        let fields = shape.map_or(&[][..], TypeShape::fields);
-        let written = ser::encode_into(value, out, fields);
+        let written = ser::encode_into(value, out, shape);
         WRITING_COMPACT.set(outer);
         match written {
             Ok(()) => {
@@ -194,16 +193,13 @@ pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
     })
 }
 
-/// Whether `value` writes every struct in it with as many fields as `fields` says
+/// Whether `value` writes every struct in it with as many fields as `shape` says
 /// its `Deserialize` reads (other failures of the compact writer are not this
 /// question's and count as yes).
-pub(crate) fn writes_fields_as_read<T: Serialize + ?Sized>(
-    value: &T,
-    fields: &[crate::shape::StructFields],
-) -> bool {
+pub(crate) fn writes_fields_as_read<T: Serialize + ?Sized>(value: &T, shape: &TypeShape) -> bool {
     // Not an encode of its own: values inside must not ask one to start again.
     let outer = WRITING_COMPACT.replace(false);
-    let written = ser::encode_into(value, &mut Vec::new(), fields);
+    let written = ser::encode_into(value, &mut Vec::new(), Some(shape));
     WRITING_COMPACT.set(outer);
     !matches!(written, Err(ser::SerError::FieldCount(_)))
 }

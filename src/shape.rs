@@ -84,6 +84,17 @@ impl TypeShape {
         &self.fields
     }
 
+    /// A traced shape with just these field counts, for the writer's tests.
+    #[cfg(test)]
+    pub(crate) fn with_fields(fields: Vec<StructFields>) -> TypeShape {
+        TypeShape {
+            text: String::new(),
+            traced: true,
+            described: false,
+            fields: fields.into(),
+        }
+    }
+
     /// Traces `T`. A `Deserialize` impl that panics on the tracer's default values
     /// makes the shape opaque; the panic is caught (the panic hook still reports it).
     pub fn of<T: DeserializeOwned>() -> TypeShape {
@@ -97,7 +108,7 @@ impl TypeShape {
     /// [`StructFields`]). If one did not (a field under `#[serde(skip_serializing)]`),
     /// no value of `T` can travel compact and the shape needs self-description.
     pub(crate) fn of_written<T: DeserializeOwned>(
-        write_compact: impl Fn(&T, &[StructFields]) -> bool,
+        write_compact: impl Fn(&T, &TypeShape) -> bool,
     ) -> TypeShape {
         let mut samples = Vec::new();
         let traced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -106,7 +117,7 @@ impl TypeShape {
         let mut shape = TypeShape::from_trace(traced.unwrap_or(Err(TraceError::Panicked)));
         if shape.traced {
             let fits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                samples.iter().all(|v| write_compact(v, &shape.fields))
+                samples.iter().all(|v| write_compact(v, &shape))
             }));
             // A `Serialize` that panics on a traced value is left to the real encode.
             shape.described = !fits.unwrap_or(true);
@@ -168,8 +179,8 @@ impl Shapes {
             described: false,
             fields: Box::default(),
         };
-        let state = TypeShape::of_written::<T>(|value, fields| {
-            crate::codec::writes_fields_as_read(value as &dyn erased_serde::Serialize, fields)
+        let state = TypeShape::of_written::<T>(|value, shape| {
+            crate::codec::writes_fields_as_read(value as &dyn erased_serde::Serialize, shape)
         });
         Shapes::from_parts(state, unit.clone(), unit)
     }
@@ -1216,18 +1227,16 @@ mod tests {
                 b: u8,
             },
         }
-        let written = |value: &Kinds, fields: &[StructFields]| {
-            crate::codec::writes_fields_as_read(value, fields)
-        };
+        let written =
+            |value: &Kinds, shape: &TypeShape| crate::codec::writes_fields_as_read(value, shape);
         assert!(TypeShape::of_written::<Kinds>(written).needs_self_description());
         #[derive(Serialize, Deserialize)]
         struct Full {
             a: u8,
             kinds: Vec<(u8, String)>,
         }
-        let all = |value: &Full, fields: &[StructFields]| {
-            crate::codec::writes_fields_as_read(value, fields)
-        };
+        let all =
+            |value: &Full, shape: &TypeShape| crate::codec::writes_fields_as_read(value, shape);
         assert!(!TypeShape::of_written::<Full>(all).needs_self_description());
     }
 }

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
-use crate::shape::StructFields;
+use crate::shape::{StructFields, TypeShape};
 
 /// Why a value was not written compactly.
 #[derive(Debug)]
@@ -56,20 +56,24 @@ type Result<T = (), E = SerError> = std::result::Result<T, E>;
 /// Appends bincode 2 standard-configuration bytes to a `Vec`.
 pub(super) struct Serializer<'a> {
     out: &'a mut Vec<u8>,
-    /// How many fields the reader expects per struct, from the trace of the type.
-    fields: &'a [StructFields],
+    /// The trace of the type being written: how many fields the reader expects
+    /// per struct. A thin reference, so that the writer stays two words.
+    shape: Option<&'a TypeShape>,
 }
 
 impl<'a> Serializer<'a> {
-    pub(super) fn new(out: &'a mut Vec<u8>, fields: &'a [StructFields]) -> Self {
-        Serializer { out, fields }
+    pub(super) fn new(out: &'a mut Vec<u8>, shape: Option<&'a TypeShape>) -> Self {
+        Serializer { out, shape }
     }
 
     /// Fails when the struct, tuple struct or variant `name`/`variant` is written
     /// with `len` fields where the type's `Deserialize` reads another number.
     #[inline]
     fn check_fields(&self, name: &'static str, variant: &'static str, len: usize) -> Result {
-        for f in self.fields {
+        let Some(shape) = self.shape else {
+            return Ok(());
+        };
+        for f in shape.fields() {
             if f.len != len && f.name == name && f.variant == variant {
                 return Err(field_count(f, len));
             }
@@ -116,7 +120,7 @@ impl<'a> Serializer<'a> {
     fn reborrow(&mut self) -> Serializer<'_> {
         Serializer {
             out: self.out,
-            fields: self.fields,
+            shape: self.shape,
         }
     }
 }
@@ -422,9 +426,9 @@ impl ser::SerializeStructVariant for Struct<'_> {
 pub(super) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
-    fields: &[StructFields],
+    shape: Option<&TypeShape>,
 ) -> Result {
-    value.serialize(Serializer::new(out, fields))
+    value.serialize(Serializer::new(out, shape))
 }
 
 #[cfg(test)]
@@ -436,7 +440,7 @@ mod tests {
 
     fn same_as_bincode<T: Serialize>(value: &T) {
         let mut ours = Vec::new();
-        super::encode_into(value, &mut ours, &[]).unwrap();
+        super::encode_into(value, &mut ours, None).unwrap();
         let theirs = bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap();
         assert_eq!(ours, theirs);
     }
@@ -497,7 +501,7 @@ mod tests {
             note: Option<String>,
         }
         let mut out = Vec::new();
-        let err = super::encode_into(&Row { id: 1, note: None }, &mut out, &[]).unwrap_err();
+        let err = super::encode_into(&Row { id: 1, note: None }, &mut out, None).unwrap_err();
         assert!(err.to_string().contains("`note` of `Row`"), "{err}");
         assert!(matches!(err, super::SerError::NeedsSelfDescribed(_)));
         out.clear();
@@ -507,7 +511,7 @@ mod tests {
                 note: Some("x".into()),
             },
             &mut out,
-            &[],
+            None,
         )
         .unwrap();
         assert_eq!(out, [1, 1, 1, b'x']);
@@ -518,7 +522,7 @@ mod tests {
                 s.collect_seq((0..3u8).filter(|n| n % 2 == 0))
             }
         }
-        let err = super::encode_into(&Unknown, &mut Vec::new(), &[]).unwrap_err();
+        let err = super::encode_into(&Unknown, &mut Vec::new(), None).unwrap_err();
         assert!(
             matches!(err, super::SerError::NeedsSelfDescribed(_)),
             "{err}"
@@ -527,7 +531,7 @@ mod tests {
 
     #[test]
     fn a_struct_written_with_other_fields_than_read_is_refused() {
-        use crate::shape::StructFields;
+        use crate::shape::{StructFields, TypeShape};
 
         #[derive(Serialize)]
         #[allow(dead_code)]
@@ -550,23 +554,37 @@ mod tests {
             b: None,
             c: 2,
         };
-        let reads = |name, variant, len| [StructFields { name, variant, len }];
-        let err = super::encode_into(&w, &mut Vec::new(), &reads("W", "", 3)).unwrap_err();
+        let reads =
+            |name, variant, len| TypeShape::with_fields(vec![StructFields { name, variant, len }]);
+        let err = super::encode_into(&w, &mut Vec::new(), Some(&reads("W", "", 3))).unwrap_err();
         assert!(matches!(err, super::SerError::FieldCount(_)), "{err}");
         assert!(
             err.to_string()
                 .contains("`W` writes 2 fields but its `Deserialize` reads 3"),
             "{err}"
         );
-        let err = super::encode_into(&E::V { a: 1, b: 2 }, &mut Vec::new(), &reads("E", "V", 2))
-            .unwrap_err();
+        let err = super::encode_into(
+            &E::V { a: 1, b: 2 },
+            &mut Vec::new(),
+            Some(&reads("E", "V", 2)),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("`E::V` writes 1 fields"), "{err}");
         // Counts that agree, or belong to another struct, leave the bytes as they were.
         let mut out = Vec::new();
-        super::encode_into(&w, &mut out, &reads("W", "", 2)).unwrap();
+        super::encode_into(&w, &mut out, Some(&reads("W", "", 2))).unwrap();
         assert_eq!(out, [1, 2]);
         out.clear();
-        super::encode_into(&w, &mut out, &reads("Other", "", 3)).unwrap();
+        super::encode_into(&w, &mut out, Some(&reads("Other", "", 3))).unwrap();
         assert_eq!(out, [1, 2]);
+    }
+
+    #[test]
+    fn the_writer_stays_two_words() {
+        // Passed by value at every step of a `Serialize`; two words go in registers.
+        assert_eq!(
+            std::mem::size_of::<super::Serializer<'_>>(),
+            2 * std::mem::size_of::<usize>()
+        );
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::shape::TypeShape;
 
 /// The wire-format version this build writes and reads: the first byte of
 /// [`to_bytes`] output and of every [`CallFrame`]. Version 2 added the data shape
@@ -144,24 +145,27 @@ pub(crate) fn encode_into_typed<T: Serialize + DeserializeOwned>(
     what: &'static str,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    encode_into_as(value, what, out, needs_self_description::<T>())
+    encode_into_as(value, what, out, Some(shape_of::<T>()))
 }
 
-/// Appends the encoding of `value` to `out` (no version byte): self-described if
-/// `described`, or if the compact writer finds while writing that it must be (a
-/// field skipped by `skip_serializing_if`, a length not known up front); else
+/// Appends the encoding of `value` to `out` (no version byte), a value of the type
+/// traced as `shape` (`None`: a type not traced): self-described if the shape
+/// [needs it](crate::shape::TypeShape::needs_self_description), or if the compact
+/// writer finds while writing that it must be (a field skipped by
+/// `skip_serializing_if`, a struct written with another number of fields than
+/// `shape` says its `Deserialize` reads, a length not known up front); else
 /// compact. `what` names the value in errors.
 pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
     value: &T,
     what: &'static str,
     out: &mut Vec<u8>,
-    described: bool,
+    shape: Option<&TypeShape>,
 ) -> Result<()> {
     let start = out.len();
-    if !described {
+    if !shape.is_some_and(TypeShape::needs_self_description) {
         let outer = WRITING_COMPACT.replace(true);
         NEEDS_DESCRIBED.set(false);
-        let written = ser::encode_into(value, out);
+        let written = ser::encode_into(value, out, shape);
         WRITING_COMPACT.set(outer);
         match written {
             Ok(()) => {
@@ -170,7 +174,9 @@ pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
                 }
                 return Ok(());
             }
-            Err(ser::SerError::NeedsSelfDescribed(_)) => out.truncate(start),
+            Err(ser::SerError::NeedsSelfDescribed(_) | ser::SerError::FieldCount(_)) => {
+                out.truncate(start)
+            }
             Err(ser::SerError::Message(_)) if NEEDS_DESCRIBED.take() => out.truncate(start),
             Err(ser::SerError::Message(detail)) => {
                 out.truncate(start);
@@ -192,6 +198,17 @@ pub(crate) fn encode_into_as<T: Serialize + ?Sized>(
             detail,
         }
     })
+}
+
+/// Whether `value` writes every struct in it with as many fields as `shape` says
+/// its `Deserialize` reads (other failures of the compact writer are not this
+/// question's and count as yes).
+pub(crate) fn writes_fields_as_read<T: Serialize + ?Sized>(value: &T, shape: &TypeShape) -> bool {
+    // Not an encode of its own: values inside must not ask one to start again.
+    let outer = WRITING_COMPACT.replace(false);
+    let written = ser::encode_into(value, &mut Vec::new(), Some(shape));
+    WRITING_COMPACT.set(outer);
+    !matches!(written, Err(ser::SerError::FieldCount(_)))
 }
 
 thread_local! {
@@ -216,22 +233,45 @@ pub(crate) fn needs_self_description_here() -> Option<&'static str> {
 }
 
 /// Whether values of `T` travel self-described because `T`'s `Deserialize` asks
-/// the format what comes next (`TypeShape::needs_self_description`). Traced once
-/// per type and thread.
+/// the format what comes next (`TypeShape::needs_self_description`).
 pub(crate) fn needs_self_description<T: DeserializeOwned>() -> bool {
+    shape_of::<T>().needs_self_description()
+}
+
+/// The traced shape of `T`: traced once per type and process, and kept for the
+/// life of the process (one small value per type encoded or decoded).
+pub(crate) fn shape_of<T: DeserializeOwned>() -> &'static TypeShape {
     use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Known = HashMap<std::any::TypeId, &'static TypeShape, TypeIdHash>;
     thread_local! {
-        static KNOWN: std::cell::RefCell<HashMap<std::any::TypeId, bool, TypeIdHash>> =
-            std::cell::RefCell::new(HashMap::default());
+        static KNOWN: std::cell::RefCell<Known> = std::cell::RefCell::new(HashMap::default());
     }
+    static SHARED: OnceLock<Mutex<Known>> = OnceLock::new();
     let id = typeid::of::<T>();
     if let Some(known) = KNOWN.with(|k| k.borrow().get(&id).copied()) {
         return known;
     }
-    // Traced outside the borrow: tracing may encode or decode other values.
-    let described = crate::shape::TypeShape::of::<T>().needs_self_description();
-    KNOWN.with(|k| k.borrow_mut().insert(id, described));
-    described
+    let shared = SHARED.get_or_init(Mutex::default);
+    let found = shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&id)
+        .copied();
+    let shape = match found {
+        Some(shape) => shape,
+        None => {
+            // Traced outside both borrows: tracing may encode or decode other values.
+            let traced: &'static TypeShape = Box::leak(Box::new(TypeShape::of::<T>()));
+            *shared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(id)
+                .or_insert(traced)
+        }
+    };
+    KNOWN.with(|k| k.borrow_mut().insert(id, shape));
+    shape
 }
 
 /// A `TypeId` already is a hash; this keeps its last 64 bits instead of hashing

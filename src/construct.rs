@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::func::{Func, SameBuild};
 use crate::prepared::{Shared, prepare_shared};
 use crate::same_build;
-use crate::shape::Shapes;
+use crate::shape::{Shapes, TypeShape};
 
 /// A function entry whose captured state has type `S`; `shapes` traces the state,
 /// argument and result types ([`shapes`] or [`shapes_of`]).
@@ -90,8 +90,16 @@ where
         Ops::Object {
             deserialize: deserialize_object::<T>,
         },
-        Shapes::of_type::<T>,
+        object_shapes::<T>,
     )
+}
+
+/// The shapes of a `#[derive(Dilly)]` type, and whether its values write the
+/// fields their `Deserialize` reads when written compact.
+fn object_shapes<T: Object + DeserializeOwned>() -> Shapes {
+    Shapes::of_type::<T>(|value, shape| {
+        codec::writes_fields_as_read(value as &dyn erased_serde::Serialize, shape)
+    })
 }
 
 /// The entry of a `#[dilly(task)]` type's call.
@@ -149,14 +157,14 @@ where
 }
 
 /// Encodes the state of a value being made; `owner` names it in the panic message.
-/// `described` says whether the state's type travels self-described.
+/// `shape` is the traced shape of the state's type.
 fn encode_state<S: Serialize + ?Sized>(
     owner: &dyn std::fmt::Display,
     state: &S,
-    described: bool,
+    shape: &TypeShape,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
-    match codec::encode_into_as(state, "state", &mut out, described).map(|()| out) {
+    match codec::encode_into_as(state, "state", &mut out, Some(shape)).map(|()| out) {
         Ok(bytes) => bytes,
         Err(err) => panic!("dilly: the captured state of {owner} cannot be encoded: {err}"),
     }
@@ -182,8 +190,11 @@ where
     A: 'static,
     R: 'static,
 {
-    let described = entry.shapes().state().needs_self_description();
-    let bytes = encode_state(&format_args!("`{}`", entry.name()), receiver, described);
+    let bytes = encode_state(
+        &format_args!("`{}`", entry.name()),
+        receiver,
+        entry.shapes().state(),
+    );
     match entry.prepare(&bytes) {
         Ok(prepared) => Func::from_local(entry, prepared),
         Err(err) => panic!(
@@ -203,8 +214,7 @@ where
     L: Fn(&C, A) -> R + Copy + Send + Sync + 'static,
 {
     let offset = same_build::offset_of(same_build::preparer_for::<C, A, R, L>(&lifted));
-    let described = codec::needs_self_description::<C>();
-    let encoded = encode_state(&"a same-build closure", &captures, described);
+    let encoded = encode_state(&"a same-build closure", &captures, codec::shape_of::<C>());
     let prepared = Arc::new(Shared {
         state: captures,
         encoded: OnceLock::from(encoded),
@@ -269,8 +279,11 @@ where
     R: Output,
     F: Fn(&S, A) -> R + Send + Sync + 'static,
 {
-    let described = entry.shapes().state().needs_self_description();
-    let encoded = encode_state(&format_args!("`{}`", entry.name()), &state, described);
+    let encoded = encode_state(
+        &format_args!("`{}`", entry.name()),
+        &state,
+        entry.shapes().state(),
+    );
     Arc::new(Shared {
         state,
         encoded: OnceLock::from(encoded),

@@ -11,8 +11,9 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec;
 use crate::error::{Error, Result};
-use crate::shape::Shapes;
+use crate::shape::{Shapes, TypeShape};
 use crate::symbol::{Fingerprint, SymbolId};
 
 /// What kind of item a registry entry describes.
@@ -327,15 +328,18 @@ pub struct FuncTypes {
     pub(crate) ret: TypeId,
     pub(crate) args_name: &'static str,
     pub(crate) ret_name: &'static str,
+    /// The traced shape of the argument tuple.
+    pub(crate) args_shape: fn() -> &'static TypeShape,
 }
 
 impl FuncTypes {
-    pub(crate) fn of<A: 'static, R: 'static>() -> FuncTypes {
+    pub(crate) fn of<A: DeserializeOwned + 'static, R: 'static>() -> FuncTypes {
         FuncTypes {
             args: TypeId::of::<A>(),
             ret: TypeId::of::<R>(),
             args_name: type_name::<A>(),
             ret_name: type_name::<R>(),
+            args_shape: codec::shape_of::<A>,
         }
     }
 }

@@ -166,9 +166,13 @@ pub enum Error {
     )]
     NotPortable,
 
-    /// The input ended before the value did.
+    /// The input ended before the value did: the bytes were cut short, or their
+    /// writer wrote less than the reader's type reads (a `Serialize` that writes
+    /// fewer fields than its `Deserialize` reads, which dilly's own encoders send
+    /// self-described, or another type altogether).
     #[error(
-        "truncated input: {what} needs {needed} bytes but only {available} are left; the bytes were cut short in transit"
+        "truncated input: {what} needs {needed} bytes but only {available} are left: the bytes \
+         were cut short, or their writer's type writes less than the reader's reads"
     )]
     Truncated {
         /// What was being read.

@@ -323,13 +323,14 @@ impl<A: Serialize, R: DeserializeOwned, M: Mode> Func<A, R, M> {
     /// (many argument tuples can share one buffer). On an error, `out` may hold
     /// part of the encoding after its old end.
     pub fn encode_args_into(&self, args: &A, out: &mut Vec<u8>) -> Result<()> {
-        // The entry traced the argument types: it knows whether they travel
-        // self-described.
-        let described = match self.origin {
-            Origin::Registered(entry) => entry.shapes().args().needs_self_description(),
-            Origin::Address { .. } => false,
+        // The entry traced the argument types (a same-build value's code knows
+        // them): whether they travel self-described, how many fields each struct
+        // in them is read with.
+        let shape = match self.origin {
+            Origin::Registered(entry) => entry.shapes().args(),
+            Origin::Address { .. } => (self.prepared.types().args_shape)(),
         };
-        codec::encode_into_as(args, "arguments", out, described)
+        codec::encode_into_as(args, "arguments", out, Some(shape))
     }
 
     /// Decodes a result produced by [`ErasedFunc::call_bytes`].

@@ -38,6 +38,21 @@ pub struct TypeShape {
     text: String,
     traced: bool,
     described: bool,
+    fields: Box<[StructFields]>,
+}
+
+/// How many fields the `Deserialize` of a traced type reads for one struct, tuple
+/// struct, struct variant or tuple variant it contains. A value whose `Serialize` writes a different number
+/// (a field under `#[serde(skip_serializing)]` or `skip_deserializing`) cannot
+/// travel compact: the reader would take another field's bytes for the missing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StructFields {
+    /// The struct's name, or the enum's for a variant.
+    pub(crate) name: &'static str,
+    /// The variant's name; empty for a struct.
+    pub(crate) variant: &'static str,
+    /// How many fields `Deserialize` reads.
+    pub(crate) len: usize,
 }
 
 impl TypeShape {
@@ -56,25 +71,75 @@ impl TypeShape {
     /// (`deserialize_any`, `deserialize_ignored_any`, or an identifier outside an
     /// enum, as untagged and internally or adjacently tagged enums,
     /// `#[serde(flatten)]` and `serde_json::Value` do): its values travel
-    /// self-described, since a compact format cannot answer.
+    /// self-described, since a compact format cannot answer. For the type of a
+    /// `#[derive(Dilly)]` entry, also true when its traced values write a struct
+    /// with another number of fields than `Deserialize` reads
+    /// (`#[serde(skip_serializing)]`); for other types the encoder finds that
+    /// while it writes.
     pub fn needs_self_description(&self) -> bool {
         self.described
+    }
+
+    /// The field counts of the structs, tuple structs and their kinds of variants
+    /// the trace saw (none for an opaque shape).
+    pub(crate) fn fields(&self) -> &[StructFields] {
+        &self.fields
+    }
+
+    /// A traced shape with just these field counts, for the writer's tests.
+    #[cfg(test)]
+    pub(crate) fn with_fields(fields: Vec<StructFields>) -> TypeShape {
+        TypeShape {
+            text: String::new(),
+            traced: true,
+            described: false,
+            fields: fields.into(),
+        }
     }
 
     /// Traces `T`. A `Deserialize` impl that panics on the tracer's default values
     /// makes the shape opaque; the panic is caught (the panic hook still reports it).
     pub fn of<T: DeserializeOwned>() -> TypeShape {
-        let traced = std::panic::catch_unwind(trace::<T>).unwrap_or(Err(TraceError::Panicked));
+        let traced = std::panic::catch_unwind(|| trace::<T>(None));
+        TypeShape::from_trace(traced.unwrap_or(Err(TraceError::Panicked)))
+    }
+
+    /// Traces `T` as [`of`](TypeShape::of) does, then writes the values the trace
+    /// made (one per enum variant) with `write_compact`, which says whether a value
+    /// wrote each struct with as many fields as `Deserialize` reads (see
+    /// [`StructFields`]). If one did not (a field under `#[serde(skip_serializing)]`),
+    /// no value of `T` can travel compact and the shape needs self-description.
+    pub(crate) fn of_written<T: DeserializeOwned>(
+        write_compact: impl Fn(&T, &TypeShape) -> bool,
+    ) -> TypeShape {
+        let mut samples = Vec::new();
+        let traced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            trace::<T>(Some(&mut samples))
+        }));
+        let mut shape = TypeShape::from_trace(traced.unwrap_or(Err(TraceError::Panicked)));
+        if shape.traced {
+            let fits = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                samples.iter().all(|v| write_compact(v, &shape))
+            }));
+            // A `Serialize` that panics on a traced value is left to the real encode.
+            shape.described = !fits.unwrap_or(true);
+        }
+        shape
+    }
+
+    fn from_trace(traced: Result<(String, Box<[StructFields]>), TraceError>) -> TypeShape {
         match traced {
-            Ok(text) => TypeShape {
+            Ok((text, fields)) => TypeShape {
                 text,
                 traced: true,
                 described: false,
+                fields,
             },
             Err(reason) => TypeShape {
                 described: matches!(reason, TraceError::Unsupported(_)),
                 text: format!("opaque ({reason})"),
                 traced: false,
+                fields: Box::default(),
             },
         }
     }
@@ -106,14 +171,21 @@ impl Shapes {
         )
     }
 
-    /// The shapes of a type entry (`#[derive(Dilly)]`): the type alone.
-    pub(crate) fn of_type<T: DeserializeOwned>() -> Shapes {
+    /// The shapes of a type entry (`#[derive(Dilly)]`): the type alone. Its values
+    /// are written inside other values' encodes (`Box<dyn Object>`), so whether they
+    /// write the fields their `Deserialize` reads is settled here, once, with
+    /// `write_compact` (see [`TypeShape::of_written`]).
+    pub(crate) fn of_type<T: DeserializeOwned>(
+        write_compact: impl Fn(&T, &TypeShape) -> bool,
+    ) -> Shapes {
         let unit = TypeShape {
             text: "()".into(),
             traced: true,
             described: false,
+            fields: Box::default(),
         };
-        Shapes::from_parts(TypeShape::of::<T>(), unit.clone(), unit)
+        let state = TypeShape::of_written::<T>(write_compact);
+        Shapes::from_parts(state, unit.clone(), unit)
     }
 
     fn from_parts(state: TypeShape, args: TypeShape, result: TypeShape) -> Shapes {

@@ -2,12 +2,13 @@
 //! to another process running the identical executable — here, this test binary
 //! started again — and refused by any other build.
 
+use std::fmt::Debug;
 use std::ops::Add;
 use std::process::Command;
 
 use dilly::{BuildId, Error, Func, SameBuild, closure};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// The generic function of the issue: its closure cannot be registered by name.
 fn make<T>(t: T) -> Func<(T,), T, SameBuild>
@@ -112,6 +113,89 @@ fn a_closure_whose_capture_types_are_only_inferred() {
         in_child("child_strings", &dilly::to_bytes(&f).unwrap()),
         "a+b-x"
     );
+}
+
+/// An argument type whose `Deserialize` needs a self-describing format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Loose {
+    Num(u64),
+    Text(String),
+}
+
+/// An argument type with a field it never writes but reads back as `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct WriteOnly {
+    id: u64,
+    #[serde(skip_serializing)]
+    token: Option<String>,
+    tail: String,
+}
+
+/// A same-build closure over arguments of any type (generic, so it cannot be
+/// registered by name).
+fn show<T>(prefix: &str) -> Func<(T,), String, SameBuild>
+where
+    T: Serialize + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let prefix = prefix.to_owned();
+    closure!(move |x: T| format!("{prefix}{x:?}"))
+}
+
+/// Decodes a same-build function and arguments it did not encode, and calls it.
+fn call_sent<T: Serialize + DeserializeOwned + 'static>(payload: &[u8]) -> String {
+    let (func, args): (Vec<u8>, Vec<u8>) = dilly::from_bytes(payload).unwrap();
+    let f: Func<(T,), String, SameBuild> = dilly::from_bytes(&func).unwrap();
+    f.decode_result(&f.erased().call_bytes(&args).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn child_loose() {
+    if let Some(bytes) = child_payload() {
+        println!("RESULT {}", call_sent::<Loose>(&bytes));
+    }
+}
+
+#[test]
+fn child_write_only() {
+    if let Some(bytes) = child_payload() {
+        println!("RESULT {}", call_sent::<WriteOnly>(&bytes));
+    }
+}
+
+#[test]
+fn arguments_that_need_self_description_reach_another_process() {
+    if child_payload().is_some() {
+        return;
+    }
+    let send = |func: Vec<u8>, args: Vec<u8>| dilly::to_bytes(&(func, args)).unwrap();
+
+    let f = show::<Loose>("got ");
+    let args = f.encode_args(&(Loose::Text("t".into()),)).unwrap();
+    // Self-described: the mark 0xff 0x01 first.
+    assert_eq!(args[..2], [0xff, 0x01]);
+    let payload = send(dilly::to_bytes(&f).unwrap(), args);
+    assert_eq!(in_child("child_loose", &payload), "got Text(\"t\")");
+
+    let f = show::<WriteOnly>("");
+    let value = WriteOnly {
+        id: 3,
+        token: Some("never sent".into()),
+        tail: "end".into(),
+    };
+    let payload = send(
+        dilly::to_bytes(&f).unwrap(),
+        f.encode_args(&(value,)).unwrap(),
+    );
+    assert_eq!(
+        in_child("child_write_only", &payload),
+        "WriteOnly { id: 3, token: None, tail: \"end\" }"
+    );
+
+    // Arguments that need none of this stay compact.
+    let f = show::<(u8, String)>("");
+    assert_eq!(f.encode_args(&((7, "s".into()),)).unwrap(), [7, 1, b's']);
 }
 
 #[test]

@@ -161,6 +161,22 @@ struct Sparse {
     note: Option<String>,
 }
 
+/// A registered type with a field it never writes but reads back as `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, dilly::Dilly)]
+struct WriteOnly {
+    id: u64,
+    #[serde(skip_serializing)]
+    token: Option<String>,
+    tail: u8,
+}
+
+#[dilly::methods]
+impl WriteOnly {
+    fn sum(&self, n: u64) -> u64 {
+        self.id + u64::from(self.tail) + n
+    }
+}
+
 #[dilly::methods]
 impl Labelled {
     fn describe(&self, n: u64) -> (Untagged, u64) {
@@ -195,6 +211,11 @@ fn objects_of_either_kind_travel_alone_and_among_compact_ones() {
             id: 2,
             note: Some("n".into()),
         }),
+        Box::new(WriteOnly {
+            id: 5,
+            token: None,
+            tail: 6,
+        }),
     ];
     let bytes = dilly::to_bytes(&values).unwrap();
     let back: Vec<Box<dyn Object>> = dilly::from_bytes(&bytes).unwrap();
@@ -210,6 +231,21 @@ fn objects_of_either_kind_travel_alone_and_among_compact_ones() {
             note: Some("n".into())
         })
     );
+    assert_eq!(
+        back[3].downcast_ref::<WriteOnly>(),
+        Some(&WriteOnly {
+            id: 5,
+            token: None,
+            tail: 6
+        })
+    );
+    let alone: Box<dyn Object> = Box::new(WriteOnly {
+        id: 7,
+        token: None,
+        tail: 1,
+    });
+    let back: Box<dyn Object> = dilly::from_bytes(&dilly::to_bytes(&alone).unwrap()).unwrap();
+    assert_eq!(back.downcast_ref::<WriteOnly>().map(|w| w.id), Some(7));
     // Alone, a compact object stays compact.
     let one: Box<dyn Object> = Box::new(Sparse {
         id: 2,
@@ -240,6 +276,16 @@ fn bound_methods_carry_receivers_that_need_self_description() {
     let g: Func<(String,), String> = dilly::from_bytes(&dilly::to_bytes(&f).unwrap()).unwrap();
     assert_eq!(g.call(("none".into(),)), "none");
     assert_eq!(pool.map(&f, ["x".to_string()]).unwrap(), ["x"]);
+
+    let write_only = WriteOnly {
+        id: 1,
+        token: None,
+        tail: 2,
+    };
+    let f = dilly::bind!(write_only.sum);
+    let g: Func<(u64,), u64> = dilly::from_bytes(&dilly::to_bytes(&f).unwrap()).unwrap();
+    assert_eq!(g.call((10,)), 13);
+    assert_eq!(pool.map(&f, [0u64, 1]).unwrap(), [3, 4]);
 }
 
 #[test]
@@ -272,6 +318,20 @@ fn compact_bytes_for_a_type_that_needs_self_description_name_the_type() {
     assert!(text.contains("Untagged"), "{text}");
     assert!(text.contains("deserialize_any"), "{text}");
     assert!(!text.contains("transit"), "{text}");
+}
+
+#[test]
+fn bytes_of_a_type_that_writes_less_are_not_blamed_on_transit() {
+    // The writer's type writes one field; the reader's reads two.
+    let bytes = dilly::to_bytes(&(7u64,)).unwrap();
+    let err = dilly::from_bytes::<(u64, u64)>(&bytes).unwrap_err();
+    assert!(matches!(err, dilly::Error::Truncated { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(!text.contains("transit"), "{text}");
+    assert!(
+        text.contains("writes less than the reader's reads"),
+        "{text}"
+    );
 }
 
 #[test]

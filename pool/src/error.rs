@@ -291,8 +291,9 @@ pub enum Error {
         what: &'static str,
     },
 
-    /// Arguments could not be encoded before sending.
-    #[error("cannot encode the arguments of task {index}: {error}")]
+    /// Arguments could not be encoded before sending (the codec's error says what
+    /// failed: `cannot encode arguments: ...`).
+    #[error("cannot send task {index}: {error}")]
     Encode {
         /// The task's position in the input.
         index: usize,

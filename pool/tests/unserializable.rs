@@ -47,3 +47,24 @@ fn unserializable_result_is_a_typed_error() {
         "the pool still serves"
     );
 }
+
+#[dilly::func]
+fn halve(x: Picky) -> u64 {
+    x.0 / 2
+}
+
+#[test]
+fn arguments_that_cannot_be_written_fail_before_sending_named_once() {
+    let pool = ProcessPool::builder().workers(1).build().unwrap();
+    let f = dilly::func_of!(halve);
+    let err = pool.map(&f, [Picky(2), Picky(3)]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, Error::Encode { index: 1, error: dilly::Error::Encode { what, .. } } if what == "arguments"),
+        "{err:?}"
+    );
+    assert_eq!(
+        text,
+        "cannot send task 1: cannot encode arguments: odd values cannot travel"
+    );
+}

@@ -468,6 +468,43 @@ mod tests {
     }
 
     #[test]
+    fn codec_errors_in_a_result_entry_read_as_they_were_written() {
+        let errors = [
+            TaskError::Arguments {
+                error: dilly::Error::Malformed {
+                    what: "arguments".into(),
+                    detail: "x is not an email address".into(),
+                },
+            },
+            TaskError::Unserializable {
+                error: dilly::Error::Encode {
+                    what: "result".into(),
+                    detail: "zero is never sent".into(),
+                },
+            },
+        ];
+        let mut outcomes = Outcomes::new();
+        for (i, error) in errors.iter().enumerate() {
+            outcomes.push_err(i as u64, error.clone());
+        }
+        let bytes = ResultMsg::encode(1, 2, &outcomes).unwrap();
+        let msg = ResultMsg::decode(&bytes, Limits::DEFAULT).unwrap();
+        let texts: Vec<String> = msg
+            .outcomes
+            .iter()
+            .map(|(_, r)| r.map(|_| ()).unwrap_err().to_string())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "the task's arguments do not travel: malformed arguments: \
+                 x is not an email address",
+                "the task's result does not travel: cannot encode result: zero is never sent",
+            ]
+        );
+    }
+
+    #[test]
     fn an_entry_of_another_format_version_is_refused() {
         let items: Items = [&b"ab"[..]].into_iter().collect();
         let raw = dilly::to_bytes(&func()).unwrap();

@@ -60,3 +60,71 @@ fn every_case_travels_through_redis() {
     let done = serde_cases!(case, &pool);
     assert!(done.len() >= 45, "{} cases ran", done.len());
 }
+
+/// Refuses to be written when it holds zero.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+struct NonZero(u8);
+
+impl Serialize for NonZero {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 0 {
+            return Err(serde::ser::Error::custom("zero is never sent"));
+        }
+        s.serialize_u8(self.0)
+    }
+}
+
+/// How often `part` occurs in `text`.
+fn count(text: &str, part: &str) -> usize {
+    text.matches(part).count()
+}
+
+#[test]
+fn failures_through_redis_name_their_cause_once() {
+    let redis = Redis::start();
+    let _host = Host::start(&redis.url(), "serde-failures");
+    let pool = RedisPool::builder(redis.url())
+        .queue("serde-failures")
+        .build()
+        .unwrap();
+
+    // Arguments the host's worker refuses (the validation `try_from` does).
+    let check = closure!(|e: serde_cases::Email| e.0.len());
+    let err = pool
+        .map(&check, [serde_cases::Email("not-an-address".into())])
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not-an-address is not an email address"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&text, "the task's arguments do not travel"),
+        1,
+        "{text}"
+    );
+    assert_eq!(count(&text, "malformed arguments"), 1, "{text}");
+    assert!(!text.contains("transit"), "{text}");
+
+    // A result the host's worker cannot write.
+    let make = closure!(|n: u8| NonZero(n));
+    assert_eq!(pool.map(&make, [4u8]).unwrap(), [NonZero(4)]);
+    let err = pool.map(&make, [0u8]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("zero is never sent"), "{text}");
+    assert_eq!(
+        count(&text, "the task's result does not travel"),
+        1,
+        "{text}"
+    );
+    assert_eq!(count(&text, "encode"), 1, "{text}");
+    assert!(!text.contains("transit"), "{text}");
+
+    // Arguments this side cannot write.
+    let take = closure!(|n: NonZero| n.0);
+    let err = pool.map(&take, [NonZero(0)]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("zero is never sent"), "{text}");
+    assert_eq!(count(&text, "encode"), 1, "{text}");
+    assert!(!text.contains("transit"), "{text}");
+}

@@ -1,23 +1,32 @@
 //! dilly's writer of bincode 2's standard format (the layout is in `de.rs`).
 //!
 //! It writes the bytes bincode 2.0.1 writes with `config::standard()` (a property
-//! test below holds it to that), and it notices the two things a compact format
+//! test below holds it to that), and it notices the three things a compact format
 //! cannot carry, so the codec can send such a value self-described instead:
 //!
 //! * a struct field that the type's `Serialize` skipped (`skip_serializing_if`):
 //!   the reader would take the next field's bytes for it;
 //! * a sequence or map whose length is not known up front (`#[serde(flatten)]`,
-//!   `collect_seq` over a filter): the format writes the length first.
+//!   `collect_seq` over a filter): the format writes the length first;
+//! * a struct, tuple struct or variant written with another number of fields than
+//!   the type's `Deserialize` reads (`#[serde(skip_serializing)]`,
+//!   `skip_deserializing`), where the trace of the type (`StructFields`) says how
+//!   many it reads.
 
 use std::fmt;
 
 use serde::ser::{self, Serialize};
+
+use crate::shape::{StructFields, TypeShape};
 
 /// Why a value was not written compactly.
 #[derive(Debug)]
 pub(super) enum SerError {
     /// The value needs a self-describing encoding; the text says why.
     NeedsSelfDescribed(String),
+    /// The value needs a self-describing encoding because a struct in it is written
+    /// with another number of fields than its `Deserialize` reads.
+    FieldCount(String),
     /// The value's `Serialize` impl failed.
     Message(String),
 }
@@ -25,7 +34,7 @@ pub(super) enum SerError {
 impl fmt::Display for SerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SerError::NeedsSelfDescribed(why) => {
+            SerError::NeedsSelfDescribed(why) | SerError::FieldCount(why) => {
                 write!(f, "needs a self-describing encoding: {why}")
             }
             SerError::Message(message) => f.write_str(message),
@@ -47,11 +56,29 @@ type Result<T = (), E = SerError> = std::result::Result<T, E>;
 /// Appends bincode 2 standard-configuration bytes to a `Vec`.
 pub(super) struct Serializer<'a> {
     out: &'a mut Vec<u8>,
+    /// The trace of the type being written: how many fields the reader expects
+    /// per struct. A thin reference, so that the writer stays two words.
+    shape: Option<&'a TypeShape>,
 }
 
 impl<'a> Serializer<'a> {
-    pub(super) fn new(out: &'a mut Vec<u8>) -> Self {
-        Serializer { out }
+    pub(super) fn new(out: &'a mut Vec<u8>, shape: Option<&'a TypeShape>) -> Self {
+        Serializer { out, shape }
+    }
+
+    /// Fails when the struct, tuple struct or variant `name`/`variant` is written
+    /// with `len` fields where the type's `Deserialize` reads another number.
+    #[inline]
+    fn check_fields(&self, name: &'static str, variant: &'static str, len: usize) -> Result {
+        let Some(shape) = self.shape else {
+            return Ok(());
+        };
+        for f in shape.fields() {
+            if f.len != len && f.name == name && f.variant == variant {
+                return Err(field_count(f, len));
+            }
+        }
+        Ok(())
     }
 
     #[inline]
@@ -91,8 +118,26 @@ impl<'a> Serializer<'a> {
 
     #[inline]
     fn reborrow(&mut self) -> Serializer<'_> {
-        Serializer { out: self.out }
+        Serializer {
+            out: self.out,
+            shape: self.shape,
+        }
     }
+}
+
+#[cold]
+fn field_count(expected: &StructFields, len: usize) -> SerError {
+    let (name, variant) = (expected.name, expected.variant);
+    let what = if variant.is_empty() {
+        format!("`{name}`")
+    } else {
+        format!("`{name}::{variant}`")
+    };
+    SerError::FieldCount(format!(
+        "{what} writes {len} fields but its `Deserialize` reads {} \
+         (`#[serde(skip_serializing)]` or `skip_deserializing`)",
+        expected.len
+    ))
 }
 
 #[cold]
@@ -244,17 +289,19 @@ impl<'a> ser::Serializer for Serializer<'a> {
         Ok(self)
     }
     #[inline]
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self> {
+    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self> {
+        self.check_fields(name, "", len)?;
         Ok(self)
     }
     #[inline]
     fn serialize_tuple_variant(
         mut self,
-        _: &'static str,
+        name: &'static str,
         index: u32,
-        _: &'static str,
-        _: usize,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Self> {
+        self.check_fields(name, variant, len)?;
         self.varint(index.into());
         Ok(self)
     }
@@ -264,7 +311,8 @@ impl<'a> ser::Serializer for Serializer<'a> {
         Ok(self)
     }
     #[inline]
-    fn serialize_struct(self, name: &'static str, _: usize) -> Result<Struct<'a>> {
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Struct<'a>> {
+        self.check_fields(name, "", len)?;
         Ok(Struct { ser: self, name })
     }
     #[inline]
@@ -272,9 +320,10 @@ impl<'a> ser::Serializer for Serializer<'a> {
         mut self,
         name: &'static str,
         index: u32,
-        _: &'static str,
-        _: usize,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Struct<'a>> {
+        self.check_fields(name, variant, len)?;
         self.varint(index.into());
         Ok(Struct { ser: self, name })
     }
@@ -374,8 +423,12 @@ impl ser::SerializeStructVariant for Struct<'_> {
 
 /// Writes `value` after the end of `out`.
 #[inline]
-pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result {
-    value.serialize(Serializer::new(out))
+pub(super) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    shape: Option<&TypeShape>,
+) -> Result {
+    value.serialize(Serializer::new(out, shape))
 }
 
 #[cfg(test)]
@@ -387,7 +440,7 @@ mod tests {
 
     fn same_as_bincode<T: Serialize>(value: &T) {
         let mut ours = Vec::new();
-        super::encode_into(value, &mut ours).unwrap();
+        super::encode_into(value, &mut ours, None).unwrap();
         let theirs = bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap();
         assert_eq!(ours, theirs);
     }
@@ -448,7 +501,7 @@ mod tests {
             note: Option<String>,
         }
         let mut out = Vec::new();
-        let err = super::encode_into(&Row { id: 1, note: None }, &mut out).unwrap_err();
+        let err = super::encode_into(&Row { id: 1, note: None }, &mut out, None).unwrap_err();
         assert!(err.to_string().contains("`note` of `Row`"), "{err}");
         assert!(matches!(err, super::SerError::NeedsSelfDescribed(_)));
         out.clear();
@@ -458,6 +511,7 @@ mod tests {
                 note: Some("x".into()),
             },
             &mut out,
+            None,
         )
         .unwrap();
         assert_eq!(out, [1, 1, 1, b'x']);
@@ -468,10 +522,69 @@ mod tests {
                 s.collect_seq((0..3u8).filter(|n| n % 2 == 0))
             }
         }
-        let err = super::encode_into(&Unknown, &mut Vec::new()).unwrap_err();
+        let err = super::encode_into(&Unknown, &mut Vec::new(), None).unwrap_err();
         assert!(
             matches!(err, super::SerError::NeedsSelfDescribed(_)),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_struct_written_with_other_fields_than_read_is_refused() {
+        use crate::shape::{StructFields, TypeShape};
+
+        #[derive(Serialize)]
+        #[allow(dead_code)]
+        struct W {
+            a: u8,
+            #[serde(skip_serializing)]
+            b: Option<u8>,
+            c: u8,
+        }
+        #[derive(Serialize)]
+        enum E {
+            V {
+                a: u8,
+                #[serde(skip_serializing)]
+                b: u8,
+            },
+        }
+        let w = W {
+            a: 1,
+            b: None,
+            c: 2,
+        };
+        let reads =
+            |name, variant, len| TypeShape::with_fields(vec![StructFields { name, variant, len }]);
+        let err = super::encode_into(&w, &mut Vec::new(), Some(&reads("W", "", 3))).unwrap_err();
+        assert!(matches!(err, super::SerError::FieldCount(_)), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`W` writes 2 fields but its `Deserialize` reads 3"),
+            "{err}"
+        );
+        let err = super::encode_into(
+            &E::V { a: 1, b: 2 },
+            &mut Vec::new(),
+            Some(&reads("E", "V", 2)),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`E::V` writes 1 fields"), "{err}");
+        // Counts that agree, or belong to another struct, leave the bytes as they were.
+        let mut out = Vec::new();
+        super::encode_into(&w, &mut out, Some(&reads("W", "", 2))).unwrap();
+        assert_eq!(out, [1, 2]);
+        out.clear();
+        super::encode_into(&w, &mut out, Some(&reads("Other", "", 3))).unwrap();
+        assert_eq!(out, [1, 2]);
+    }
+
+    #[test]
+    fn the_writer_stays_two_words() {
+        // Passed by value at every step of a `Serialize`; two words go in registers.
+        assert_eq!(
+            std::mem::size_of::<super::Serializer<'_>>(),
+            2 * std::mem::size_of::<usize>()
         );
     }
 }

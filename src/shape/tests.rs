@@ -179,3 +179,55 @@ fn shapes_hash_all_three_parts() {
         "state struct Cfg { scale: u64, bias: u64 }; arguments (u64,); result u64"
     );
 }
+
+#[test]
+fn struct_fields_count_what_deserialize_reads() {
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        a: u8,
+        #[serde(skip_deserializing)]
+        b: u8,
+        inner: Vec<Inner>,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Inner {
+        Unit,
+        Named { x: u8, y: u8, z: u8 },
+    }
+    let shape = TypeShape::of::<Outer>();
+    let mut fields: Vec<_> = shape
+        .fields()
+        .iter()
+        .map(|f| (f.name, f.variant, f.len))
+        .collect();
+    fields.sort();
+    assert_eq!(fields, [("Inner", "Named", 3), ("Outer", "", 2)]);
+    assert!(!shape.needs_self_description());
+}
+
+#[test]
+fn a_type_written_with_fewer_fields_than_read_needs_self_description() {
+    use serde::Serialize;
+
+    #[derive(Serialize, Deserialize)]
+    enum Kinds {
+        Plain(u8),
+        Named {
+            a: u8,
+            #[serde(skip_serializing, default)]
+            b: u8,
+        },
+    }
+    let written =
+        |value: &Kinds, shape: &TypeShape| crate::codec::writes_fields_as_read(value, shape);
+    assert!(TypeShape::of_written::<Kinds>(written).needs_self_description());
+    #[derive(Serialize, Deserialize)]
+    struct Full {
+        a: u8,
+        kinds: Vec<(u8, String)>,
+    }
+    let all = |value: &Full, shape: &TypeShape| crate::codec::writes_fields_as_read(value, shape);
+    assert!(!TypeShape::of_written::<Full>(all).needs_self_description());
+}

@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 use serde::de::{self, DeserializeOwned};
 
 use self::deserializer::De;
+use super::StructFields;
 
 mod deserializer;
 
@@ -105,7 +106,10 @@ struct Tracer {
 
 type Result<T, E = TraceError> = std::result::Result<T, E>;
 
-pub(super) fn trace<T: DeserializeOwned>() -> Result<String, TraceError> {
+/// Traces `T`, keeping the value each successful pass made in `samples`.
+pub(super) fn trace<T: DeserializeOwned>(
+    mut samples: Option<&mut Vec<T>>,
+) -> Result<(String, Box<[StructFields]>), TraceError> {
     let mut tracer = Tracer::default();
     for _ in 0..MAX_PASSES {
         tracer.changed = false;
@@ -126,9 +130,16 @@ pub(super) fn trace<T: DeserializeOwned>() -> Result<String, TraceError> {
                 }
             }
         }
+        let outcome = outcome.map(|value| {
+            if let Some(samples) = samples.as_deref_mut() {
+                samples.push(value);
+            }
+        });
         match outcome {
-            Ok(_) if tracer.all_variants_seen() => return Ok(tracer.render(&root)),
-            Ok(_) | Err(TraceError::Retry) => {}
+            Ok(()) if tracer.all_variants_seen() => {
+                return Ok((tracer.render(&root), tracer.struct_fields()));
+            }
+            Ok(()) | Err(TraceError::Retry) => {}
             Err(TraceError::Recursive(_)) if tracer.changed => {}
             Err(err) => return Err(err),
         }
@@ -140,6 +151,42 @@ pub(super) fn trace<T: DeserializeOwned>() -> Result<String, TraceError> {
 }
 
 impl Tracer {
+    /// The field count of every struct, tuple struct, struct variant and tuple
+    /// variant seen.
+    fn struct_fields(&self) -> Box<[StructFields]> {
+        let mut out = Vec::new();
+        for c in &self.containers {
+            match &c.body {
+                Body::Struct(fields) => out.push(StructFields {
+                    name: c.name,
+                    variant: "",
+                    len: fields.len(),
+                }),
+                Body::Tuple(items) => out.push(StructFields {
+                    name: c.name,
+                    variant: "",
+                    len: items.len(),
+                }),
+                Body::Enum(variants) => {
+                    for v in variants {
+                        let len = match &v.shape {
+                            Some(Body::Struct(fields)) => fields.len(),
+                            Some(Body::Tuple(items)) => items.len(),
+                            _ => continue,
+                        };
+                        out.push(StructFields {
+                            name: c.name,
+                            variant: v.name,
+                            len,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.into()
+    }
+
     fn all_variants_seen(&self) -> bool {
         self.containers.iter().all(|c| match &c.body {
             Body::Enum(variants) => variants.iter().all(|v| v.shape.is_some()),

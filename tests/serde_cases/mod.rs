@@ -205,6 +205,68 @@ pub(crate) enum VariantSkip {
     },
 }
 
+/// A field never written (`skip_serializing`) but read back as `None`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WriteOnlyOption {
+    pub(crate) id: u64,
+    #[serde(skip_serializing)]
+    pub(crate) secret: Option<String>,
+    pub(crate) tail: String,
+}
+
+/// A field never written (`skip_serializing`) but read back as its default, last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WriteOnlyDefault {
+    pub(crate) name: String,
+    #[serde(skip_serializing, default)]
+    pub(crate) hits: u32,
+}
+
+/// `skip_serializing` on a struct variant's field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum WriteOnlyVariant {
+    Plain(u8),
+    Named {
+        a: u8,
+        #[serde(skip_serializing, default)]
+        cached: Vec<u64>,
+        z: i16,
+    },
+}
+
+/// A field written but never read (`skip_deserializing`, so `Deserialize` reads
+/// one field fewer than `Serialize` writes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ReadOnlyDefault {
+    pub(crate) a: u8,
+    #[serde(skip_deserializing)]
+    pub(crate) derived: u32,
+    pub(crate) b: String,
+}
+
+/// `skip_serializing` in a recursive type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Branches {
+    Leaf,
+    Fork {
+        kids: Vec<Branches>,
+        #[serde(skip_serializing, default)]
+        cache: Option<u64>,
+    },
+}
+
+/// `skip_serializing` in a tuple struct and a tuple variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WriteOnlyPair(
+    pub(crate) u8,
+    #[serde(skip_serializing, default)] pub(crate) Option<String>,
+);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum WriteOnlyTuple {
+    Pair(u8, #[serde(skip_serializing, default)] u32),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Generic<T> {
     pub(crate) items: Vec<T>,
@@ -262,6 +324,17 @@ macro_rules! serde_cases {
             $cb!($arg, "skip_serializing_if None, middle field", Middle, Middle { a: 1, b: None, c: "z".into() }),
             $cb!($arg, "skip_serializing_if on a variant field", VariantSkip, VariantSkip::V { a: 1, b: None }),
             $cb!($arg, "skip_serializing_if in a generic struct", Generic<u16>, Generic { items: vec![1, 2], first: None }),
+            $cb!($arg, "skip_serializing, Option in a middle field", WriteOnlyOption, WriteOnlyOption { id: 4, secret: None, tail: "t".into() }),
+            $cb!($arg, "skip_serializing + default, last field", WriteOnlyDefault, WriteOnlyDefault { name: "n".into(), hits: 0 }),
+            $cb!($arg, "skip_serializing in a Vec", Vec<WriteOnlyOption>, vec![WriteOnlyOption { id: 1, secret: None, tail: "a".into() }, WriteOnlyOption { id: 2, secret: None, tail: "b".into() }]),
+            $cb!($arg, "skip_serializing in an Option", Option<WriteOnlyOption>, Some(WriteOnlyOption { id: 1, secret: None, tail: "a".into() })),
+            $cb!($arg, "skip_serializing in a map value", BTreeMap<String, WriteOnlyDefault>, BTreeMap::from([("k".into(), WriteOnlyDefault { name: "n".into(), hits: 0 })])),
+            $cb!($arg, "skip_serializing in a recursive enum", Branches, Branches::Fork { kids: vec![Branches::Leaf, Branches::Fork { kids: vec![], cache: None }], cache: None }),
+            $cb!($arg, "skip_serializing in a struct variant", WriteOnlyVariant, WriteOnlyVariant::Named { a: 1, cached: Vec::new(), z: -2 }),
+            $cb!($arg, "skip_serializing in an enum, other variant", WriteOnlyVariant, WriteOnlyVariant::Plain(9)),
+            $cb!($arg, "skip_serializing in a tuple struct", WriteOnlyPair, WriteOnlyPair(3, None)),
+            $cb!($arg, "skip_serializing in a tuple variant", WriteOnlyTuple, WriteOnlyTuple::Pair(3, 0)),
+            $cb!($arg, "skip_deserializing + default, middle field", ReadOnlyDefault, ReadOnlyDefault { a: 1, derived: 0, b: "b".into() }),
             $cb!($arg, "skip + default", Skipped, Skipped { kept: 3, cache: Vec::new() }),
             $cb!($arg, "default + skip_serializing_if Vec::is_empty", Tags, Tags { name: "t".into(), tags: vec![] }),
             $cb!($arg, "default + skip_serializing_if, present", Tags, Tags { name: "t".into(), tags: vec!["a".into()] }),

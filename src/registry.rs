@@ -3,10 +3,10 @@
 //! or by `inventory` with the `inventory` feature) and indexed by [`SymbolId`] on first
 //! use.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::panic::Location;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
 pub use crate::entry::{Entry, Kind};
 use crate::error::{Error, Result};
@@ -183,9 +183,30 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
     build_index(all.into_iter().zip(names))
 });
 
-/// Leaks a resolved name (once per registered entry) and hashes it.
+/// Every resolved name made at run time. Entries are statics that hand out
+/// `&'static str`, so a resolved name lives as long as the process: each distinct
+/// one is allocated once and kept here, where it stays reachable, and resolving
+/// again (each test builds registries of its own) reuses it.
+static RESOLVED_NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+
+/// `fixed`, or the resolved name `base` made `'static`, with its ID.
 fn named(base: Option<String>, fixed: &'static str) -> (&'static str, SymbolId) {
-    let name: &'static str = base.map_or(fixed, |name| name.leak());
+    let name = match base {
+        None => fixed,
+        Some(base) => {
+            let mut names = RESOLVED_NAMES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match names.get(base.as_str()) {
+                Some(&kept) => kept,
+                None => {
+                    let kept: &'static str = base.leak();
+                    names.insert(kept);
+                    kept
+                }
+            }
+        }
+    };
     (name, SymbolId::of(name))
 }
 
